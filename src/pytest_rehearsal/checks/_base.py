@@ -1,0 +1,221 @@
+"""What a built-in check is: a plan of HTTP requests plus a pure judgement of the replies.
+
+A check never does I/O itself. Its :meth:`Check.run` is a generator that *yields* batches of
+:class:`Probe` objects and is *sent* the matching :class:`Reply` objects; when it has seen
+enough it *returns* a :class:`Verdict`. The executor drives all checks side by side, so a full
+rehearsal costs about as many round trips as its longest chain of dependent requests.
+
+    def run(self, seen):
+        (reply,) = yield [Probe("GET", "/health")]
+        if reply.status != 200:
+            return fail(reply, expected="status 200")
+        return Verdict.ok()
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+from abc import ABC, abstractmethod
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Meta
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "Check",
+    "CheckRun",
+    "Probe",
+    "Reply",
+    "ReplyLog",
+    "Upload",
+    "Verdict",
+    "describe_retry",
+    "excerpt",
+    "fail",
+]
+
+# RFC 9110 section 9.2.2: repeating these has the same effect as sending them once.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+DEFAULT_READ_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A generated multipart file body of exactly *size* bytes, streamed, never held in memory."""
+
+    field: str
+    size: int
+    filename: str = "rehearsal.bin"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One HTTP request a check wants sent to staging.
+
+    ``path`` is relative to the staging URL and may carry a query string. ``credentials`` is
+    ``"default"`` (the configured ``auth``), ``None`` (anonymous) or the name of a role from
+    ``checks.permissions.roles``.
+    """
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...] = ()
+    json: Any = None
+    content: bytes | None = None
+    upload: Upload | None = None
+    credentials: str | None = "default"
+    idempotent: bool | None = None  # None: decided by the method (RFC 9110)
+    read_limit: int = DEFAULT_READ_LIMIT
+
+    @property
+    def is_idempotent(self) -> bool:
+        """Whether sending this request twice has the same effect as once."""
+        if self.idempotent is not None:
+            return self.idempotent
+        return self.method.upper() in IDEMPOTENT_METHODS
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What came back for a :class:`Probe`: a response, or a transport error (``status`` None)."""
+
+    probe: Probe
+    url: str
+    status: int | None
+    reason: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    truncated: bool = False
+    elapsed: float = 0.0
+    attempts: int = 1
+    error: str | None = None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header *name* (case-insensitive), or None."""
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+    def header_values(self, name: str) -> list[str]:
+        """Every value of header *name*, in order (``Set-Cookie`` comes several times)."""
+        lowered = name.lower()
+        return [value for key, value in self.headers if key.lower() == lowered]
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON; raises :class:`ValueError` when it is not JSON."""
+        return jsonlib.loads(self.body)
+
+    def describe(self, limit: int = 200) -> str:
+        """One line for failure messages: status and reason, or the transport error, and body."""
+        if self.status is None:
+            return f"no response ({self.error})"
+        head = f"{self.status} {self.reason}".strip()
+        body = excerpt(self.body, limit)
+        return f"{head} · {body}" if body else f"{head} · empty body"
+
+
+class ReplyLog:
+    """Every reply this process has received so far, in order (read by checks that scan them)."""
+
+    def __init__(self) -> None:
+        self._replies: list[Reply] = []
+
+    def add(self, reply: Reply) -> None:
+        self._replies.append(reply)
+
+    def __iter__(self) -> Any:
+        return iter(list(self._replies))
+
+    def __len__(self) -> int:
+        return len(self._replies)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The judgement of one check. ``message`` explains a failure (or notes a pass)."""
+
+    passed: bool
+    message: str = ""
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def ok(cls, message: str = "") -> Verdict:
+        return cls(True, message)
+
+
+CheckRun = Generator[Sequence[Probe], Sequence[Reply], Verdict]
+
+
+class Check(ABC):
+    """A built-in check; one pytest item (``rehearsal::<name>[<param>]``) per instance."""
+
+    #: Checks with ``runs_last`` start only after every other check has finished, so that
+    #: they can read every reply in the :class:`ReplyLog` (the body scan of ``secrets``).
+    runs_last: bool = False
+
+    def __init__(self, name: str, param: str | None, meta: Meta) -> None:
+        self.name = name
+        self.param = param
+        self.meta = meta
+
+    @property
+    def id(self) -> str:
+        """The item name: ``health``, ``headers[/]``, ``secrets[/.env]``."""
+        return self.name if self.param is None else f"{self.name}[{self.param}]"
+
+    @property
+    def expected(self) -> str:
+        """The expected result in words: the configured ``expect``, or the generated one."""
+        return self.meta.expect or self.describe_expectation()
+
+    @abstractmethod
+    def describe_expectation(self) -> str:
+        """The expected result in words, generated from the configuration."""
+
+    @abstractmethod
+    def run(self, seen: ReplyLog) -> CheckRun:
+        """Yield batches of probes, receive their replies, return the verdict."""
+
+
+def excerpt(body: bytes | str, limit: int = 200) -> str:
+    """A short single-line excerpt of a body for messages."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_retry(probe: Probe) -> str:
+    """Whether repeating *probe* is safe, in words a release owner can act on."""
+    method = probe.method.upper()
+    if method in {"GET", "HEAD", "OPTIONS"}:
+        return f"safe: {method} does not change staging"
+    if probe.is_idempotent:
+        return f"safe: this {method} is idempotent, repeating it has the effect of sending it once"
+    return f"not safe: repeating this {method} may change staging again (it is not idempotent)"
+
+
+def fail(reply: Reply | Probe, expected: str, got: str | None = None, url: str = "") -> Verdict:
+    """A failed verdict whose message says what was requested, expected, got, and retry safety.
+
+    Pass a :class:`Reply` (its URL and description are used) or, when no request went out, the
+    :class:`Probe` and an explicit *got*.
+    """
+    probe = reply.probe if isinstance(reply, Reply) else reply
+    target = reply.url if isinstance(reply, Reply) else (url or probe.path)
+    if got is None:
+        got = reply.describe() if isinstance(reply, Reply) else "nothing"
+    message = (
+        f"{probe.method.upper()} {target}\n"
+        f"  expected: {expected}\n"
+        f"  got:      {got}\n"
+        f"  retry:    {describe_retry(probe)}"
+    )
+    return Verdict(False, message)

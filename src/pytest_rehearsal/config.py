@@ -1,0 +1,222 @@
+"""The rehearsal configuration: the typed, frozen schema of ``rehearsal.yaml``.
+
+Every value here is already validated and converted (durations in seconds, sizes in bytes,
+commands as argv tuples). The YAML loader that builds these objects lives in
+:mod:`pytest_rehearsal.config_loader`; nothing in this module imports yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_SECRET_PATHS",
+    "AuthConfig",
+    "ChecksConfig",
+    "ConfigError",
+    "Defaults",
+    "HeadersCheckConfig",
+    "HealthCheckConfig",
+    "InputEntry",
+    "Meta",
+    "PermissionsCheckConfig",
+    "RehearsalConfig",
+    "RetrySafeEntry",
+    "RoleConfig",
+    "RollbackConfig",
+    "SecretsCheckConfig",
+    "UploadsCheckConfig",
+    "VerifyConfig",
+]
+
+
+class ConfigError(Exception):
+    """A usage error in the configuration: the message names file, line, key and value."""
+
+
+@dataclass(frozen=True)
+class Meta:
+    """Owner, expected result and rollback note of a check: they reach every report."""
+
+    owner: str | None = None
+    expect: str | None = None
+    rollback_note: str | None = None
+
+    def merged_over(self, defaults: Meta) -> Meta:
+        """This entry's metadata, with blanks filled from *defaults*."""
+        return Meta(
+            owner=self.owner if self.owner is not None else defaults.owner,
+            expect=self.expect if self.expect is not None else defaults.expect,
+            rollback_note=(
+                self.rollback_note if self.rollback_note is not None else defaults.rollback_note
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Credentials header built from an environment variable; the value is never stored here."""
+
+    header: str = "Authorization"
+    scheme: str | None = "Bearer"
+    token_env: str | None = None
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """``defaults:``: applied to every check that does not say otherwise."""
+
+    owner: str | None = None
+    rollback_note: str | None = None
+    timeout: float | None = None  # seconds; None: the --staging-timeout value
+    retries: int = 2
+
+
+@dataclass(frozen=True)
+class HealthCheckConfig:
+    path: str = "/health"
+    expect_status: int = 200
+    expect_json: Mapping[str, Any] | None = None
+    max_latency: float | None = None  # seconds
+    meta: Meta = field(default_factory=Meta)
+
+
+@dataclass(frozen=True)
+class HeadersCheckConfig:
+    paths: tuple[str, ...] = ("/",)
+    # Header names (or "Name: value" requirements) added to / removed from the default policy.
+    require: tuple[str, ...] = ()
+    forbid: tuple[str, ...] = ()
+    # "auto" decides per response (JSON bodies get the API profile), or force "html" / "api".
+    profile: str = "auto"
+    meta: Meta = field(default_factory=Meta)
+
+
+DEFAULT_SECRET_PATHS: tuple[str, ...] = (
+    "/.git/config",
+    "/.git/HEAD",
+    "/.env",
+    "/.env.local",
+    "/.env.production",
+    "/.env.backup",
+    "/api/.env",
+    "/.svn/entries",
+    "/.hg/requires",
+    "/.DS_Store",
+    "/backup.zip",
+    "/backup.tar.gz",
+    "/backup.sql",
+    "/dump.sql",
+    "/database.sql",
+    "/docker-compose.yml",
+    "/.npmrc",
+    "/.aws/credentials",
+    "/actuator/env",
+    "/actuator/heapdump",
+    "/env",
+    "/phpinfo.php",
+    "/info.php",
+)
+
+
+@dataclass(frozen=True)
+class SecretsCheckConfig:
+    paths: tuple[str, ...] = DEFAULT_SECRET_PATHS
+    scan_bodies: bool = True  # scan every response the rehearsal reads for leaked secrets
+    meta: Meta = field(default_factory=Meta)
+
+
+@dataclass(frozen=True)
+class RoleConfig:
+    token_env: str
+    denied: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PermissionsCheckConfig:
+    protected: tuple[str, ...] = ()
+    roles: Mapping[str, RoleConfig] = field(default_factory=dict)
+    meta: Meta = field(default_factory=Meta)
+
+
+@dataclass(frozen=True)
+class UploadsCheckConfig:
+    path: str
+    max_bytes: int
+    field: str = "file"
+    method: str = "POST"
+    meta: Meta = field(default_factory=Meta)
+
+
+@dataclass(frozen=True)
+class RetrySafeEntry:
+    method: str
+    path: str
+    json: Any = None
+    idempotency_header: str = "Idempotency-Key"
+    # Statuses that count as refusing a different payload under a reused key (IETF draft: 422).
+    conflict_status: tuple[int, ...] = (409, 422)
+    # JSON fields whose values may differ between the original response and its replay.
+    ignore_fields: tuple[str, ...] = ()
+    meta: Meta = field(default_factory=Meta)
+
+
+@dataclass(frozen=True)
+class InputEntry:
+    method: str
+    path: str
+    json: Any = None
+    expect_status: int = 422
+    mentions: tuple[str, ...] = ()
+    meta: Meta = field(default_factory=Meta)
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    """The checklist. ``None`` means the check is switched off (or, for the opt-in ones, absent)."""
+
+    health: HealthCheckConfig | None = field(default_factory=HealthCheckConfig)
+    headers: HeadersCheckConfig | None = field(default_factory=HeadersCheckConfig)
+    secrets: SecretsCheckConfig | None = field(default_factory=SecretsCheckConfig)
+    permissions: PermissionsCheckConfig | None = None
+    uploads: UploadsCheckConfig | None = None
+    retry_safe: tuple[RetrySafeEntry, ...] = ()
+    inputs: tuple[InputEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    path: str = "/health"
+    expect_status: int = 200
+    expect_json: Mapping[str, Any] | None = None
+    within: float = 60.0  # seconds
+
+
+@dataclass(frozen=True)
+class RollbackConfig:
+    command: tuple[str, ...] | None = None
+    cwd: Path | None = None  # absolute once loaded: relative paths are resolved against the file
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 120.0  # seconds
+    verify: VerifyConfig | None = None
+    restore: tuple[str, ...] | None = None
+    owner: str | None = None
+    expect: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class RehearsalConfig:
+    """The whole configuration file; ``RehearsalConfig()`` is what no file at all means."""
+
+    path: Path | None = None
+    staging_url: str | None = None
+    production: tuple[str, ...] = ()
+    auth: AuthConfig | None = None
+    ca_bundle: Path | None = None
+    defaults: Defaults = field(default_factory=Defaults)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
+    rollback: RollbackConfig = field(default_factory=RollbackConfig)

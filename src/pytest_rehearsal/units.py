@@ -1,0 +1,78 @@
+"""Durations and sizes as users write them: ``250ms``, ``30s``, ``2m``, ``10MiB``, ``1MB``.
+
+Pure functions; they raise :class:`ValueError` with a message that says what was expected,
+and callers add *where* the value came from (an option, a file and line).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+DURATION_EXPECTED = "a duration such as 250ms, 30s, 2m or a number of seconds"
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_SIZE_FACTORS = {
+    None: 1,
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+}
+SIZE_EXPECTED = "a size such as 512KiB, 10MiB, 1MB or a number of bytes"
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Return *value* in seconds; a bare number means seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
+        seconds = float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
+    return seconds
+
+
+def parse_size(value: str | int) -> int:
+    """Return *value* in bytes; a bare integer means bytes."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError(f"expected {SIZE_EXPECTED}, got {value!r}")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(value)
+        if match is None:
+            raise ValueError(f"expected {SIZE_EXPECTED}, got {value!r}")
+        size = int(float(match.group(1)) * _SIZE_FACTORS[match.group(2)])
+    if size < 0:
+        raise ValueError(f"expected {SIZE_EXPECTED}, got {value!r}")
+    return size
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds the way users write them (``250ms``, ``30s``, ``2m``)."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120 or seconds % 60:
+        return f"{seconds:g}s"
+    return f"{seconds / 60:g}m"
+
+
+def format_size(size: int) -> str:
+    """Render bytes with the largest binary unit that divides them evenly."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size}B"
