@@ -146,9 +146,10 @@ class PermissionsCheckConfig:
 class UploadsCheckConfig:
     path: str
     max_bytes: int
+    # Declared before `field`, whose name shadows dataclasses.field inside this class body.
+    meta: Meta = field(default_factory=Meta)
     field: str = "file"
     method: str = "POST"
-    meta: Meta = field(default_factory=Meta)
 
 
 @dataclass(frozen=True)

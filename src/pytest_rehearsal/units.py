@@ -47,7 +47,7 @@ def parse_duration(value: str | int | float) -> float:
 
 def parse_size(value: str | int) -> int:
     """Return *value* in bytes; a bare integer means bytes."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ValueError(f"expected {SIZE_EXPECTED}, got {value!r}")
     if isinstance(value, int):
         size = value

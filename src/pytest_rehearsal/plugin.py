@@ -1,0 +1,206 @@
+"""pytest glue: options, marker, fixtures and activation. Kept thin and cheap to import.
+
+pytest imports this module on every run of every project that installs the plugin, so it
+imports only the standard library and pytest. The engine (:mod:`pytest_rehearsal.session`,
+which brings httpx, yaml and tenacity) is imported only when a staging URL is given.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .config import RehearsalConfig
+    from .session import RehearsalSession
+
+DORMANT_REASON = "no staging URL (pass --staging-url)"
+MARKER_KWARGS = frozenset({"owner", "expect", "rollback_note"})
+#: Where the active rehearsal's engine lives; absent while the plugin is dormant.
+ENGINE_KEY = pytest.StashKey["RehearsalSession"]()
+MARKER_HELP = (
+    "rehearsal(owner=None, expect=None, rollback_note=None): the test is part of the staging "
+    "rehearsal; its owner, expected result and rollback note reach every report"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rehearsal", "staging rehearsal (pytest-rehearsal)")
+    group.addoption(
+        "--staging-url",
+        dest="staging_url",
+        metavar="URL",
+        help="Staging URL to rehearse the release against; the plugin is dormant without one "
+        "(also env STAGING_URL, or staging_url: in the config file)",
+    )
+    group.addoption(
+        "--rehearsal-config",
+        dest="rehearsal_config",
+        metavar="PATH",
+        help="Rehearsal config file (default: rehearsal.yaml in the rootdir, if it exists)",
+    )
+    group.addoption(
+        "--rollback-command",
+        dest="rollback_command",
+        metavar="CMD",
+        help="Rollback command to rehearse, overriding rollback.command (split like a shell, "
+        "never run by one)",
+    )
+    group.addoption(
+        "--no-rollback",
+        dest="no_rollback",
+        action="store_true",
+        default=False,
+        help="Run the checklist only; the verdict is then at best 'incomplete'",
+    )
+    group.addoption(
+        "--staging-wait",
+        dest="staging_wait",
+        metavar="DURATION",
+        help="Before any check, poll the health check until it passes or DURATION runs out "
+        "(default: 0, no waiting)",
+    )
+    group.addoption(
+        "--staging-timeout",
+        dest="staging_timeout",
+        metavar="DURATION",
+        help="Timeout of each request to staging (default: 10s)",
+    )
+    group.addoption(
+        "--staging-ca-bundle",
+        dest="staging_ca_bundle",
+        metavar="PATH",
+        help="PEM file of the CA that signed staging's certificate (verification stays on)",
+    )
+    group.addoption(
+        "--rehearsal-report",
+        dest="rehearsal_report",
+        metavar="PATH",
+        help="Write the JSON report (schema pytest-rehearsal/report@1) to PATH, atomically",
+    )
+    group.addoption(
+        "--rehearsal-summary",
+        dest="rehearsal_summary",
+        metavar="PATH",
+        help="Write a Markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY when set)",
+    )
+    parser.addini(
+        "rehearsal_config",
+        help="Rehearsal config file, relative to the rootdir (default: rehearsal.yaml)",
+        default=None,
+    )
+
+
+@pytest.hookimpl
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    engine = _start_engine(config)
+    if engine is not None:
+        config.stash[ENGINE_KEY] = engine
+        config.pluginmanager.register(engine, "rehearsal-session")
+
+
+def _start_engine(config: pytest.Config) -> RehearsalSession | None:
+    from .settings import Options, resolve
+
+    option = config.option
+    options = Options(
+        staging_url=option.staging_url,
+        config_path=option.rehearsal_config,
+        config_ini=config.getini("rehearsal_config"),
+        rollback_command=option.rollback_command,
+        no_rollback=option.no_rollback,
+        staging_wait=option.staging_wait,
+        staging_timeout=option.staging_timeout,
+        report_path=option.rehearsal_report,
+        summary_path=option.rehearsal_summary,
+        ca_bundle=option.staging_ca_bundle,
+    )
+    from .config import ConfigError
+
+    try:
+        settings = resolve(options, os.environ, config.rootpath, config.invocation_params.dir)
+        if settings is None:
+            return None
+        # The engine (httpx, yaml, tenacity) is imported only for an active rehearsal.
+        from .client import Credentials
+        from .session import RehearsalSession
+
+        credentials = Credentials.from_config(settings.config, os.environ)
+    except (ConfigError, LookupError) as exc:
+        raise pytest.UsageError(str(exc).strip("'\"")) from None
+    return RehearsalSession(config, settings, credentials)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    engine = _engine(config)
+    if engine is not None:
+        engine.close()
+        config.pluginmanager.unregister(engine)
+        del config.stash[ENGINE_KEY]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    engine = _engine(config)
+    return engine.header_line() if engine is not None else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    dormant = _engine(config) is None
+    # A skip marker (rather than pytest.skip in a hook) reports each test at its own location.
+    skip = pytest.mark.skip(reason=DORMANT_REASON)
+    for item in items:
+        marker = item.get_closest_marker("rehearsal")
+        if marker is None:
+            continue
+        unknown = set(marker.kwargs) - MARKER_KWARGS
+        if marker.args or unknown:
+            given = ", ".join([*map(repr, marker.args), *sorted(unknown)])
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.rehearsal takes only owner=, expect= and "
+                f"rollback_note=; got {given}"
+            )
+        if dormant:
+            item.add_marker(skip)
+
+
+def _engine(config: pytest.Config) -> RehearsalSession | None:
+    return config.stash.get(ENGINE_KEY, None)
+
+
+def _require_engine(request: pytest.FixtureRequest) -> RehearsalSession:
+    engine = _engine(request.config)
+    if engine is None:
+        pytest.skip(DORMANT_REASON)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def staging_url(request: pytest.FixtureRequest) -> str:
+    """The staging URL under rehearsal (skips the test when no rehearsal is active)."""
+    return _require_engine(request).settings.staging_url
+
+
+@pytest.fixture(scope="session")
+def staging(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """An ``httpx.Client`` on the staging URL: auth from the environment, the rehearsal's
+    timeouts, and retries of idempotent requests on transient failures."""
+    with _require_engine(request).staging_client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def rehearsal_config(request: pytest.FixtureRequest) -> RehearsalConfig:
+    """The parsed rehearsal configuration (``rehearsal.yaml``)."""
+    return _require_engine(request).settings.config

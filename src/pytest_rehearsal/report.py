@@ -1,0 +1,203 @@
+"""The rehearsal's outcome: verdict, JSON report, Markdown summary and terminal rows.
+
+Pure logic over plain records; the plugin collects the records from pytest's reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SCHEMA",
+    "CheckRecord",
+    "RehearsalReport",
+    "RollbackRecord",
+    "decide_verdict",
+    "render_markdown",
+    "write_atomically",
+]
+
+SCHEMA = "pytest-rehearsal/report@1"
+FAILING = frozenset({"failed", "error"})
+VERDICT_MARKS = {"ready": "✅", "blocked": "❌", "incomplete": "⚠️"}
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One check (built-in or user-written) as it ended."""
+
+    id: str
+    name: str
+    outcome: str  # passed | failed | error | skipped
+    owner: str | None = None
+    expect: str | None = None
+    rollback_note: str | None = None
+    message: str = ""
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RollbackRecord:
+    """The rollback rehearsal as it ended."""
+
+    outcome: str  # passed | failed | skipped
+    command: list[str] = field(default_factory=list)
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    message: str = ""
+    output_tail: str = ""
+    owner: str | None = None
+    note: str | None = None
+    expect: str | None = None
+    phase: str = ""
+
+
+def decide_verdict(
+    checks: Sequence[CheckRecord], rollback: RollbackRecord, *, interrupted: bool
+) -> str:
+    """``blocked`` if anything failed or the run was cut short; ``incomplete`` without rollback."""
+    if interrupted or rollback.outcome == "failed" or any(c.outcome in FAILING for c in checks):
+        return "blocked"
+    if rollback.outcome != "passed":
+        return "incomplete"
+    return "ready"
+
+
+@dataclass(frozen=True)
+class RehearsalReport:
+    """The whole outcome; :meth:`to_json` is the ``--rehearsal-report`` document."""
+
+    staging_url: str
+    started_at: str
+    duration_s: float
+    checks: Sequence[CheckRecord]
+    rollback: RollbackRecord
+    interrupted: bool = False
+    config_path: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        return decide_verdict(self.checks, self.rollback, interrupted=self.interrupted)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "staging_url": self.staging_url,
+            "started_at": self.started_at,
+            "duration_s": round(self.duration_s, 3),
+            "verdict": self.verdict,
+            "interrupted": self.interrupted,
+            "config": self.config_path,
+            "checks": [_rounded(asdict(check)) for check in self.checks],
+            "rollback": _rounded(asdict(self.rollback)),
+        }
+
+    def verdict_line(self) -> str:
+        """One sentence for the terminal and the summary heading."""
+        failed = [c for c in self.checks if c.outcome in FAILING]
+        passed = sum(c.outcome == "passed" for c in self.checks)
+        parts = [f"{passed} of {len(self.checks)} checks passed"]
+        if failed:
+            parts.append(f"{len(failed)} failed")
+        rollback = self.rollback
+        if rollback.outcome == "skipped":
+            parts.append(f"rollback not rehearsed ({rollback.message})")
+        else:
+            parts.append(f"rollback {rollback.outcome}")
+        if self.interrupted:
+            parts.append("the run was interrupted")
+        return f"verdict: {self.verdict} — " + ", ".join(parts)
+
+
+def _rounded(record: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(record.get("duration_s"), float):
+        record["duration_s"] = round(record["duration_s"], 3)
+    return record
+
+
+def _cell(text: str | None) -> str:
+    if not text:
+        return ""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def render_markdown(report: RehearsalReport) -> str:
+    """The Markdown summary (also appended to ``$GITHUB_STEP_SUMMARY``)."""
+    mark = VERDICT_MARKS[report.verdict]
+    lines = [
+        f"## {mark} Staging rehearsal: {report.verdict}",
+        "",
+        f"Staging `{report.staging_url}` · started {report.started_at} · {report.duration_s:.1f} s",
+        "",
+        report.verdict_line(),
+        "",
+        "| Check | Outcome | Owner | Expected | Rollback note |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{c.id}` | {c.outcome} | {_cell(c.owner)} | {_cell(c.expect)} | "
+        f"{_cell(c.rollback_note)} |"
+        for c in report.checks
+    ]
+    rb = report.rollback
+    command = " ".join(rb.command) or "(none)"
+    lines += [
+        "",
+        "### Rollback",
+        "",
+        f"- command: `{command}`",
+        f"- outcome: **{rb.outcome}**"
+        + (f" (exit {rb.exit_code})" if rb.exit_code is not None else "")
+        + f" in {rb.duration_s:.1f} s",
+    ]
+    if rb.owner:
+        lines.append(f"- owner: {rb.owner}")
+    if rb.note:
+        lines.append(f"- note: {_cell(rb.note)}")
+    if rb.message:
+        lines += ["", "```text", rb.message.rstrip(), "```"]
+    failures = [c for c in report.checks if c.outcome in FAILING]
+    if failures:
+        lines += ["", "### Failures", ""]
+        for check in failures:
+            lines += [
+                f"<details><summary><code>{check.id}</code> ({check.owner or 'no owner'})"
+                "</summary>",
+                "",
+                "```text",
+                check.message.rstrip(),
+                "```",
+                "</details>",
+                "",
+            ]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write *text* to a temporary file beside *path*, then rename it over *path*.
+
+    A run killed half-way leaves either the old file or none: never a truncated report
+    that a CI gate could read as valid.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def report_json_text(report: RehearsalReport, redact: Callable[[str], str]) -> str:
+    """The JSON report as text, with every known secret masked."""
+    return redact(json.dumps(report.to_json(), indent=2, ensure_ascii=False)) + "\n"

@@ -1,0 +1,534 @@
+"""The engine of an active rehearsal: one plugin object per pytest process.
+
+Registered by :mod:`pytest_rehearsal.plugin` only when a staging URL is given. On every
+process it adds the built-in check items, runs them and masks secrets in reports; on the
+controller (a plain run, or the xdist process that starts the workers) it also waits for
+staging, rehearses the rollback exactly once after every check, and writes the reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Generator
+from datetime import datetime, timezone
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from .checks import build_checks
+from .checks._base import Check, Probe, ReplyLog
+from .checks.health import judge_answer
+from .client import (
+    Credentials,
+    ProbeSender,
+    StagingClient,
+    make_probe_client,
+    make_ssl_context,
+    make_staging_client,
+    redactor_for,
+)
+from .executor import CheckOutcome, execute
+from .plugin import ENGINE_KEY
+from .redact import Redactor, mask_url
+from .report import (
+    CheckRecord,
+    RehearsalReport,
+    RollbackRecord,
+    render_markdown,
+    report_json_text,
+    write_atomically,
+)
+from .rollback import RollbackOutcome, preflight, rehearse_rollback
+from .settings import Settings
+from .units import format_duration
+
+__all__ = ["ROLLBACK_NODEID", "RehearsalItem", "RehearsalSession"]
+
+ROLLBACK_NODEID = "rehearsal::rollback"
+PROPERTY_PREFIX = "rehearsal_"
+MESSAGE_LIMIT = 4000
+# When phases disagree, the worst one names the check's outcome.
+_RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+
+
+class RehearsalCollector(pytest.Collector):
+    """The ``rehearsal`` node under the session; its children are the built-in checks."""
+
+    def __init__(self, *, checks: list[Check], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.checks = checks
+
+    def collect(self) -> list[pytest.Item]:
+        return [RehearsalItem.from_parent(self, name=c.id, check=c) for c in self.checks]
+
+
+class RehearsalItem(pytest.Item):
+    """One built-in check as a test item: ``rehearsal::<check id>``."""
+
+    def __init__(self, *, check: Check, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.add_marker("rehearsal")
+        self.user_properties.extend(
+            _metadata_properties(
+                check.name, check.meta.owner, check.expected, check.meta.rollback_note
+            )
+        )
+
+    def runtest(self) -> None:
+        engine: RehearsalSession = self.config.stash[ENGINE_KEY]
+        outcome = engine.outcome_for(self)
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.verdict is not None
+        if not outcome.verdict.passed:
+            pytest.fail(engine.redact(outcome.verdict.message), pytrace=False)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"rehearsal::{self.name}"
+
+
+def _metadata_properties(
+    name: str, owner: str | None, expect: str | None, note: str | None
+) -> list[tuple[str, object]]:
+    values = {"check": name, "owner": owner, "expect": expect, "rollback_note": note}
+    return [(PROPERTY_PREFIX + key, value) for key, value in values.items() if value is not None]
+
+
+class RehearsalSession:
+    """Per-process rehearsal state and the hook implementations that act on it."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, credentials: Credentials) -> None:
+        self.config = config
+        self.settings = settings
+        self.credentials = credentials
+        self.redact = redactor_for(credentials)
+        self.is_controller = not hasattr(config, "workerinput")
+        self.checks = build_checks(settings.config)
+        self.log = ReplyLog()
+        self._outcomes: dict[str, CheckOutcome] = {}
+        self._sender: ProbeSender | None = None
+        self._ssl_context = make_ssl_context(settings.staging_url, settings.ca_bundle)
+        self.preflight_problem = self._preflight() if self.is_controller else None
+        self.started_at = datetime.now(timezone.utc)
+        self._started = time.monotonic()
+        self.records: dict[str, CheckRecord] = {}
+        self.rollback_outcome: RollbackOutcome | None = None
+        self.interrupted = False
+        self.report: RehearsalReport | None = None
+        self._previous_sigterm: Any = None
+        # httpx logs every request URL at INFO; keep it out of captured logs and reports.
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    # -- the staging connection ---------------------------------------------------------
+
+    @property
+    def sender(self) -> ProbeSender:
+        if self._sender is None:
+            client = make_probe_client(
+                self.settings.staging_url, self.settings.staging_timeout, self._ssl_context
+            )
+            self._sender = ProbeSender(
+                client,
+                self.credentials,
+                timeout=self.settings.staging_timeout,
+                retries=self.settings.retries,
+                log=self.log,
+                ssl_context=self._ssl_context,
+            )
+        return self._sender
+
+    def staging_client(self) -> StagingClient:
+        """A new client for the ``staging`` fixture (the fixture closes it)."""
+        return make_staging_client(
+            self.settings.staging_url,
+            self.credentials,
+            timeout=self.settings.staging_timeout,
+            retries=self.settings.retries,
+            ssl_context=self._ssl_context,
+        )
+
+    def close(self) -> None:
+        if self._sender is not None:
+            self._sender.client.close()
+            self._sender = None
+
+    # -- collection and running -----------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        # tryfirst: the built-in items exist before -k / -m deselect anything.
+        collector = RehearsalCollector.from_parent(session, name="rehearsal", checks=self.checks)
+        items[:0] = collector.collect()
+        for item in items:
+            marker = item.get_closest_marker("rehearsal")
+            if marker is None or isinstance(item, RehearsalItem):
+                continue
+            kwargs = marker.kwargs
+            expect = kwargs.get("expect") or _first_doc_line(item) or f"{item.name} passes"
+            item.user_properties.extend(
+                _metadata_properties(
+                    "user", kwargs.get("owner"), expect, kwargs.get("rollback_note")
+                )
+            )
+
+    def outcome_for(self, item: RehearsalItem) -> CheckOutcome:
+        """The outcome of *item*'s check, running it (and its siblings) on first demand."""
+        if item.check.id not in self._outcomes:
+            if self.is_controller:
+                # One concurrent batch for every selected built-in check of this run.
+                batch = [
+                    i.check
+                    for i in item.session.items
+                    if isinstance(i, RehearsalItem) and i.check.id not in self._outcomes
+                ]
+            else:
+                # An xdist worker does not know which items it will be sent next.
+                batch = [item.check]
+            self._outcomes.update(execute(batch, self.sender.send, self.log))
+        return self._outcomes[item.check.id]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        _redact_report(report, self.redact)
+        return report
+
+    # -- the controller: wait, rollback, records, reports ---------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.is_controller and _in_main_thread():
+            # A cancelled CI job sends SIGTERM: treat it like Ctrl-C so the run ends cleanly.
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        if not self.is_controller or session.config.option.collectonly:
+            return (yield)
+        self._wait_for_staging()
+        try:
+            result = yield
+        except (session.Interrupted, session.Failed):
+            # -x / --maxfail stopped the checks early: the rollback is still rehearsed.
+            self._rehearse_rollback(session)
+            raise
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
+        self._rehearse_rollback(session)
+        return result
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not self.is_controller:
+            return
+        props = dict(report.user_properties)
+        name = props.get(PROPERTY_PREFIX + "check")
+        if name is None or report.nodeid == ROLLBACK_NODEID:
+            return
+        outcome = _phase_outcome(report)
+        if outcome is None:
+            return
+        previous = self.records.get(report.nodeid)
+        duration = report.duration + (previous.duration_s if previous else 0.0)
+        if previous is not None and _RANK[previous.outcome] >= _RANK[outcome]:
+            self.records[report.nodeid] = dataclasses.replace(previous, duration_s=duration)
+            return
+        self.records[report.nodeid] = CheckRecord(
+            id=report.nodeid,
+            name=str(name) if name != "user" else report.nodeid.rsplit("::", 1)[-1],
+            outcome=outcome,
+            owner=_str_or_none(props.get(PROPERTY_PREFIX + "owner")),
+            expect=_str_or_none(props.get(PROPERTY_PREFIX + "expect")),
+            rollback_note=_str_or_none(props.get(PROPERTY_PREFIX + "rollback_note")),
+            message=_report_message(report, self.redact),
+            duration_s=duration,
+        )
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
+        self.close()
+        if not self.is_controller or session.config.option.collectonly:
+            return
+        self.report = self._build_report()
+        document = self.report.to_json()
+        self.config.hook.pytest_rehearsal_report(config=self.config, report=document)
+        settings = self.settings
+        if settings.report_path is not None:
+            write_atomically(settings.report_path, report_json_text(self.report, self.redact))
+        markdown = self.redact(render_markdown(self.report))
+        if settings.summary_path is not None:
+            write_atomically(settings.summary_path, markdown)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(markdown)
+        if self.report.verdict == "blocked" and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        report = self.report
+        if report is None:
+            return
+        tr = terminalreporter
+        tr.write_sep("=", "staging rehearsal")
+        for check in report.checks:
+            tr.write_line(
+                self.redact(
+                    _row(check.outcome, check.id, check.owner, check.expect, check.rollback_note)
+                )
+            )
+        rb = report.rollback
+        tr.write_line(self.redact(_row(rb.outcome, ROLLBACK_NODEID, rb.owner, rb.expect, rb.note)))
+        if rb.outcome != "passed" and rb.message:
+            for line in rb.message.splitlines():
+                tr.write_line(self.redact("    " + line))
+        colour = {"ready": "green", "blocked": "red", "incomplete": "yellow"}[report.verdict]
+        tr.write_sep("-", self.redact(report.verdict_line()), **{colour: True, "bold": True})
+        for path in (self.settings.report_path, self.settings.summary_path):
+            if path is not None:
+                tr.write_line(f"rehearsal: wrote {path}")
+
+    def header_line(self) -> str:
+        """``rehearsal: <url> · config <path> · rollback <command>`` for pytest's header."""
+        settings = self.settings
+        config_path = settings.config.path or "(none)"
+        if settings.no_rollback:
+            rollback = "not rehearsed (--no-rollback)"
+        elif settings.rollback_command is None:
+            rollback = "NONE CONFIGURED (the rehearsal will be blocked)"
+        else:
+            rollback = " ".join(settings.rollback_command)
+            if self.preflight_problem:
+                rollback += f" (WILL FAIL: {self.preflight_problem})"
+        return self.redact(
+            f"rehearsal: {mask_url(settings.staging_url)} · config {config_path} · "
+            f"rollback {rollback}"
+        )
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _preflight(self) -> str | None:
+        command = self.settings.rollback_command
+        if command is None or self.settings.no_rollback:
+            return None
+        return preflight(command, self.settings.config.rollback.cwd)
+
+    def _write(self, line: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(self.redact(line))
+
+    def _wait_for_staging(self) -> None:
+        """``--staging-wait``: poll the health check until it passes or the time is up."""
+        wait = self.settings.staging_wait
+        health = self.settings.config.checks.health
+        if wait <= 0 or health is None:
+            return
+        deadline = time.monotonic() + wait
+        pause = 0.25
+        self._write(f"rehearsal: waiting up to {format_duration(wait)} for {health.path}")
+        while True:
+            reply = self.sender.send(Probe("GET", health.path))
+            if judge_answer(reply.status, reply.body, health.expect_status, health.expect_json):
+                self._write(f"rehearsal: staging is up ({reply.describe(80)})")
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._write(
+                    f"rehearsal: gave up waiting after {format_duration(wait)}; "
+                    f"last answer {reply.describe(80)}"
+                )
+                return
+            self._write(
+                f"rehearsal: staging not ready ({reply.describe(80)}); "
+                f"{format_duration(remaining)} left"
+            )
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 2.0)
+
+    def _fetch(self, path: str) -> Any:
+        return self.sender.send(Probe("GET", path))
+
+    def _rehearse_rollback(self, session: pytest.Session) -> None:
+        if self.rollback_outcome is not None:
+            return  # exactly once, whichever path got here first
+        settings = self.settings
+        rollback = settings.config.rollback
+        command = settings.rollback_command
+        if settings.no_rollback:
+            outcome = RollbackOutcome.skipped("--no-rollback was given", rollback)
+        elif session.testscollected == 0 and not self.records:
+            outcome = RollbackOutcome.skipped("no check was selected", rollback)
+        else:
+            veto = (
+                self.config.hook.pytest_rehearsal_before_rollback(
+                    config=self.config, rollback=rollback, command=command
+                )
+                if command
+                else None
+            )
+            if veto:
+                outcome = RollbackOutcome.skipped(f"vetoed by a plugin: {veto}", rollback)
+            else:
+                self._write(f"rehearsal: rolling back: {' '.join(command or ('(none)',))}")
+                outcome = rehearse_rollback(
+                    rollback,
+                    command_override=settings.rollback_command,
+                    fetch=self._fetch,
+                    redactor=self.redact,
+                    on_line=lambda line: self._write(f"rollback | {line}"),
+                )
+        self.rollback_outcome = outcome
+        if outcome.interrupted:
+            self.interrupted = True
+        self.config.hook.pytest_rehearsal_after_rollback(config=self.config, outcome=outcome)
+        _emit_rollback_reports(self.config, outcome, self.redact)
+
+    def _build_report(self) -> RehearsalReport:
+        outcome = self.rollback_outcome
+        if outcome is None:
+            reason = (
+                "the run was interrupted before the rollback"
+                if self.interrupted
+                else ("the checks did not finish")
+            )
+            outcome = RollbackOutcome.skipped(reason, self.settings.config.rollback)
+        rollback = RollbackRecord(
+            outcome=outcome.outcome,
+            command=list(outcome.command),
+            exit_code=outcome.exit_code,
+            duration_s=outcome.duration_s,
+            message=self.redact(outcome.message),
+            output_tail=self.redact(outcome.output_tail),
+            owner=outcome.owner,
+            note=outcome.note,
+            expect=outcome.expect,
+            phase=outcome.phase,
+        )
+        return RehearsalReport(
+            staging_url=mask_url(self.settings.staging_url),
+            started_at=self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            duration_s=time.monotonic() - self._started,
+            checks=list(self.records.values()),
+            rollback=rollback,
+            interrupted=self.interrupted,
+            config_path=str(self.settings.config.path) if self.settings.config.path else None,
+        )
+
+
+def _row(outcome: str, node: str, owner: str | None, expect: str | None, note: str | None) -> str:
+    text = f"{outcome.upper():<8} {node}"
+    details = [
+        part
+        for part in (owner, expect and f"expect: {expect}", note and f"rollback note: {note}")
+        if part
+    ]
+    return text + ("  —  " + " · ".join(details) if details else "")
+
+
+def _first_doc_line(item: pytest.Item) -> str | None:
+    doc = getattr(getattr(item, "obj", None), "__doc__", None)
+    if not doc:
+        return None
+    return str(doc).strip().splitlines()[0]
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _phase_outcome(report: pytest.TestReport) -> str | None:
+    """A phase's contribution to the check's outcome (None: nothing new to say)."""
+    if report.when == "call":
+        if hasattr(report, "wasxfail"):
+            return "skipped"
+        return {"passed": "passed", "failed": "failed", "skipped": "skipped"}[report.outcome]
+    if report.failed:
+        return "error"
+    if report.skipped:
+        return "skipped"
+    return None
+
+
+def _report_message(report: pytest.TestReport, redact: Redactor) -> str:
+    if report.passed:
+        return ""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        text = str(report.longrepr[2])
+    else:
+        text = report.longreprtext
+    text = redact(text)
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+def _redact_report(report: pytest.TestReport, redact: Redactor) -> None:
+    if not redact:
+        return
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):
+        path, lineno, message = longrepr
+        report.longrepr = (path, lineno, redact(message))
+    elif longrepr is not None:
+        text = str(longrepr)
+        masked = redact(text)
+        if masked != text:
+            report.longrepr = masked
+    report.sections = [(key, redact(content)) for key, content in report.sections]
+
+
+def _emit_rollback_reports(config: pytest.Config, outcome: RollbackOutcome, redact: Redactor) -> None:
+    """Report the rollback as the test case ``rehearsal::rollback`` (terminal, JUnit XML)."""
+    location = (ROLLBACK_NODEID, None, "rollback")
+    properties = [
+        *_metadata_properties("rollback", outcome.owner, outcome.expect, outcome.note),
+        *outcome.properties().items(),
+    ]
+    message = redact(outcome.message)
+    phases: list[tuple[str, str, Any]]
+    if outcome.outcome == "skipped":
+        phases = [("setup", "skipped", (ROLLBACK_NODEID, 0, f"Skipped: {message}"))]
+    elif outcome.outcome == "failed" and outcome.phase == "preflight":
+        phases = [("setup", "failed", message)]  # could not be executed at all: a JUnit <error>
+    else:
+        result = "passed" if outcome.outcome == "passed" else "failed"
+        phases = [
+            ("setup", "passed", None),
+            ("call", result, None if result == "passed" else message),
+        ]
+    phases.append(("teardown", "passed", None))
+    config.hook.pytest_runtest_logstart(nodeid=ROLLBACK_NODEID, location=location)
+    for when, result, longrepr in phases:
+        report = pytest.TestReport(
+            nodeid=ROLLBACK_NODEID,
+            location=location,
+            keywords={"rehearsal": 1},
+            outcome=result,  # type: ignore[arg-type]
+            longrepr=longrepr,
+            when=when,  # type: ignore[arg-type]
+            duration=outcome.duration_s if when == "call" else 0.0,
+            user_properties=properties,
+        )
+        config.hook.pytest_runtest_logreport(report=report)
+    config.hook.pytest_runtest_logfinish(nodeid=ROLLBACK_NODEID, location=location)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"received signal {signal.Signals(signum).name}")

@@ -1,0 +1,101 @@
+"""Without a staging URL the plugin is dormant: free to import, no items, rehearsal tests skip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("httpx", "yaml", "tenacity")
+
+
+def test_importing_the_plugin_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, pytest_rehearsal.plugin, pytest_rehearsal.hooks;"
+        f"print(sorted(set({HEAVY!r}) & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_dormant_run_imports_nothing_heavy_and_skips_rehearsal_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STAGING_URL", raising=False)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makeconftest(
+        f"""
+        import sys
+
+        def pytest_sessionfinish(session):
+            print("HEAVY:", sorted(set({HEAVY!r}) & set(sys.modules)))
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_uses_staging(staging):
+            raise AssertionError("must not run")
+
+        def test_uses_url(staging_url):
+            raise AssertionError("must not run")
+
+        @pytest.mark.rehearsal(owner="@me")
+        def test_marked():
+            raise AssertionError("must not run")
+
+        def test_plain():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "pytest_rehearsal.plugin", "-rs", "-s")
+    result.assert_outcomes(passed=1, skipped=3)
+    result.stdout.fnmatch_lines(
+        ["*HEAVY: []", *["SKIPPED [[]1[]] *.py:*: no staging URL (pass --staging-url)"] * 3]
+    )
+    assert "rehearsal::" not in result.stdout.str()
+
+
+def test_the_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = pytester.runpytest("-p", "no:rehearsal", "--co", "-q")
+    result.stdout.fnmatch_lines(["test_the_plugin_can_be_disabled.py::test_plain"])
+
+
+def test_help_lists_the_option_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "staging rehearsal (pytest-rehearsal):",
+            "  --staging-url=URL*",
+            "  --rehearsal-config=PATH*",
+            "  --rollback-command=CMD*",
+            "  --no-rollback*",
+            "  --staging-wait=DURATION*",
+            "  --staging-timeout=DURATION*",
+            "  --rehearsal-report=PATH*",
+            "  --rehearsal-summary=PATH*",
+        ]
+    )
+
+
+def test_the_marker_is_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        "import pytest\n\n@pytest.mark.rehearsal(owner='@me')\ndef test_x():\n    pass\n"
+    )
+    result = pytester.runpytest("--strict-markers")
+    result.assert_outcomes(skipped=1)
+
+
+def test_a_misused_marker_fails_clearly(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        "import pytest\n\n@pytest.mark.rehearsal('@me', ownr='x')\ndef test_x():\n    pass\n"
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "test_a_misused_marker_fails_clearly.py::test_x: @pytest.mark.rehearsal takes only "
+        "owner=, expect= and rollback_note=; got '@me', ownr"
+    ) in result.stderr.str()

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from pytest_rehearsal.units import format_duration, format_size, parse_duration, parse_size
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("250ms", 0.25),
+        ("30s", 30.0),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("1.5", 1.5),
+        (5, 5.0),
+        (" 10s ", 10.0),
+        ("0", 0.0),
+    ],
+)
+def test_parse_duration(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "ten", "5 minutes", "-1s", "1e3", True, "nan", float("inf")])
+def test_parse_duration_refuses(text: object) -> None:
+    with pytest.raises(ValueError, match="expected a duration such as 250ms"):
+        parse_duration(text)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("512KiB", 512 * 1024),
+        ("10MiB", 10 * 1024**2),
+        ("1MB", 10**6),
+        ("1GiB", 1024**3),
+        (2048, 2048),
+        ("100", 100),
+        ("1.5KiB", 1536),
+    ],
+)
+def test_parse_size(text: str | int, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "10 mb", "ten", 1.5, False, -3, "1TB"])
+def test_parse_size_refuses(text: object) -> None:
+    with pytest.raises(ValueError, match="expected a size such as 512KiB"):
+        parse_size(text)  # type: ignore[arg-type]
+
+
+def test_format_round_trips() -> None:
+    assert format_duration(0.25) == "250ms"
+    assert format_duration(30) == "30s"
+    assert format_duration(120) == "2m"
+    assert format_size(10 * 1024**2) == "10MiB"
+    assert format_size(1000) == "1000B"
+    for seconds in (0.25, 30.0, 120.0, 90.0):
+        assert parse_duration(format_duration(seconds)) == seconds
