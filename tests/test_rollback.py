@@ -1,0 +1,781 @@
+"""The rollback runner against real subprocesses, a real HTTP server and hostile commands."""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import http.server
+import json
+import os
+import resource
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+
+import pytest
+
+from pytest_rehearsal.config import RollbackConfig, VerifyConfig
+from pytest_rehearsal.redact import Redactor
+from pytest_rehearsal.rollback import (
+    HEAD_BYTES,
+    LINE_CHARS,
+    LIVE_LINES,
+    NO_COMMAND_MESSAGE,
+    TAIL_BYTES,
+    CommandResult,
+    FetchResult,
+    RollbackOutcome,
+    expected_result,
+    preflight,
+    rehearse_rollback,
+    run_command,
+)
+
+SCRIPTS = Path(__file__).parent / "rollback_scripts"
+SECRET = "s3cr3t-t0ken-value"
+NO_SECRETS = Redactor()
+
+
+def run(argv: list[str], **kwargs: object) -> CommandResult:
+    """run_command with test defaults: short timeout, no secrets, no extra env."""
+    options: dict[str, object] = {"cwd": None, "env": {}, "timeout": 10.0, "redactor": NO_SECRETS}
+    options.update(kwargs)
+    return run_command(argv, **options)  # type: ignore[arg-type]
+
+
+def script(directory: Path, name: str, body: str, mode: int = 0o755) -> Path:
+    path = directory / name
+    path.write_text(body)
+    path.chmod(mode)
+    return path
+
+
+def alive(pid: int) -> bool:
+    """Whether *pid* runs; an unreaped zombie counts as dead (PID 1 may never reap it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in {"Z", "X"}
+
+
+def survivors(pids: list[int], within: float = 3.0) -> list[int]:
+    """PIDs still alive after waiting up to *within* seconds for them to go."""
+    end = time.monotonic() + within
+    while (living := [pid for pid in pids if alive(pid)]) and time.monotonic() < end:
+        time.sleep(0.05)
+    return living
+
+
+def read_pids(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()]
+
+
+@pytest.fixture
+def kill_later() -> Iterator[list[int]]:
+    """PIDs to SIGKILL after the test, for processes that deliberately escape the runner."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def rollback_config(
+    tmp_path: Path, command: tuple[str, ...] | None, **kwargs: object
+) -> RollbackConfig:
+    return RollbackConfig(command=command, cwd=tmp_path, timeout=10.0, **kwargs)  # type: ignore[arg-type]
+
+
+def no_fetch(path: str) -> FetchResult:
+    raise AssertionError(f"no verification expected, got GET {path}")
+
+
+# ------------------------------------------------------------------------------------------
+# exit status and output
+
+
+def test_exit_zero_passes_and_streams_the_configured_env(tmp_path: Path) -> None:
+    lines: list[str] = []
+    config = rollback_config(
+        tmp_path, (str(SCRIPTS / "exit_with.sh"), "0"), env={"DEPLOY_ENV": "staging"}
+    )
+    outcome = rehearse_rollback(
+        config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=lines.append
+    )
+    assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("passed", "done", 0)
+    assert "step 2: env is staging" in lines
+    assert outcome.output_tail.endswith("step 3: done, exiting 0")
+    assert outcome.message.startswith("rollback command exited 0 in ")
+
+
+def test_exit_three_fails_with_status_and_last_lines(tmp_path: Path) -> None:
+    config = rollback_config(tmp_path, (str(SCRIPTS / "exit_with.sh"), "3"))
+    outcome = rehearse_rollback(
+        config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=None
+    )
+    assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("failed", "command", 3)
+    assert "exited with status 3" in outcome.message
+    assert "step 3: done, exiting 3" in outcome.message
+    assert "step 3: done, exiting 3" in outcome.output_tail
+    assert outcome.properties()["rollback_exit_code"] == "3"
+
+
+def test_small_output_is_kept_whole_and_exact() -> None:
+    result = run([sys.executable, "-c", "print('a\\nb'); print('é', end='')"])
+    assert result.ok
+    assert (result.head, result.tail) == ("", "a\nb\né")
+    assert (result.output_bytes, result.omitted_bytes) == (len("a\nb\né".encode()), 0)
+    assert result.output_tail(lines=2) == "b\né"
+    assert result.describe() == "exited with status 0"
+
+
+def test_killed_by_a_signal_is_named() -> None:
+    result = run(["sh", "-c", "echo bye; kill -9 $$"])
+    assert (result.exit_code, result.signal) == (None, signal.SIGKILL)
+    assert result.describe() == "was killed by SIGKILL"
+    assert not result.ok
+
+
+# ------------------------------------------------------------------------------------------
+# preflight: one distinct message per cause
+
+
+def test_preflight_accepts_a_good_script_and_a_bare_name(tmp_path: Path) -> None:
+    script(tmp_path, "deploy.sh", "#!/bin/sh\nexit 0\n")
+    assert preflight(["./deploy.sh", "rollback"], tmp_path) is None
+    assert preflight(["sh", "-c", "true"], tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        pytest.param(
+            lambda d: None, "rollback command './deploy.sh' not found (looked in {d})", id="missing"
+        ),
+        pytest.param(
+            lambda d: script(d, "deploy.sh", "#!/bin/sh\n", mode=0o644),
+            "rollback command './deploy.sh' is not executable (mode 0644): "
+            "run chmod +x {d}/deploy.sh",
+            id="mode-0644",
+        ),
+        pytest.param(
+            lambda d: (d / "deploy.sh").mkdir(),
+            "rollback command './deploy.sh' is a directory ({d}/deploy.sh), not an executable file",
+            id="directory",
+        ),
+        pytest.param(
+            lambda d: script(d, "deploy.sh", "#!/nonexistent/bash\necho hi\n"),
+            "rollback command './deploy.sh' cannot start: its interpreter /nonexistent/bash "
+            "(from the #! line) is missing",
+            id="shebang",
+        ),
+        pytest.param(
+            lambda d: script(d, "deploy.sh", "#!/usr/bin/env no-such-interpreter-x\n"),
+            "rollback command './deploy.sh' cannot start: its interpreter no-such-interpreter-x "
+            "(from the #! line, via /usr/bin/env) is not on PATH",
+            id="env-shebang",
+        ),
+    ],
+)
+def test_broken_commands_get_distinct_messages_before_anything_runs(
+    tmp_path: Path, setup: Callable[[Path], object], expected: str
+) -> None:
+    setup(tmp_path)
+    message = expected.format(d=tmp_path)
+    assert preflight(["./deploy.sh", "rollback"], tmp_path) == message
+    # The same message from the rehearsal, which stops before running anything.
+    outcome = rehearse_rollback(
+        rollback_config(tmp_path, ("./deploy.sh", "rollback")),
+        command_override=None,
+        fetch=no_fetch,
+        redactor=NO_SECRETS,
+        on_line=None,
+    )
+    assert (outcome.outcome, outcome.phase) == ("failed", "preflight")
+    assert outcome.message == f"{message}; nothing was run"
+    # And from run_command, for a file that broke after preflight: Popen's error is mapped.
+    result = run(["./deploy.sh"], cwd=tmp_path)
+    if "via /usr/bin/env" in message:
+        assert (result.error, result.exit_code) == (None, 127)  # env itself started, then failed
+    else:
+        assert (result.error, result.exit_code) == (message, None)
+
+
+def test_preflight_names_a_missing_working_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "gone"
+    assert preflight(["./deploy.sh"], missing) == (
+        f"rollback command working directory {missing} does not exist (or is not a directory)"
+    )
+
+
+def test_preflight_searches_the_configured_path_for_bare_names(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    script(tmp_path / "bin", "deployer", "#!/bin/sh\n", mode=0o644)
+    env = {"PATH": str(tmp_path / "bin")}
+    assert preflight(["nothing-here"], None, env=env) == (
+        f"rollback command 'nothing-here' not found on PATH ({tmp_path / 'bin'})"
+    )
+    assert preflight(["deployer"], None, env=env, label="restore command") == (
+        f"restore command 'deployer' is not executable (mode 0644): "
+        f"run chmod +x {tmp_path / 'bin' / 'deployer'}"
+    )
+
+
+def test_script_without_shebang_gets_a_hint(tmp_path: Path) -> None:
+    script(tmp_path, "deploy.sh", "echo hi\n")
+    result = run(["./deploy.sh"], cwd=tmp_path)
+    assert result.error is not None
+    assert "Exec format error" in result.error
+    assert "#! line" in result.error
+
+
+def test_a_string_command_is_argv_never_a_shell(tmp_path: Path) -> None:
+    victim = tmp_path / "x"
+    victim.mkdir()
+    script(tmp_path, "rollback.sh", (SCRIPTS / "record_args.sh").read_text())
+    config = rollback_config(tmp_path, tuple(shlex.split("./rollback.sh; rm -rf x")))
+    outcome = rehearse_rollback(
+        config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=None
+    )
+    # "./rollback.sh;" is one word: that file does not exist, and nothing ran at all.
+    assert outcome.phase == "preflight"
+    assert "'./rollback.sh;' not found" in outcome.message
+    assert victim.is_dir()
+    assert not (tmp_path / "ran.txt").exists()
+    # Spaced out, ";" "rm" "-rf" "x" are plain arguments of rollback.sh.
+    spaced = rollback_config(tmp_path, tuple(shlex.split("./rollback.sh ; rm -rf x")))
+    outcome = rehearse_rollback(
+        spaced, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=None
+    )
+    assert outcome.outcome == "passed"
+    assert victim.is_dir()
+    assert (tmp_path / "ran.txt").read_text() == "ran with: ; rm -rf x\n"
+
+
+def test_vanished_executable_is_an_error_result(tmp_path: Path) -> None:
+    result = run(["/nonexistent/dir/deploy.sh"])
+    assert (
+        result.error
+        == "rollback command '/nonexistent/dir/deploy.sh' not found (looked in /nonexistent/dir)"
+    )
+    assert not result.ok
+    assert result.describe() == result.error
+
+
+# ------------------------------------------------------------------------------------------
+# hostile commands
+
+
+def test_timeout_kills_a_group_that_ignores_sigterm(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    started = time.monotonic()
+    result = run([str(SCRIPTS / "ignore_term.sh"), str(pidfile)], timeout=1.0, grace=1.0)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + 1.0 + 3.0
+    assert result.timed_out
+    assert result.escalated_to_kill
+    assert result.signal == signal.SIGKILL
+    assert result.describe() == "killed by SIGKILL after timing out after 1s (ignored SIGTERM)"
+    assert result.tail == "started\n"
+    pids = read_pids(pidfile)
+    assert len(pids) == 3
+    assert survivors(pids) == []
+
+
+def test_timeout_failure_is_named_in_the_outcome(tmp_path: Path) -> None:
+    config = RollbackConfig(
+        command=(str(SCRIPTS / "ignore_term.sh"), str(tmp_path / "pids")), cwd=tmp_path, timeout=0.5
+    )
+    outcome = rehearse_rollback(
+        config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=None
+    )
+    assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("failed", "command", None)
+    assert "killed by SIGKILL after timing out after 500ms" in outcome.message
+    props = outcome.properties()
+    assert (props["timed_out"], props["rollback_signal"]) == ("true", "SIGKILL")
+    assert survivors(read_pids(tmp_path / "pids")) == []
+
+
+def test_two_hundred_megabytes_of_output_stay_bounded() -> None:
+    lines: list[str] = []
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = run(["sh", "-c", "yes | head -c 200000000"], timeout=120.0, on_line=lines.append)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert result.ok
+    assert result.output_bytes == 200_000_000
+    assert len(result.head) <= HEAD_BYTES
+    assert len(result.tail) <= TAIL_BYTES
+    assert result.omitted_bytes == 200_000_000 - HEAD_BYTES - TAIL_BYTES
+    assert grown_kib < 64 * 1024  # nowhere near the 195 MiB it printed
+    assert result.output_tail(lines=3) == "… 199,918,080 bytes omitted …\ny\ny\ny"
+    # Live lines stop after LIVE_LINES, with one notice; the capture goes on.
+    assert len(lines) == LIVE_LINES + 1
+    assert lines[0] == "y"
+    assert "live output stops" in lines[-1]
+
+
+def test_a_child_holding_stdout_is_killed_after_the_linger(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    started = time.monotonic()
+    result = run([str(SCRIPTS / "hold_stdout.sh"), str(pidfile)])
+    assert time.monotonic() - started < 5.0  # not the child's 300 s
+    assert (result.exit_code, result.held_open, result.escaped) == (0, True, False)
+    assert result.ok
+    assert "kept its output open and was killed" in result.describe()
+    assert survivors(read_pids(pidfile)) == []
+
+
+def test_background_children_that_let_go_of_stdout_are_still_killed(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    result = run(["sh", "-c", f"sleep 300 >/dev/null 2>&1 & echo $! > {pidfile}; echo done"])
+    assert (result.exit_code, result.held_open) == (0, False)
+    assert survivors(read_pids(pidfile)) == []
+
+
+def test_a_setsid_escapee_is_abandoned_without_hanging(
+    tmp_path: Path, kill_later: list[int]
+) -> None:
+    pidfile = tmp_path / "pid"
+    started = time.monotonic()
+    result = run([str(SCRIPTS / "escape.sh"), str(pidfile)])
+    kill_later.extend(read_pids(pidfile))
+    assert time.monotonic() - started < 6.0
+    assert (result.exit_code, result.escaped) == (0, True)
+    assert "escaped the process group" in result.describe()
+    assert result.tail == "leader done\n"
+    assert alive(kill_later[0])  # documented: a process group is no sandbox
+
+
+# ------------------------------------------------------------------------------------------
+# secrets and live lines
+
+
+def test_secret_values_are_masked_in_head_tail_lines_and_messages(tmp_path: Path) -> None:
+    redactor = Redactor([SECRET])
+    lines: list[str] = []
+    program = (
+        "import os, sys\n"
+        "s = os.environ['STAGING_TOKEN']\n"
+        "print('token is', s)\n"
+        "print('x' * 100_000)\n"
+        "print('still', s)\n"
+        "sys.exit(4)\n"
+    )
+    config = RollbackConfig(
+        command=(sys.executable, "-c", program),
+        cwd=tmp_path,
+        env={"STAGING_TOKEN": SECRET},
+        timeout=10.0,
+    )
+    outcome = rehearse_rollback(
+        config, command_override=None, fetch=no_fetch, redactor=redactor, on_line=lines.append
+    )
+    result = outcome.command_result
+    assert result is not None
+    assert result.omitted_bytes > 0
+    assert result.head.startswith("token is ***\n")
+    assert result.tail.endswith("still ***\n")
+    assert lines[0] == "token is ***"
+    assert lines[2] == "still ***"
+    everything = [result.head, result.tail, *lines, outcome.message, outcome.output_tail]
+    assert not [text for text in everything if SECRET in text]
+    assert len(lines[1]) < LINE_CHARS + 100
+    assert lines[1].endswith("(line cut, 100,000 bytes)")
+
+
+def test_a_secret_straddling_a_cut_leaves_no_fragment() -> None:
+    redactor = Redactor([SECRET])
+    # The first secret spans the head's cut; the second spans the tail's.
+    program = (
+        "import os, sys\n"
+        "s = os.environ['STAGING_TOKEN']\n"
+        f"sys.stdout.write('a' * ({HEAD_BYTES} - 5) + s + 'b' * 200_000 + s"
+        f" + 'c' * ({TAIL_BYTES} - 5))\n"
+    )
+    result = run([sys.executable, "-c", program], env={"STAGING_TOKEN": SECRET}, redactor=redactor)
+    assert result.ok
+    assert result.omitted_bytes > 0
+    assert SECRET[:5] not in result.head
+    assert SECRET[-5:] not in result.tail
+    assert set(result.head) == {"a"}
+    assert set(result.tail) == {"c"}
+
+
+def test_on_line_receives_lines_live_and_in_order(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    lines: list[str] = []
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        if line == "ready":
+            go.touch()  # the script only says "saw go" if this happens while it runs
+
+    result = run([str(SCRIPTS / "wait_for_go.sh"), str(go)], timeout=30.0, on_line=on_line)
+    assert result.ok
+    assert lines == ["ready", "saw go"]
+
+
+def test_an_unterminated_last_line_is_passed_on() -> None:
+    lines: list[str] = []
+    run(["printf", "one\\r\\ntwo"], on_line=lines.append)
+    assert lines == ["one", "two"]
+
+
+def test_an_error_in_on_line_still_kills_the_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+
+    def on_line(line: str) -> None:
+        raise RuntimeError("terminal gone")
+
+    with pytest.raises(RuntimeError, match="terminal gone"):
+        run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; echo hi; wait"], on_line=on_line)
+    assert survivors(read_pids(pidfile)) == []
+
+
+# ------------------------------------------------------------------------------------------
+# interrupts
+
+
+def interrupt_when_started(
+    trigger: Callable[[], None],
+) -> tuple[Callable[[str], None], list[threading.Timer]]:
+    """An on_line that fires *trigger* from another thread once the command printed "started"."""
+    timers: list[threading.Timer] = []
+
+    def on_line(line: str) -> None:
+        if line == "started" and not timers:
+            timer = threading.Timer(0.2, trigger)
+            timers.append(timer)
+            timer.start()
+
+    return on_line, timers
+
+
+def test_ctrl_c_kills_the_group_and_returns_interrupted(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    on_line, timers = interrupt_when_started(_thread.interrupt_main)
+    started = time.monotonic()
+    result = run([str(SCRIPTS / "ignore_term.sh"), str(pidfile)], timeout=60.0, on_line=on_line)
+    timers[0].join(5)
+    assert time.monotonic() - started < 10.0
+    assert result.interrupted
+    assert not result.timed_out
+    assert result.describe() == "was interrupted (its process group was killed)"
+    assert survivors(read_pids(pidfile)) == []
+
+
+def test_a_sigterm_handler_raising_keyboardinterrupt_is_an_interrupt(tmp_path: Path) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    pidfile = tmp_path / "pids"
+    on_line, timers = interrupt_when_started(lambda: os.kill(os.getpid(), signal.SIGTERM))
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        config = RollbackConfig(
+            command=(str(SCRIPTS / "ignore_term.sh"), str(pidfile)),
+            cwd=tmp_path,
+            timeout=60.0,
+            restore=(str(SCRIPTS / "exit_with.sh"), "0"),
+        )
+        outcome = rehearse_rollback(
+            config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=on_line
+        )
+        timers[0].join(5)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (outcome.outcome, outcome.phase, outcome.interrupted) == ("failed", "command", True)
+    assert "was interrupted" in outcome.message
+    assert "was not run: check which version staging is on" in outcome.message
+    assert survivors(read_pids(pidfile)) == []
+
+
+# ------------------------------------------------------------------------------------------
+# verification and restore
+
+
+class FakeTime:
+    """A clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def answers(*bodies: dict[str, object], status: int = 200) -> Callable[[str], FetchResult]:
+    """A fetch that answers *bodies* in turn, then keeps answering the last one."""
+    seen: list[str] = []
+
+    def fetch(path: str) -> FetchResult:
+        body = bodies[min(len(seen), len(bodies) - 1)]
+        seen.append(path)
+        return FetchResult(status=status, body=json.dumps(body).encode())
+
+    return fetch
+
+
+VERIFY = VerifyConfig(
+    path="/health", expect_status=200, expect_json={"version": "1.4.2"}, within=60.0
+)
+
+
+@pytest.fixture
+def staging() -> Iterator[tuple[Callable[[str], FetchResult], list[str]]]:
+    """A real HTTP server on 127.0.0.1 whose /health flips to 1.4.2 on the fourth request."""
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            version = "1.4.2" if len(requests) >= 4 else "1.5.0"
+            body = json.dumps({"ok": True, "version": version}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def fetch(path: str) -> FetchResult:
+        import urllib.request
+
+        with urllib.request.urlopen(base + path, timeout=5) as response:
+            return FetchResult(status=response.status, body=response.read())
+
+    try:
+        yield fetch, requests
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_verify_succeeds_after_a_few_polls_of_a_real_server(
+    tmp_path: Path, staging: tuple[Callable[[str], FetchResult], list[str]]
+) -> None:
+    fetch, requests = staging
+    fake = FakeTime()
+    config = rollback_config(tmp_path, (str(SCRIPTS / "exit_with.sh"), "0"), verify=VERIFY)
+    outcome = rehearse_rollback(
+        config,
+        command_override=None,
+        fetch=fetch,
+        redactor=NO_SECRETS,
+        on_line=None,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    assert (outcome.outcome, outcome.phase, outcome.verify_polls) == ("passed", "done", 4)
+    assert requests == ["/health"] * 4
+    assert fake.sleeps == [0.5, 0.75, 1.125]
+    assert (
+        'GET /health answered status 200 with JSON containing {"version": "1.4.2"} after 4 polls'
+        in outcome.message
+    )
+
+
+def test_verify_failure_names_the_last_seen_answer(tmp_path: Path) -> None:
+    fake = FakeTime()
+    config = rollback_config(tmp_path, (str(SCRIPTS / "exit_with.sh"), "0"), verify=VERIFY)
+    outcome = rehearse_rollback(
+        config,
+        command_override=None,
+        fetch=answers({"ok": True, "version": "1.5.0"}),
+        redactor=NO_SECRETS,
+        on_line=None,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("failed", "verify", 0)
+    assert outcome.message.startswith(
+        "verification not met within 60s: GET /health expected status 200 with JSON containing "
+        '{"version": "1.4.2"}; last seen 200 {"ok": true, "version": "1.5.0"} (after '
+    )
+    # Interval 0.5 s growing by half to 2 s: within 60 s that is a few dozen polls, not more.
+    assert max(fake.sleeps) == 2.0
+    assert sum(fake.sleeps) <= 60.0
+    assert outcome.verify_polls <= 60 / 0.5 + 1
+
+
+def test_verify_polls_stay_bounded_when_the_clock_stands_still(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def fetch(path: str) -> FetchResult:
+        calls.append(path)
+        return FetchResult(status=None, error="connection refused")
+
+    config = rollback_config(
+        tmp_path, (str(SCRIPTS / "exit_with.sh"), "0"), verify=VerifyConfig(within=3.0)
+    )
+    outcome = rehearse_rollback(
+        config,
+        command_override=None,
+        fetch=fetch,
+        redactor=NO_SECRETS,
+        on_line=None,
+        sleep=lambda s: None,
+        clock=lambda: 0.0,
+    )
+    assert outcome.phase == "verify"
+    assert len(calls) == 7
+    assert "last seen an error: connection refused" in outcome.message
+
+
+def test_verify_interrupted_stops_before_the_restore(tmp_path: Path) -> None:
+    def fetch(path: str) -> FetchResult:
+        raise KeyboardInterrupt
+
+    config = rollback_config(
+        tmp_path,
+        (str(SCRIPTS / "exit_with.sh"), "0"),
+        verify=VERIFY,
+        restore=(str(SCRIPTS / "record_args.sh"),),
+    )
+    outcome = rehearse_rollback(
+        config, command_override=None, fetch=fetch, redactor=NO_SECRETS, on_line=None
+    )
+    assert (outcome.phase, outcome.interrupted) == ("verify", True)
+    assert not (tmp_path / "ran.txt").exists()
+
+
+def test_restore_failure_is_named_as_the_restore(tmp_path: Path) -> None:
+    fake = FakeTime()
+    config = rollback_config(
+        tmp_path,
+        (str(SCRIPTS / "exit_with.sh"), "0"),
+        verify=VERIFY,
+        restore=(str(SCRIPTS / "exit_with.sh"), "5"),
+    )
+    outcome = rehearse_rollback(
+        config,
+        command_override=None,
+        fetch=answers({"version": "1.4.2"}),
+        redactor=NO_SECRETS,
+        on_line=None,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("failed", "restore", 0)
+    assert outcome.message.startswith(
+        f"rollback verified, but the restore (roll-forward) `{SCRIPTS}/exit_with.sh 5` "
+        "exited with status 5"
+    )
+    assert "step 3: done, exiting 5" in outcome.output_tail
+    assert outcome.properties()["restore_exit_code"] == "5"
+
+
+def test_a_broken_restore_stops_the_rehearsal_before_the_rollback(tmp_path: Path) -> None:
+    script(tmp_path, "rollback.sh", (SCRIPTS / "record_args.sh").read_text())
+    config = rollback_config(tmp_path, ("./rollback.sh",), restore=("./roll-forward.sh",))
+    outcome = rehearse_rollback(
+        config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=None
+    )
+    assert outcome.phase == "preflight"
+    assert outcome.message.startswith("restore command './roll-forward.sh' not found")
+    assert not (tmp_path / "ran.txt").exists()
+
+
+def test_full_pass_with_override_verify_and_restore(tmp_path: Path) -> None:
+    script(tmp_path, "rollback.sh", (SCRIPTS / "record_args.sh").read_text())
+    fake = FakeTime()
+    config = rollback_config(
+        tmp_path,
+        ("./not-this-one.sh",),
+        verify=VERIFY,
+        restore=(str(SCRIPTS / "exit_with.sh"), "0"),
+        owner="@payments-oncall",
+        note="symlink flips back",
+    )
+    outcome = rehearse_rollback(
+        config,
+        command_override=("./rollback.sh", "--to", "1.4.2"),
+        fetch=answers({"version": "1.5.0"}, {"version": "1.4.2", "ok": True}),
+        redactor=NO_SECRETS,
+        on_line=None,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    assert (outcome.outcome, outcome.phase) == ("passed", "done")
+    assert outcome.command == ("./rollback.sh", "--to", "1.4.2")
+    assert (tmp_path / "ran.txt").read_text() == "ran with: --to 1.4.2\n"
+    assert outcome.restore_result is not None
+    assert outcome.restore_result.ok
+    assert "restore exited 0" in outcome.message
+    props = outcome.properties()
+    assert (outcome.owner, outcome.note) == ("@payments-oncall", "symlink flips back")
+    assert props["verify_polls"] == "2"
+    assert props["restore_exit_code"] == "0"
+    report = outcome.as_report()
+    assert report["outcome"] == "passed"
+    assert report["command"] == ["./rollback.sh", "--to", "1.4.2"]
+
+
+# ------------------------------------------------------------------------------------------
+# no command, skipped, expected text
+
+
+def test_no_command_fails_with_the_contract_message(tmp_path: Path) -> None:
+    outcome = rehearse_rollback(
+        rollback_config(tmp_path, None),
+        command_override=None,
+        fetch=no_fetch,
+        redactor=NO_SECRETS,
+        on_line=None,
+    )
+    assert (outcome.outcome, outcome.phase, outcome.message) == (
+        "failed",
+        "preflight",
+        NO_COMMAND_MESSAGE,
+    )
+    assert outcome.expect.startswith("a configured rollback command exits 0 within 10s")
+
+
+def test_skipped_for_no_rollback() -> None:
+    config = RollbackConfig(command=("./deploy.sh", "rollback"), owner="@ops", note="n")
+    outcome = RollbackOutcome.skipped("--no-rollback: the rollback was not rehearsed", config)
+    assert (outcome.outcome, outcome.command, outcome.owner) == (
+        "skipped",
+        ("./deploy.sh", "rollback"),
+        "@ops",
+    )
+    assert outcome.properties()["rollback_outcome"] == "skipped"
+
+
+def test_expected_text_is_generated_from_the_config() -> None:
+    config = RollbackConfig(
+        command=("./deploy.sh", "rollback"),
+        timeout=120.0,
+        verify=VERIFY,
+        restore=("./deploy.sh", "deploy", "1.5.0"),
+    )
+    assert expected_result(config) == (
+        "`./deploy.sh rollback` exits 0 within 2m, then GET /health answers status 200 with "
+        'JSON containing {"version": "1.4.2"} within 60s, then the restore '
+        "`./deploy.sh deploy 1.5.0` exits 0"
+    )
+    explicit = RollbackConfig(command=("x",), expect="staging is on 1.4.2 again")
+    assert RollbackOutcome.skipped("r", explicit).expect == "staging is on 1.4.2 again"
