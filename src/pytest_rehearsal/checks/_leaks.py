@@ -1,0 +1,240 @@
+"""What a response must never show: secrets (gitleaks-derived rules) and stack traces.
+
+The secret rules are ported from gitleaks ``config/gitleaks.toml`` (@b58d3f10) and tested under
+Python ``re``. Like gitleaks, a rule can require a minimum Shannon entropy of the secret, so
+that ``AKIAAAAAAAAAAAAAAAAA`` in a test fixture is not a leak. Findings are only ever shown
+redacted: the first four characters and an ellipsis.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from ._base import Reply, excerpt
+
+__all__ = [
+    "RULES",
+    "SCAN_LIMIT",
+    "Finding",
+    "LeakRule",
+    "redact",
+    "scan_reply",
+    "scan_text",
+    "shannon_entropy",
+]
+
+#: Bytes of each body that are scanned; the executor already caps what it reads.
+SCAN_LIMIT = 256 * 1024
+_SHOWN = 4
+
+# gitleaks ends several rules with this terminator; HTML and JSON delimiters are added so a
+# token inside ``<td>…</td>`` or ``{"k": …}`` still matches.
+_END = r"""(?:[\x60'"\s;<>,}&)]|\\[nr]|$)"""
+
+
+@dataclass(frozen=True)
+class LeakRule:
+    """One thing a response must not contain.
+
+    ``kind`` is ``"secret"`` (shown redacted) or ``"trace"`` (a stack trace or debug page,
+    shown by its first line). ``warn_only`` rules are reported without failing.
+    """
+
+    name: str
+    label: str
+    pattern: re.Pattern[str]
+    kind: str = "secret"
+    entropy: float = 0.0
+    allow: re.Pattern[str] | None = None
+    warn_only: bool = False
+
+
+def _secret(
+    name: str,
+    label: str,
+    regex: str,
+    entropy: float = 0.0,
+    *,
+    flags: int = 0,
+    allow: str | None = None,
+    warn_only: bool = False,
+) -> LeakRule:
+    return LeakRule(
+        name,
+        label,
+        re.compile(regex, flags),
+        entropy=entropy,
+        allow=re.compile(allow) if allow else None,
+        warn_only=warn_only,
+    )
+
+
+def _trace(name: str, label: str, regex: str, flags: int = 0) -> LeakRule:
+    return LeakRule(name, label, re.compile(regex, flags), kind="trace")
+
+
+SECRET_RULES: tuple[LeakRule, ...] = (
+    _secret(
+        "aws-access-token",
+        "an AWS access key id",
+        r"\b((?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b",
+        3.0,
+        allow=r".+EXAMPLE$",
+    ),
+    _secret(
+        "private-key",
+        "a private key",
+        r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[\s\S-]{64,}?KEY(?: BLOCK)?-----",
+        flags=re.IGNORECASE,
+    ),
+    _secret("putty-private-key", "a PuTTY private key", r"PuTTY-User-Key-File-[23]: \S+"),
+    _secret("github-pat", "a GitHub personal access token", r"ghp_[0-9a-zA-Z]{36}", 3.0),
+    _secret("github-fine-grained-pat", "a GitHub fine-grained token", r"github_pat_\w{82}", 3.0),
+    _secret("github-oauth", "a GitHub OAuth token", r"gho_[0-9a-zA-Z]{36}", 3.0),
+    _secret("gitlab-pat", "a GitLab personal access token", r"glpat-[\w-]{20}", 3.0),
+    _secret(
+        "slack-bot-token",
+        "a Slack bot token",
+        r"xoxb-[0-9]{10,13}-[0-9]{10,13}[a-zA-Z0-9-]*",
+        3.0,
+    ),
+    _secret(
+        "slack-webhook-url",
+        "a Slack webhook URL",
+        r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{43,56}",
+    ),
+    _secret(
+        "stripe-access-token",
+        "a Stripe secret key",
+        r"\b((?:sk|rk)_(?:test|live|prod)_[a-zA-Z0-9]{10,99})" + _END,
+        2.0,
+    ),
+    _secret("gcp-api-key", "a Google Cloud API key", r"\b(AIza[\w-]{35})" + _END, 4.0),
+    _secret(
+        "npm-access-token",
+        "an npm access token",
+        r"\b(npm_[a-z0-9]{36})" + _END,
+        2.0,
+        flags=re.IGNORECASE,
+    ),
+    # A JWT in a body is often legitimate (a login response): reported, never failing.
+    _secret(
+        "jwt",
+        "a JSON Web Token",
+        r"\b(ey[a-zA-Z0-9]{17,}\.ey[a-zA-Z0-9/\\_-]{17,}\.(?:[a-zA-Z0-9/\\_-]{10,}={0,2})?)" + _END,
+        3.0,
+        warn_only=True,
+    ),
+)
+
+#: Most specific first: one page shows at most one trace finding (the Werkzeug debugger
+#: page also contains a plain Python traceback).
+TRACE_RULES: tuple[LeakRule, ...] = (
+    _trace(
+        "werkzeug-debugger",
+        "the Werkzeug interactive debugger (anyone can run code on the server)",
+        r"Werkzeug powered traceback interpreter|Werkzeug Debugger|__debugger__=yes",
+    ),
+    _trace(
+        "django-debug-page",
+        "the Django DEBUG page (DEBUG = True)",
+        r"DEBUG = True(?:</code>)? in your Django settings file|Django tried these URL patterns",
+    ),
+    _trace("python-traceback", "a Python traceback", r"Traceback \(most recent call last\)"),
+    _trace(
+        "java-stack-trace",
+        "a Java stack trace",
+        r"Exception in thread \"[^\"\n]*\""
+        r"|\bat (?:[\w$]+\.)+[\w$<>]+\([\w$]+\.(?:java|kt|scala|groovy):\d+\)",
+    ),
+    _trace(
+        "node-stack-trace",
+        "a Node.js stack trace",
+        r"\bat (?:[\w$.<>\[\] ]+ \()?(?:/|file://)[^\s()]+\.(?:js|mjs|cjs|ts):\d+:\d+\)?",
+    ),
+    _trace(
+        "dotnet-error-page",
+        "an ASP.NET error page or .NET stack trace",
+        r"Server Error in '[^'\n]*' Application|\bat [\w.`<>]+\([^)\n]*\) in [^\n]+:line \d+",
+    ),
+    _trace(
+        "php-error",
+        "a PHP error with file and line",
+        r"(?:PHP )?(?:Fatal|Parse) error(?:</b>)?:[\s\S]{0,2000}? on line (?:<b>)?\d+",
+    ),
+)
+
+RULES: tuple[LeakRule, ...] = SECRET_RULES + TRACE_RULES
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule matched somewhere in a reply; ``shown`` is already safe to print."""
+
+    rule: LeakRule
+    where: str
+    shown: str
+
+    def describe(self) -> str:
+        """``a Stripe secret key "sk_l…" in the body``."""
+        return f'{self.rule.label} "{self.shown}" in the {self.where}'
+
+
+def redact(value: str) -> str:
+    """The first four characters of a secret and an ellipsis."""
+    return value[:_SHOWN] + "…"
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of *value* (gitleaks gates noisy rules on this)."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    total = len(value)
+    return -sum(n / total * math.log2(n / total) for n in counts.values())
+
+
+def _secret_of(match: re.Match[str]) -> str:
+    return match.group(1) if match.re.groups else match.group(0)
+
+
+def _shown(rule: LeakRule, match: re.Match[str]) -> str:
+    if rule.kind == "trace":
+        first_line = match.group(0).strip().splitlines()[0]
+        return excerpt(first_line, 60)
+    return redact(_secret_of(match))
+
+
+def scan_text(text: str, where: str) -> list[Finding]:
+    """Every secret in *text*, and the most specific stack trace / debug page marker."""
+    findings: list[Finding] = []
+    seen: set[tuple[str, str]] = set()
+    for rule in SECRET_RULES:
+        for match in rule.pattern.finditer(text):
+            secret = _secret_of(match)
+            if rule.allow is not None and rule.allow.search(secret):
+                continue
+            if shannon_entropy(secret) < rule.entropy:
+                continue
+            finding = Finding(rule, where, _shown(rule, match))
+            if (rule.name, finding.shown) not in seen:
+                seen.add((rule.name, finding.shown))
+                findings.append(finding)
+    for rule in TRACE_RULES:
+        trace = rule.pattern.search(text)
+        if trace is not None:
+            findings.append(Finding(rule, where, _shown(rule, trace)))
+            break
+    return findings
+
+
+def scan_reply(reply: Reply, limit: int = SCAN_LIMIT) -> list[Finding]:
+    """Findings in the headers and the first *limit* bytes of the body of *reply*."""
+    findings: list[Finding] = []
+    for name, value in reply.headers:
+        findings.extend(f for f in scan_text(value, f"{name} header") if f.rule.kind == "secret")
+    findings.extend(scan_text(reply.body[:limit].decode("utf-8", errors="replace"), "body"))
+    return findings
