@@ -1,0 +1,426 @@
+"""The ``headers`` check: every rule of the default policy, profiles, require and forbid."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pytest
+
+from checkdriver import Recorder, answer, drive
+from pytest_rehearsal.checks import headers as headers_check
+from pytest_rehearsal.checks._base import Verdict
+from pytest_rehearsal.checks.headers import PROBE_ORIGIN, HeaderPolicy, HeadersCheck
+from pytest_rehearsal.config import (
+    ChecksConfig,
+    Defaults,
+    HeadersCheckConfig,
+    Meta,
+    RehearsalConfig,
+)
+
+HTML_CSP = "default-src 'self'; frame-ancestors 'none'"
+GOOD_HTML: dict[str, str] = {
+    "Content-Type": "text/html; charset=utf-8",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": HTML_CSP,
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "Set-Cookie": "session=abc123secret; Path=/; Secure; HttpOnly; SameSite=Lax",
+}
+GOOD_JSON: dict[str, str] = {
+    "Content-Type": "application/json",
+    "X-Content-Type-Options": "nosniff",
+    "Strict-Transport-Security": "max-age=31536000",
+}
+
+
+def config(**section: object) -> RehearsalConfig:
+    return RehearsalConfig(checks=ChecksConfig(headers=HeadersCheckConfig(**section)))  # type: ignore[arg-type]
+
+
+def check_for(path: str = "/", **section: object) -> HeadersCheck:
+    (check,) = headers_check.build(config(paths=(path,), **section))
+    assert isinstance(check, HeadersCheck)
+    return check
+
+
+def judge(
+    headers: dict[str, str] | Iterable[tuple[str, str]],
+    *,
+    status: int = 200,
+    base: str = "https://staging.test",
+    check: HeadersCheck | None = None,
+) -> Verdict:
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)
+    target = check or check_for()
+    return drive(target, lambda p: answer(p, status, pairs, b"<html></html>", base=base))
+
+
+def without(headers: dict[str, str], *names: str) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k not in names}
+
+
+def test_good_html_page_passes() -> None:
+    verdict = judge(GOOD_HTML)
+    assert verdict.passed, verdict.message
+    assert verdict.properties["profile"] == "html"
+    assert "3.4.4" in verdict.properties["asvs"]
+
+
+def test_good_json_endpoint_passes_with_the_api_profile() -> None:
+    verdict = judge(GOOD_JSON)
+    assert verdict.passed, verdict.message
+    assert verdict.properties["profile"] == "api"
+
+
+def test_probe_is_a_get_with_a_foreign_origin_and_default_credentials() -> None:
+    recorder = Recorder(lambda p: answer(p, 200, GOOD_HTML.items()))
+    drive(check_for("/account"), recorder)
+    (probe,) = recorder.probes
+    assert probe.method == "GET"
+    assert probe.path == "/account"
+    assert ("Origin", PROBE_ORIGIN) in probe.headers
+    assert probe.credentials == "default"
+
+
+def test_ids_and_metadata_come_from_the_config() -> None:
+    cfg = RehearsalConfig(
+        defaults=Defaults(owner="@platform", rollback_note="flip back"),
+        checks=ChecksConfig(
+            headers=HeadersCheckConfig(paths=("/", "/api"), meta=Meta(owner="@security"))
+        ),
+    )
+    checks = headers_check.build(cfg)
+    assert [c.id for c in checks] == ["headers[/]", "headers[/api]"]
+    assert checks[0].meta == Meta(owner="@security", rollback_note="flip back")
+    assert "GET /" in checks[0].expected
+
+
+def test_switched_off_builds_nothing() -> None:
+    assert headers_check.build(RehearsalConfig(checks=ChecksConfig(headers=None))) == []
+
+
+def test_missing_nosniff_is_reported_with_what_was_expected() -> None:
+    verdict = judge(without(GOOD_HTML, "X-Content-Type-Options"))
+    assert not verdict.passed
+    assert "X-Content-Type-Options: missing (expected nosniff)" in verdict.message
+    assert verdict.message.startswith("GET https://staging.test/\n  expected: the html")
+    assert "retry:    safe: GET does not change staging" in verdict.message
+
+
+def test_wrong_nosniff_value_shows_the_value_seen() -> None:
+    verdict = judge({**GOOD_HTML, "X-Content-Type-Options": "sniff-away"})
+    assert 'X-Content-Type-Options: must be exactly nosniff (seen: "sniff-away")' in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("csp", "xfo", "ok"),
+    [
+        (HTML_CSP, None, True),  # CSP frame-ancestors is enough
+        ("default-src 'self'", "SAMEORIGIN", True),
+        ("default-src 'self'", "deny", True),
+        ("default-src 'self'", None, False),
+        ("default-src 'self'", "ALLOW-FROM https://x.example", False),
+    ],
+)
+def test_framing_protection(csp: str, xfo: str | None, ok: bool) -> None:
+    headers = {**without(GOOD_HTML, "X-Frame-Options"), "Content-Security-Policy": csp}
+    if xfo is not None:
+        headers["X-Frame-Options"] = xfo
+    verdict = judge(headers)
+    assert verdict.passed is ok, verdict.message
+    if not ok:
+        assert "no framing protection" in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("csp", "problem"),
+    [
+        ("default-src 'self' 'unsafe-inline'", "scripts allow 'unsafe-inline'"),
+        ("default-src 'self'; script-src 'self' 'unsafe-eval'", "scripts allow 'unsafe-eval'"),
+        (
+            "script-src 'unsafe-inline' 'unsafe-eval'; frame-ancestors 'none'",
+            "'unsafe-inline' and 'unsafe-eval'",
+        ),
+        ("frame-ancestors 'none'", "scripts are not restricted"),
+    ],
+)
+def test_unsafe_csp_fails_on_html(csp: str, problem: str) -> None:
+    verdict = judge({**GOOD_HTML, "Content-Security-Policy": csp})
+    assert not verdict.passed
+    assert problem in verdict.message
+    assert csp in verdict.message  # the value seen
+
+
+@pytest.mark.parametrize(
+    "csp",
+    [
+        # A nonce or hash makes browsers ignore 'unsafe-inline' (CSP level 2+).
+        "default-src 'self'; script-src 'nonce-r4nd0m' 'unsafe-inline'; frame-ancestors 'none'",
+        "script-src 'sha256-abc=' 'unsafe-inline'; frame-ancestors 'none'",
+        # style-src 'unsafe-inline' is not a script policy (Observatory scores it 0).
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+        # script-src wins over default-src.
+        "default-src * 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'",
+    ],
+)
+def test_safe_csp_variants_pass(csp: str) -> None:
+    verdict = judge({**GOOD_HTML, "Content-Security-Policy": csp})
+    assert verdict.passed, verdict.message
+
+
+def test_two_policies_are_both_enforced_so_one_strict_policy_is_enough() -> None:
+    headers = [
+        *without(GOOD_HTML, "Content-Security-Policy").items(),
+        ("Content-Security-Policy", "default-src * 'unsafe-inline'"),
+        ("Content-Security-Policy", "script-src 'self'; frame-ancestors 'none'"),
+    ]
+    assert judge(headers).passed
+
+
+def test_missing_csp_fails_on_html_but_not_on_json() -> None:
+    html = judge(without(GOOD_HTML, "Content-Security-Policy", "X-Frame-Options"))
+    assert "Content-Security-Policy: missing" in html.message
+    assert judge(GOOD_JSON).passed
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("no-referrer", True),
+        ("same-origin", True),
+        ("strict-origin", True),
+        ("strict-origin-when-cross-origin", True),
+        ("unsafe-url", False),
+        ("no-referrer-when-downgrade", False),
+        ("origin", False),
+        # Browsers apply the last policy they recognise.
+        ("unsafe-url, strict-origin-when-cross-origin", True),
+        ("no-referrer, unsafe-url", False),
+        ("made-up-policy", False),
+    ],
+)
+def test_referrer_policy_safe_list(value: str, ok: bool) -> None:
+    verdict = judge({**GOOD_HTML, "Referrer-Policy": value})
+    assert verdict.passed is ok, verdict.message
+    if not ok:
+        assert f'(seen: "{value}")' in verdict.message
+
+
+def test_missing_referrer_policy_fails_on_html_only() -> None:
+    assert "Referrer-Policy: missing" in judge(without(GOOD_HTML, "Referrer-Policy")).message
+    assert judge(without(GOOD_JSON, "Referrer-Policy")).passed
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("max-age=31536000; includeSubDomains", True),
+        ("max-age=15552000", True),
+        ('max-age="31536000"', True),
+        ("max-age=86400", False),
+        ("includeSubDomains", False),
+        ("max-age=abc", False),
+    ],
+)
+def test_hsts_max_age_on_https(value: str, ok: bool) -> None:
+    verdict = judge({**GOOD_HTML, "Strict-Transport-Security": value})
+    assert verdict.passed is ok, verdict.message
+    if not ok:
+        assert "Strict-Transport-Security: too short" in verdict.message
+
+
+def test_hsts_is_required_on_https_for_both_profiles() -> None:
+    for good in (GOOD_HTML, GOOD_JSON):
+        verdict = judge(without(good, "Strict-Transport-Security"))
+        assert "Strict-Transport-Security: missing on https" in verdict.message
+
+
+def test_hsts_is_not_judged_over_plain_http() -> None:
+    verdict = judge(without(GOOD_HTML, "Strict-Transport-Security"), base="http://staging.test")
+    assert verdict.passed, verdict.message
+    assert "HSTS not judged" in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("cookie", "missing"),
+    [
+        ("session=s3cr3tvalue; Path=/", "Secure, HttpOnly, SameSite"),
+        ("session=s3cr3tvalue; Secure; SameSite=Strict", "HttpOnly"),
+        ("session=s3cr3tvalue; HttpOnly; SameSite=Lax", "Secure"),
+        ("session=s3cr3tvalue; Secure; HttpOnly", "SameSite"),
+        ("session=s3cr3tvalue; Secure; HttpOnly; SameSite=bogus", "SameSite"),
+        # A double-submit CSRF cookie must stay readable by scripts: HttpOnly not required.
+        ("csrftoken=s3cr3tvalue; Path=/", "Secure, SameSite"),
+    ],
+)
+def test_cookie_flags(cookie: str, missing: str) -> None:
+    verdict = judge({**GOOD_HTML, "Set-Cookie": cookie})
+    assert not verdict.passed
+    name = cookie.partition("=")[0]
+    assert f"Set-Cookie {name}: missing {missing}" in verdict.message
+    assert "s3cr3tvalue" not in verdict.message  # a cookie value is a credential
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "csrftoken=abc; Secure; SameSite=Strict",
+        "session=; Max-Age=0",  # a deletion
+        "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT",  # a deletion
+        "theme=dark; Secure; HttpOnly; SameSite=None",
+    ],
+)
+def test_cookies_that_pass(cookie: str) -> None:
+    verdict = judge({**GOOD_HTML, "Set-Cookie": cookie})
+    assert verdict.passed, verdict.message
+
+
+def test_every_cookie_is_judged() -> None:
+    headers = [
+        *without(GOOD_HTML, "Set-Cookie").items(),
+        ("Set-Cookie", "a=1; Secure; HttpOnly; SameSite=Lax"),
+        ("Set-Cookie", "b=2; Secure; SameSite=Lax"),
+    ]
+    verdict = judge(headers)
+    assert "Set-Cookie b: missing HttpOnly" in verdict.message
+    assert "Set-Cookie a" not in verdict.message
+
+
+def test_cors_reflecting_the_probe_origin_with_credentials_fails() -> None:
+    reflected = {
+        "Access-Control-Allow-Origin": PROBE_ORIGIN,
+        "Access-Control-Allow-Credentials": "true",
+    }
+    for good in (GOOD_HTML, GOOD_JSON):
+        verdict = judge({**good, **reflected})
+        assert not verdict.passed
+        assert "reflects a foreign Origin with credentials" in verdict.message
+
+
+@pytest.mark.parametrize(
+    "cors",
+    [
+        {"Access-Control-Allow-Origin": PROBE_ORIGIN},  # no credentials: like *
+        {"Access-Control-Allow-Origin": "*"},
+        {
+            "Access-Control-Allow-Origin": "https://app.example",
+            "Access-Control-Allow-Credentials": "true",
+        },
+    ],
+)
+def test_cors_without_credentialed_reflection_passes(cors: dict[str, str]) -> None:
+    assert judge({**GOOD_HTML, **cors}).passed
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("X-Powered-By", "Express"),
+        ("X-AspNet-Version", "4.0.30319"),
+        ("x-generator", "Drupal 10"),
+        ("X-B3-TraceId", "80f198ee56343ba864fe8b2a57d3eff7"),
+        ("X-Nextjs-Cache", "HIT"),
+        ("X-Envoy-Upstream-Service-Time", "12"),
+        ("SourceMap", "/app.js.map"),
+    ],
+)
+def test_disclosure_headers_are_forbidden(name: str, value: str) -> None:
+    verdict = judge({**GOOD_JSON, name: value})
+    assert not verdict.passed
+    assert "discloses internals" in verdict.message
+    assert value in verdict.message
+
+
+def test_server_fails_only_with_a_version() -> None:
+    versioned = judge({**GOOD_JSON, "Server": "nginx/1.25.3"})
+    assert 'Server: discloses a software version (seen: "nginx/1.25.3")' in versioned.message
+    bare = judge({**GOOD_JSON, "Server": "nginx"})
+    assert bare.passed
+    assert 'Server: "nginx" names the software' in bare.message
+
+
+def test_forbid_adds_to_the_deny_list_including_prefixes_and_server() -> None:
+    check = check_for(forbid=("Server", "X-Internal-*"))
+    verdict = judge({**GOOD_JSON, "Server": "nginx", "X-Internal-Host": "db-3"}, check=check)
+    assert "Server: discloses internals" in verdict.message
+    assert "X-Internal-Host: discloses internals" in verdict.message
+
+
+def test_require_a_header_and_an_exact_value() -> None:
+    check = check_for(require=("Permissions-Policy", "Cache-Control: no-store"))
+    missing = judge(GOOD_JSON, check=check)
+    assert "Permissions-Policy: missing (required)" in missing.message
+    assert "Cache-Control: missing (required, expected 'no-store')" in missing.message
+    wrong = judge(
+        {**GOOD_JSON, "Permissions-Policy": "camera=()", "Cache-Control": "public"}, check=check
+    )
+    assert """Cache-Control: expected 'no-store' (seen: "public")""" in wrong.message
+    ok = judge({**GOOD_JSON, "Permissions-Policy": "x", "Cache-Control": "No-Store"}, check=check)
+    assert ok.passed, ok.message
+    assert "Cache-Control: no-store" in check.expected
+
+
+def test_a_required_header_is_taken_off_the_deny_list() -> None:
+    check = check_for(require=("X-Powered-By",))
+    assert judge({**GOOD_JSON, "X-Powered-By": "our-brand"}, check=check).passed
+
+
+def test_forced_profiles() -> None:
+    # An HTML page judged as an API: CSP/framing/referrer are not required.
+    api = check_for(profile="api")
+    html_as_api = without(
+        GOOD_HTML, "Content-Security-Policy", "X-Frame-Options", "Referrer-Policy"
+    )
+    assert judge(html_as_api, check=api).passed
+    # A JSON endpoint judged as HTML: the document rules apply.
+    html = check_for(profile="html")
+    verdict = judge(GOOD_JSON, check=html)
+    assert "Content-Security-Policy: missing" in verdict.message
+    assert verdict.properties["profile"] == "html"
+
+
+def test_all_violations_of_a_path_are_in_one_message() -> None:
+    verdict = judge(
+        {
+            "Content-Type": "text/html",
+            "X-Powered-By": "PHP/8.1",
+            "Set-Cookie": "sid=v4lue",
+            "Access-Control-Allow-Origin": PROBE_ORIGIN,
+            "Access-Control-Allow-Credentials": "true",
+        }
+    )
+    bullets = [line for line in verdict.message.splitlines() if line.startswith("    - ")]
+    assert len(bullets) == 8
+    assert "200 with 8 header problems:" in verdict.message
+
+
+def test_a_redirect_is_judged_only_on_rules_for_every_response() -> None:
+    headers = {"Location": "/login", "Strict-Transport-Security": "max-age=31536000"}
+    verdict = judge(headers, status=302)
+    assert verdict.passed, verdict.message
+    assert "a redirect" in verdict.message
+    leaky = judge({**headers, "X-Powered-By": "Express"}, status=302)
+    assert "X-Powered-By" in leaky.message
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "text"),
+    [
+        (404, None, "fix checks.headers.paths"),
+        (502, None, "the server failed"),
+        (None, "connection refused", "no response (connection refused)"),
+    ],
+)
+def test_unjudgeable_responses_fail(status: int | None, error: str | None, text: str) -> None:
+    check = check_for()
+    verdict = drive(check, lambda p: answer(p, status, GOOD_HTML.items(), error=error))
+    assert not verdict.passed
+    assert text in verdict.message
+
+
+def test_header_policy_deny_list_defaults() -> None:
+    deny = HeaderPolicy().deny_list()
+    assert "X-Powered-By" in deny
+    assert "Server" not in deny  # judged separately: only a version fails

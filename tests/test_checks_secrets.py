@@ -1,0 +1,424 @@
+"""The ``secrets`` checks: exposure markers, the soft-404 guard, and the response body scan.
+
+Every fake token is assembled at runtime from a seeded generator, so this file does not
+itself look like a leaked secret to a scanner.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from checkdriver import Recorder, answer, drive
+from pytest_rehearsal.checks import secrets as secrets_check
+from pytest_rehearsal.checks._base import Probe, Reply, ReplyLog
+from pytest_rehearsal.checks._leaks import redact, scan_text, shannon_entropy
+from pytest_rehearsal.checks.secrets import ExposureCheck, ResponsesScan, artefact_for
+from pytest_rehearsal.config import (
+    ChecksConfig,
+    InputEntry,
+    RehearsalConfig,
+    SecretsCheckConfig,
+)
+
+UPPER32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def rand(alphabet: str, length: int, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+def private_key(kind: str = "RSA ") -> str:
+    body = "\n".join(rand(ALNUM + "+/", 64, seed) for seed in range(4))
+    label = kind + "PRIVATE" + " KEY"
+    return f"-----BEGIN {label}-----\n{body}\n-----END {label}-----"
+
+
+def jwt() -> str:
+    return "ey" + rand(ALNUM, 30, 1) + ".ey" + rand(ALNUM, 40, 2) + "." + rand(ALNUM, 43, 3)
+
+
+FAKE_SECRETS: dict[str, str] = {
+    "aws-access-token": "AK" + "IA" + rand(UPPER32, 16),
+    "private-key": private_key(),
+    "putty-private-key": "PuTTY-User-Key-File-" + "2: ssh-rsa",
+    "github-pat": "gh" + "p_" + rand(ALNUM, 36),
+    "github-fine-grained-pat": "github" + "_pat_" + rand(ALNUM + "_", 82),
+    "github-oauth": "gh" + "o_" + rand(ALNUM, 36),
+    "gitlab-pat": "gl" + "pat-" + rand(ALNUM, 20),
+    "slack-bot-token": "xo" + "xb-" + rand("0123456789", 12) + "-" + rand("0123456789", 12, 2),
+    "slack-webhook-url": "https://hooks.slack.com/" + "services/" + rand(ALNUM, 44),
+    "stripe-access-token": "sk" + "_live_" + rand(ALNUM, 24),
+    "gcp-api-key": "AI" + "za" + rand(ALNUM + "-_", 35),
+    "npm-access-token": "np" + "m_" + rand("abcdefghijklmnopqrstuvwxyz0123456789", 36),
+}
+
+
+def cfg(
+    paths: tuple[str, ...] = ("/.env",), *, scan: bool = True, **checks: object
+) -> RehearsalConfig:
+    return RehearsalConfig(
+        checks=ChecksConfig(
+            secrets=SecretsCheckConfig(paths=paths, scan_bodies=scan),
+            **checks,  # type: ignore[arg-type]
+        )
+    )
+
+
+def exposure(path: str) -> ExposureCheck:
+    return ExposureCheck(path, cfg((path,)))
+
+
+def served(
+    path: str,
+    body: bytes | str,
+    content_type: str = "text/plain",
+    *,
+    status: int = 200,
+    baseline: tuple[int, bytes | str, str] = (404, '{"detail":"Not Found"}', "application/json"),
+) -> Reply | None:
+    """Drive ``secrets[path]`` with *body* at the path and *baseline* for any other path."""
+    check = exposure(path)
+
+    def respond(probe: Probe) -> Reply:
+        if probe.path == path:
+            return answer(probe, status, [("Content-Type", content_type)], body)
+        code, data, ctype = baseline
+        return answer(probe, code, [("Content-Type", ctype)], data)
+
+    verdict = drive(check, respond)
+    return None if verdict.passed else verdict  # type: ignore[return-value]
+
+
+# -- the leak rules -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", sorted(FAKE_SECRETS))
+def test_each_secret_rule_matches_and_is_redacted(rule: str) -> None:
+    secret = FAKE_SECRETS[rule]
+    findings = scan_text(f'{{"config": "{secret}"}}', "body")
+    assert [f.rule.name for f in findings] == [rule]
+    shown = findings[0].shown
+    assert shown.endswith("…")
+    assert len(shown) == 5
+    assert secret not in findings[0].describe()
+
+
+def test_secret_rules_work_inside_html_too() -> None:
+    for rule, secret in FAKE_SECRETS.items():
+        findings = scan_text(f"<td>{secret}</td>", "body")
+        assert rule in [f.rule.name for f in findings], rule
+
+
+def test_aws_example_keys_and_low_entropy_are_allowed() -> None:
+    assert scan_text("AK" + "IA" + "IOSFODNN7" + "EXAMPLE", "body") == []
+    assert scan_text("AK" + "IA" + "A" * 16, "body") == []
+
+
+def test_jwt_is_found_but_only_warns() -> None:
+    (finding,) = scan_text(f'{{"token": "{jwt()}"}}', "body")
+    assert finding.rule.name == "jwt"
+    assert finding.rule.warn_only
+
+
+def test_redact_and_entropy_helpers() -> None:
+    assert redact("sk_live_abcdef") == "sk_l…"
+    assert shannon_entropy("aaaa") == 0.0
+    assert shannon_entropy("abcd") == pytest.approx(2.0)
+
+
+TRACES = {
+    "werkzeug-debugger": "<title>Werkzeug Debugger</title> Traceback (most recent call last)",
+    "django-debug-page": (
+        "You're seeing this error because you have <code>DEBUG = True</code> "
+        "in your Django settings file"
+    ),
+    "python-traceback": (
+        'Traceback (most recent call last):\n  File "app.py", line 3\nKeyError: token=abc'
+    ),
+    "java-stack-trace": "java.lang.NullPointerException\n\tat com.shop.Orders.add(Orders.java:42)",
+    "node-stack-trace": "TypeError: x\n    at Object.<anonymous> (/srv/app/index.js:10:5)",
+    "dotnet-error-page": "<h1>Server Error in '/' Application.</h1>",
+    "php-error": (
+        "<b>Fatal error</b>:  Uncaught Error: Call to undefined function f() "
+        "in <b>/var/www/i.php</b> on line <b>3</b>"
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(TRACES))
+def test_each_trace_marker_and_only_the_most_specific(rule: str) -> None:
+    findings = scan_text(TRACES[rule], "body")
+    assert [f.rule.name for f in findings] == [rule]
+    assert "token=abc" not in findings[0].shown  # only the marker line is shown
+
+
+def test_django_404_debug_page_and_java_thread_marker() -> None:
+    assert scan_text("Django tried these URL patterns, in this order", "b")[0].rule.name == (
+        "django-debug-page"
+    )
+    assert scan_text('Exception in thread "main" java.lang.Error', "b")[0].rule.name == (
+        "java-stack-trace"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Meet us at home (see page 3)",
+        "<p>An error occurred. Please try again.</p>",
+        '{"detail": [{"loc": ["body", "quantity"], "msg": "Input should be a valid integer"}]}',
+        "Internal Server Error",
+    ],
+)
+def test_ordinary_text_has_no_findings(text: str) -> None:
+    assert scan_text(text, "body") == []
+
+
+# -- exposure: markers and the soft-404 guard ---------------------------------------------------
+
+ENV_FILE = "APP_NAME=shop\nAPP_KEY=base64:Zm9v\nDB_PASSWORD=hunter2hunter2\n"
+
+EXPOSED: list[tuple[str, bytes | str, str, str]] = [
+    ("/.git/config", "[core]\n\trepositoryformatversion = 0\n", "text/plain", "'[core]'"),
+    ("/.git/HEAD", "ref: refs/heads/main\n", "text/plain", "ref: refs/"),
+    ("/.git/logs/HEAD", "0" * 40 + " " + "a" * 40 + " dev <d@x> 1 +0000\n", "text/plain", "git"),
+    ("/.env", ENV_FILE, "text/plain", "APP_NAME, APP_KEY, DB_PASSWORD"),
+    (
+        "/.env.production",
+        "export DB_HOST=x\nexport DB_USER=y\n",
+        "application/octet-stream",
+        "DB_HOST",
+    ),
+    ("/.svn/entries", "12\n", "text/plain", "svn"),
+    ("/.hg/requires", "dotencode\nfncache\nrevlogv1\nstore\n", "text/plain", "hg"),
+    ("/.DS_Store", b"\x00\x00\x00\x01Bud1\x00\x00", "application/octet-stream", "DS_Store"),
+    ("/backup.zip", b"PK\x03\x04\x14\x00", "application/zip", "zip file signature 50 4B 03 04"),
+    ("/backup.tar.gz", b"\x1f\x8b\x08\x00", "application/gzip", "gzip"),
+    ("/site.7z", b"7z\xbc\xaf\x27\x1c\x00", "application/x-7z-compressed", "7z"),
+    ("/www.rar", b"Rar!\x1a\x07\x00", "application/vnd.rar", "rar"),
+    ("/data.sqlite", b"SQLite format 3\x00...", "application/octet-stream", "SQLite"),
+    ("/backup.tar", b"\x00" * 257 + b"ustar\x0000", "application/x-tar", "tar"),
+    ("/dump.sql", "-- MySQL dump 10.13\nCREATE TABLE users (id int);\n", "application/sql", "SQL"),
+    ("/docker-compose.yml", "services:\n  db:\n    image: postgres\n", "text/yaml", "compose"),
+    ("/.npmrc", "//registry.npmjs.org/:_authToken=abc\n", "text/plain", "npm"),
+    ("/.aws/credentials", "[default]\naws_access_key_id = x\n", "text/plain", "aws keys"),
+    ("/actuator/heapdump", b"JAVA PROFILE 1.0.2\x00", "application/octet-stream", "HPROF"),
+    (
+        "/actuator/env",
+        '{"activeProfiles":[],"propertySources":[{"name":"server.ports"}]}',
+        "application/vnd.spring-boot.actuator.v3+json",
+        "activeProfiles, propertySources",
+    ),
+    (
+        "/actuator/health",
+        '{"status":"UP","components":{"db":{}}}',
+        "application/json",
+        "components",
+    ),
+    ("/env", ENV_FILE, "text/plain", "KEY=value lines"),
+    ("/env", '{"PATH": "/bin", "HOME": "/root", "SECRET_KEY": "x"}', "application/json", "PATH"),
+    (
+        "/phpinfo.php",
+        "<html><title>PHP Version 8.2</title>PHP Extension</html>",
+        "text/html",
+        "phpinfo",
+    ),
+    ("/old-admin.html", "<html><body>old admin</body></html>", "text/html", "should not be served"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "ctype", "evidence"), EXPOSED)
+def test_each_exposure_marker(path: str, body: bytes | str, ctype: str, evidence: str) -> None:
+    status = 206 if path.endswith(".sql") else 200
+    verdict = served(path, body, ctype, status=status)
+    assert verdict is not None, f"{path} not reported"
+    assert evidence in verdict.message
+    assert verdict.message.startswith(f"GET https://staging.test{path}\n")
+    assert "retry:    safe: GET does not change staging" in verdict.message
+
+
+def test_the_exposed_body_is_never_quoted() -> None:
+    verdict = served("/.env", ENV_FILE)
+    assert verdict is not None
+    assert "hunter2" not in verdict.message
+    assert "Zm9v" not in verdict.message
+
+
+def test_an_exposed_file_with_a_token_names_the_token_redacted() -> None:
+    token = FAKE_SECRETS["stripe-access-token"]
+    verdict = served("/.env", ENV_FILE + f"STRIPE_KEY={token}\n")
+    assert verdict is not None
+    assert 'contains a Stripe secret key "sk_l…"' in verdict.message
+    assert token not in verdict.message
+
+
+def test_a_served_page_with_a_secret_fails_even_without_the_marker() -> None:
+    token = FAKE_SECRETS["github-pat"]
+    verdict = served("/.env", f"<html><body>{token}</body></html>", "text/html")
+    assert verdict is not None
+    assert "GitHub personal access token" in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "ctype"),
+    [
+        ("/.env", "<html><body>Welcome</body></html>", "text/html"),  # HTML is not an env file
+        ("/.env", "APP_NAME=shop\n", "text/plain"),  # one line is not enough
+        ("/.git/config", "<!doctype html><html>[core]</html>", "text/html"),
+        ("/backup.zip", "not a zip", "application/zip"),
+        ("/phpinfo.php", "PHP Version 8 only", "text/html"),
+        ("/actuator/health", '{"status":"UP"}', "application/json"),
+        ("/actuator/env", "activeProfiles", "text/plain"),  # not JSON
+    ],
+)
+def test_no_marker_no_exposure(path: str, body: str, ctype: str) -> None:
+    assert served(path, body, ctype) is None
+
+
+@pytest.mark.parametrize("status", [404, 403, 401, 302, 500])
+def test_not_served_statuses_pass(status: int) -> None:
+    assert served("/.env", ENV_FILE, status=status) is None
+
+
+def test_soft_404_identical_to_the_baseline_is_not_exposure() -> None:
+    catch_all = "APP_NAME=x\nAPP_ENV=y\n"  # even a marker-looking body, if every path gets it
+    assert served("/.env", catch_all, baseline=(200, catch_all, "text/plain")) is None
+
+
+def test_soft_404_that_echoes_the_path_is_not_exposure() -> None:
+    check = exposure("/.env")
+
+    def respond(probe: Probe) -> Reply:
+        return answer(
+            probe, 200, [("Content-Type", "text/plain")], f"A=1\nB=2\npath={probe.path}\n"
+        )
+
+    assert drive(check, respond).passed
+
+
+def test_soft_404_single_page_app_hides_a_generic_path() -> None:
+    spa = "<!doctype html><html><body><div id=app></div></body></html>"
+    assert (
+        served("/old-admin.html", spa + "x", "text/html", baseline=(200, spa, "text/html")) is None
+    )
+
+
+def test_baseline_is_in_the_same_batch_as_the_probe() -> None:
+    recorder = Recorder(lambda p: answer(p, 404))
+    assert drive(exposure("/dump.sql"), recorder).passed
+    (batch,) = recorder.rounds
+    baseline, probe = batch
+    assert re.fullmatch(r"/__rehearsal_[0-9a-f]{32}", baseline.path)
+    assert probe.path == "/dump.sql"
+    assert ("Range", "bytes=0-3000") in probe.headers  # never download a whole dump
+    assert probe.read_limit <= 64 * 1024
+
+
+def test_no_response_fails_because_exposure_is_unknown() -> None:
+    check = exposure("/.env")
+    verdict = drive(check, lambda p: answer(p, None, error="connection refused"))
+    assert not verdict.passed
+    assert "no response (connection refused): exposure unknown" in verdict.message
+
+
+def test_artefact_kinds_by_path() -> None:
+    assert artefact_for("/.git/packed-refs").kind == "git metadata"
+    assert artefact_for("/api/.env").kind == "an environment file"
+    assert artefact_for("/config.env").kind == "an environment file"
+    assert artefact_for("/database.sql.gz").kind == "a backup archive"
+    assert artefact_for("/?phpinfo=1").kind == "a file that should not be served"
+    assert artefact_for("/_profiler/phpinfo").kind == "a phpinfo() page"
+
+
+def test_build_ids_and_switches() -> None:
+    ids = [c.id for c in secrets_check.build(cfg(("/.env", "/.git/config")))]
+    assert ids == ["secrets[/.env]", "secrets[/.git/config]", "secrets[responses]"]
+    assert [c.id for c in secrets_check.build(cfg(scan=False))] == ["secrets[/.env]"]
+    assert secrets_check.build(RehearsalConfig(checks=ChecksConfig(secrets=None))) == []
+    default = secrets_check.build(RehearsalConfig())
+    assert len(default) == len(SecretsCheckConfig().paths) + 1
+
+
+# -- the response body scan ---------------------------------------------------------------------
+
+
+def scan(config: RehearsalConfig | None = None) -> ResponsesScan:
+    checks = secrets_check.build(config or cfg())
+    scan_check = checks[-1]
+    assert isinstance(scan_check, ResponsesScan)
+    return scan_check
+
+
+def log_of(*replies: Reply) -> ReplyLog:
+    log = ReplyLog()
+    for reply in replies:
+        log.add(reply)
+    return log
+
+
+def test_scan_runs_last_sends_nothing_and_passes_on_clean_replies() -> None:
+    check = scan()
+    assert check.runs_last
+    recorder = Recorder(lambda p: answer(p))
+    clean = answer(Probe("GET", "/"), 200, [("Content-Type", "text/html")], "<p>hello</p>")
+    verdict = drive(check, recorder, log_of(clean))
+    assert verdict.passed, verdict.message
+    assert recorder.rounds == []
+    assert verdict.properties["scanned"] == "1"
+
+
+def test_scan_reports_each_leaking_response_once_with_other_urls() -> None:
+    key = FAKE_SECRETS["aws-access-token"]
+    pages = [answer(Probe("GET", f"/p{i}"), 200, (), f"<!-- {key} -->") for i in range(5)]
+    trace = answer(Probe("POST", "/orders"), 500, (), TRACES["python-traceback"])
+    verdict = drive(scan(), lambda p: answer(p), log_of(*pages, trace))
+    assert not verdict.passed
+    assert key not in verdict.message
+    assert 'an AWS access key id "AKIA…" in the body (also in 4 more:' in verdict.message
+    assert verdict.message.startswith("GET https://staging.test/p0\n")
+    assert "POST https://staging.test/orders\n" in verdict.message
+    assert "a Python traceback" in verdict.message
+    assert "token=abc" not in verdict.message
+    assert verdict.message.count("  expected: ") == 2
+
+
+def test_scan_reads_headers_too() -> None:
+    token = FAKE_SECRETS["slack-bot-token"]
+    reply = answer(Probe("GET", "/"), 200, [("X-Debug-Token", token)], "ok")
+    verdict = drive(scan(), lambda p: answer(p), log_of(reply))
+    assert "a Slack bot token" in verdict.message
+    assert "in the X-Debug-Token header" in verdict.message
+
+
+def test_scan_finds_a_django_debug_404_on_the_soft_404_baseline() -> None:
+    baseline = answer(
+        Probe("GET", "/__rehearsal_0123"), 404, (), "Django tried these URL patterns, in this order"
+    )
+    verdict = drive(scan(), lambda p: answer(p), log_of(baseline))
+    assert "the Django DEBUG page" in verdict.message
+
+
+def test_scan_jwt_is_a_note_not_a_failure() -> None:
+    reply = answer(Probe("POST", "/login"), 200, (), f'{{"token": "{jwt()}"}}')
+    verdict = drive(scan(), lambda p: answer(p), log_of(reply))
+    assert verdict.passed
+    assert "note (not failing): a JSON Web Token" in verdict.message
+
+
+def test_scan_skips_replies_other_checks_already_judge() -> None:
+    config = cfg(("/.env",), inputs=(InputEntry("POST", "/orders", json={"q": "x"}),))
+    check = scan(config)
+    trace = TRACES["python-traceback"]
+    judged_by_inputs = answer(Probe("POST", "/orders", json={"q": "x"}), 500, (), trace)
+    judged_by_exposure = answer(exposure("/.env").probe, 200, (), trace)
+    other = answer(Probe("POST", "/orders", json={"q": 1}), 500, (), trace)
+    verdict = drive(check, lambda p: answer(p), log_of(judged_by_inputs, judged_by_exposure))
+    assert verdict.passed, verdict.message
+    verdict = drive(check, lambda p: answer(p), log_of(judged_by_inputs, other))
+    assert not verdict.passed
+    assert "(also in" not in verdict.message
