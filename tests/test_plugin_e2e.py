@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from plugin_helpers import (
     QUIET_CHECKS,
     TOKEN,
@@ -50,11 +51,15 @@ def test_healthy_staging_and_rollback_make_the_release_ready(
     result.stdout.fnmatch_lines(
         [
             f"rehearsal: {url} · config *rehearsal.yaml · rollback ./rollback.sh",
-            "PASSED rehearsal::health",
-            "PASSED rehearsal::rollback",
+            "collected 1 item",
+            "rehearsal .*",
+            "rollback | rolling back",
+            "rehearsal .*[[]100%[]]",
             "*staging rehearsal*",
             "PASSED   rehearsal::health  —  @platform · expect: GET /health answers status 200*",
             "*verdict: ready — 1 of 1 checks passed, rollback passed*",
+            "PASSED rehearsal::health",
+            "PASSED rehearsal::rollback",
         ]
     )
     report = load_report(pytester.path / "out/report.json")
@@ -107,11 +112,13 @@ def test_a_failing_rollback_blocks_even_when_every_check_passed(
     assert result.ret == 1
     result.stdout.fnmatch_lines(
         [
+            "rollback | cannot reach the cluster",
+            "rehearsal F*[[]100%[]]",
+            "rollback command `./rollback.sh` exited with status 3",
+            "*cannot reach the cluster",
+            "*verdict: blocked — 1 of 1 checks passed, rollback failed*",
             "PASSED rehearsal::health",
-            "FAILED rehearsal::rollback*",
-            "*exited with status 3*",
-            "*cannot reach the cluster*",
-            "*verdict: blocked*rollback failed*",
+            "FAILED rehearsal::rollback - rollback command `./rollback.sh` exited with sta*",
         ]
     )
     junit = (pytester.path / "junit.xml").read_text()
@@ -140,8 +147,10 @@ def test_no_rollback_gives_an_incomplete_verdict_and_exit_0(
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
-            "SKIPPED*rehearsal::rollback*--no-rollback*",
-            "*verdict: incomplete*rollback not rehearsed (--no-rollback was given)*",
+            "rehearsal .s*[[]100%[]]",
+            "SKIPPED  rehearsal::rollback  —  @oncall*",
+            "*verdict: incomplete — 1 of 1 checks passed, rollback not rehearsed (--no-rollback*",
+            "SKIPPED [[]1[]] rehearsal::rollback: --no-rollback was given",
         ]
     )
 
@@ -286,7 +295,7 @@ def test_staging_wait_polls_until_healthy(
 
     import threading
 
-    timer = threading.Timer(0.6, lambda: setattr(staging, "health_status", 200))
+    timer = threading.Timer(1.5, lambda: setattr(staging, "health_status", 200))
     timer.start()
     try:
         result = pytester.runpytest(f"--staging-url={url}", "--staging-wait=20s")

@@ -44,7 +44,7 @@ from .report import (
     report_json_text,
     write_atomically,
 )
-from .rollback import RollbackOutcome, preflight, rehearse_rollback
+from .rollback import FetchResult, RollbackOutcome, preflight, rehearse_rollback
 from .settings import Settings
 from .units import format_duration
 
@@ -91,7 +91,8 @@ class RehearsalItem(pytest.Item):
             pytest.fail(engine.redact(outcome.verdict.message), pytrace=False)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.path, None, f"rehearsal::{self.name}"
+        # Shown like a file name in progress lines: "rehearsal ....".
+        return self.session.path / "rehearsal", None, f"rehearsal::{self.name}"
 
 
 def _metadata_properties(
@@ -167,8 +168,15 @@ class RehearsalSession:
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         # tryfirst: the built-in items exist before -k / -m deselect anything.
-        collector = RehearsalCollector.from_parent(session, name="rehearsal", checks=self.checks)
-        items[:0] = collector.collect()
+        collector = RehearsalCollector.from_parent(
+            session, name="rehearsal", nodeid="rehearsal", checks=self.checks
+        )
+        builtin = collector.collect()
+        items[:0] = builtin
+        # Counted like collected tests ("collected N items"), as if found in a file.
+        config.hook.pytest_collectreport(
+            report=pytest.CollectReport("rehearsal", "passed", None, list(builtin))
+        )
         for item in items:
             marker = item.get_closest_marker("rehearsal")
             if marker is None or isinstance(item, RehearsalItem):
@@ -322,10 +330,17 @@ class RehearsalSession:
     # -- internals ---------------------------------------------------------------------
 
     def _preflight(self) -> str | None:
+        """What already stands in the way of the rollback, said in the header at start-up."""
         command = self.settings.rollback_command
         if command is None or self.settings.no_rollback:
             return None
-        return preflight(command, self.settings.config.rollback.cwd)
+        rollback = self.settings.config.rollback
+        problem = preflight(command, rollback.cwd, env=rollback.env)
+        if problem is None and rollback.restore:
+            problem = preflight(
+                rollback.restore, rollback.cwd, env=rollback.env, label="restore command"
+            )
+        return problem
 
     def _write(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -360,8 +375,9 @@ class RehearsalSession:
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 2.0)
 
-    def _fetch(self, path: str) -> Any:
-        return self.sender.send(Probe("GET", path))
+    def _fetch(self, path: str) -> FetchResult:
+        reply = self.sender.send(Probe("GET", path))
+        return FetchResult(reply.status, reply.body, reply.error)
 
     def _rehearse_rollback(self, session: pytest.Session) -> None:
         if self.rollback_outcome is not None:
@@ -393,6 +409,8 @@ class RehearsalSession:
                     on_line=lambda line: self._write(f"rollback | {line}"),
                 )
         self.rollback_outcome = outcome
+        if session.testscollected:
+            session.testscollected += 1  # the rollback's test case, so progress ends at 100%
         if outcome.interrupted:
             self.interrupted = True
         self.config.hook.pytest_rehearsal_after_rollback(config=self.config, outcome=outcome)
@@ -490,7 +508,9 @@ def _redact_report(report: pytest.TestReport, redact: Redactor) -> None:
     report.sections = [(key, redact(content)) for key, content in report.sections]
 
 
-def _emit_rollback_reports(config: pytest.Config, outcome: RollbackOutcome, redact: Redactor) -> None:
+def _emit_rollback_reports(
+    config: pytest.Config, outcome: RollbackOutcome, redact: Redactor
+) -> None:
     """Report the rollback as the test case ``rehearsal::rollback`` (terminal, JUnit XML)."""
     location = (ROLLBACK_NODEID, None, "rollback")
     properties = [
@@ -500,7 +520,7 @@ def _emit_rollback_reports(config: pytest.Config, outcome: RollbackOutcome, reda
     message = redact(outcome.message)
     phases: list[tuple[str, str, Any]]
     if outcome.outcome == "skipped":
-        phases = [("setup", "skipped", (ROLLBACK_NODEID, 0, f"Skipped: {message}"))]
+        phases = [("setup", "skipped", (ROLLBACK_NODEID, None, f"Skipped: {message}"))]
     elif outcome.outcome == "failed" and outcome.phase == "preflight":
         phases = [("setup", "failed", message)]  # could not be executed at all: a JUnit <error>
     else:

@@ -22,6 +22,8 @@ def json_contains(actual: Any, expected: Any) -> bool:
         return isinstance(actual, Mapping) and all(
             key in actual and json_contains(actual[key], value) for key, value in expected.items()
         )
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(actual) is type(expected) and actual == expected  # true is not 1
     return bool(actual == expected)
 
 
