@@ -348,6 +348,14 @@ def test_forbid_adds_to_the_deny_list_including_prefixes_and_server() -> None:
     assert "X-Internal-Host: discloses internals" in verdict.message
 
 
+def test_forbid_a_value() -> None:
+    check = check_for(forbid=("Cache-Control: public",))
+    verdict = judge({**GOOD_JSON, "Cache-Control": "Public"}, check=check)
+    assert """Cache-Control: must not be 'public' (seen: "Public")""" in verdict.message
+    assert judge({**GOOD_JSON, "Cache-Control": "no-store"}, check=check).passed
+    assert judge(GOOD_JSON, check=check).passed
+
+
 def test_require_a_header_and_an_exact_value() -> None:
     check = check_for(require=("Permissions-Policy", "Cache-Control: no-store"))
     missing = judge(GOOD_JSON, check=check)

@@ -112,22 +112,23 @@ class HeaderPolicy:
 
     profile: str = "auto"  # "auto" (JSON -> api, otherwise html), "html" or "api"
     require: tuple[Requirement, ...] = ()
-    forbid: tuple[str, ...] = ()
+    # ``Name`` (``X-Debug-*`` ends in a prefix): must be absent; ``Name: value``: must not
+    # carry that value.
+    forbid: tuple[Requirement, ...] = ()
 
     @classmethod
     def from_config(cls, config: HeadersCheckConfig) -> HeaderPolicy:
         return cls(
             profile=config.profile,
             require=tuple(Requirement.parse(text) for text in config.require),
-            forbid=tuple(config.forbid),
+            forbid=tuple(Requirement.parse(text) for text in config.forbid),
         )
 
     def deny_list(self) -> tuple[str, ...]:
         """Forbidden header patterns; a header the team requires is taken off the list."""
         required = {req.name.lower() for req in self.require}
-        return tuple(
-            name for name in DISCLOSURE_HEADERS + self.forbid if name.lower() not in required
-        )
+        names = DISCLOSURE_HEADERS + tuple(f.name for f in self.forbid if f.value is None)
+        return tuple(name for name in names if name.lower() not in required)
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,16 @@ def _required(reply: Reply, policy: HeaderPolicy) -> list[Violation]:
     return violations
 
 
+def _forbidden_values(reply: Reply, policy: HeaderPolicy) -> list[Violation]:
+    return [
+        Violation(rule.name, f"must not be {rule.value!r}", value)
+        for rule in policy.forbid
+        if rule.value is not None
+        for value in reply.header_values(rule.name)
+        if value.strip().lower() == rule.value.lower()
+    ]
+
+
 def profile_of(reply: Reply, policy: HeaderPolicy) -> str:
     """The profile applied to *reply*: the configured one, or by content type for "auto"."""
     if policy.profile != "auto":
@@ -317,7 +328,7 @@ def judge(reply: Reply, policy: HeaderPolicy) -> tuple[list[Violation], list[str
             violations += _csp(reply) + _framing(reply) + _referrer(reply)
     violations += _hsts(reply) + _cookies(reply) + _cors(reply)
     disclosed, notes = _disclosure(reply, policy)
-    violations += disclosed + _required(reply, policy)
+    violations += disclosed + _required(reply, policy) + _forbidden_values(reply, policy)
     if origin(reply.url)[0] != "https":
         notes.append("HSTS not judged: staging is not served over https")
     if redirect:

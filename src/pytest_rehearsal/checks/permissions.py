@@ -23,7 +23,7 @@ __all__ = ["LOGIN_PATH", "MAX_HOPS", "AnonymousCheck", "RoleCheck", "build"]
 #: A Location path that looks like a login page.
 LOGIN_PATH = re.compile(r"log-?in|sign-?in|sign_in|auth|sso|session", re.IGNORECASE)
 MAX_HOPS = 3
-_ASVS = "5.0.0: 8.2.1 8.3.1"  # function-level access control, enforced at the service layer
+_ASVS = "5.0.0: 8.2.1"  # function-level access restricted to consumers with explicit permissions
 
 Chase = Generator[Sequence[Probe], Sequence[Reply], tuple[Reply, list[str]]]
 

@@ -36,7 +36,8 @@ __all__ = [
 ]
 
 Marker = Callable[[Reply], "str | None"]
-_ASVS_EXPOSURE = "5.0.0: 13.4.2 13.4.6"  # debug modes off; no unneeded files exposed
+# No source control metadata, debug modes off, no monitoring endpoints exposed.
+_ASVS_EXPOSURE = "5.0.0: 13.4.1 13.4.2 13.4.5"
 _ASVS_LEAKS = "5.0.0: 16.5.1 13.4.2"  # generic errors, no stack traces; debug off
 _OTHER_URLS_SHOWN = 3
 
