@@ -728,6 +728,10 @@ def test_hostile_8_a_literal_token_is_refused_and_never_echoed(tmp_path: Path) -
         message = failure(tmp_path, document)
         assert secret not in message
         assert "secrets only come from the environment" in message or "not shown" in message
+    numeric = "1234567890123456"
+    message = failure(tmp_path, f"rollback:\n  env: {{DB_PASSWORD: {numeric}}}\n")
+    assert_names(message, 2, "rollback.env.DB_PASSWORD", "not shown", "quote it")
+    assert numeric not in message
 
 
 @pytest.mark.parametrize(

@@ -683,10 +683,6 @@ def _text(context: _Context, node: Node, keypath: str) -> str:
     return value
 
 
-def _any_string(context: _Context, node: Node, keypath: str) -> str:
-    return _string(node)
-
-
 def _boolean(context: _Context, node: Node, keypath: str) -> bool:
     if _kind(node) == "scalar" and node.tag == _BOOL:
         text = str(node.value).lower()
@@ -1115,8 +1111,12 @@ def _variable(key: Node) -> Converter[str]:
 
     def convert(context: _Context, node: Node, keypath: str) -> str:
         # Only the text counts for a name: `ON:` is a fine variable name, not a boolean.
-        if not _ENV_NAME.fullmatch(str(key.value)):
+        name = str(key.value)
+        if not _ENV_NAME.fullmatch(name):
             raise _Invalid("not an environment variable name", _ENV_EXPECTED, node=key)
+        if _CREDENTIAL_WORD.search(name) and not (_kind(node) == "scalar" and node.tag == _STR):
+            # DB_PASSWORD: 12345678 is a secret typed unquoted: say what is wrong, not what it is.
+            raise _Invalid(f"wrong type ({_what(node)})", "a string (quote it)", found=_HIDDEN)
         text = _string(node, "a string")
         if "\x00" in text:
             raise _Invalid("contains a NUL character", "a string", found=_HIDDEN)
