@@ -1,47 +1,100 @@
-"""HTTP to staging: one pooled httpx client, credentials from the environment, safe retries.
+"""HTTP to staging that survives a hostile service: bounded in time and memory, no secret leaked.
 
-Imported only when a rehearsal is active (it imports httpx and tenacity at the top).
+Imported only when a rehearsal is active (it imports httpx and httpcore at the top).
 
-- Only idempotent requests are retried, and only on transient failures: connection errors
-  other than TLS, timeouts, and 502/503/504. A TLS failure is never retried or downgraded.
-- Redirects are never followed: a 3xx is a result for the check to judge.
-- Bodies are read with a cap, asking for ``identity`` encoding; an encoded body is inflated
-  with a bound, so a small gzip bomb cannot become a large allocation.
+Time. httpx's timeouts limit each socket operation, so a server dripping one byte every
+0.1 s never trips them. Every request here also has a total :class:`Deadline`: the clients
+use a :class:`DeadlineBackend`, httpcore's network backend with each connect, TLS
+handshake, read and write given ``min(operation timeout, time left)``, the time left being
+read from a context variable that :class:`ProbeSender` and :class:`StagingClient` set around
+each request. When it runs out, the request fails with "exceeded the 2s total deadline for
+GET /slow". A request never takes longer than the staging timeout, retries and
+``Retry-After`` waits included; a ``Retry-After`` longer than what is left is not waited for.
+
+Memory. Bodies are read with a cap, asking for ``identity`` encoding; a gzip or deflate
+body sent anyway is inflated in pieces of at most 64 KiB, so a 51 KB gzip bomb never
+becomes a 50 MiB allocation.
+
+Retries. Only idempotent requests, only on failures that may pass: connection errors other
+than TLS, a server that closed the connection, and 429/502/503/504. Never a TLS failure
+(verification is never downgraded either), never a request that ran out of time.
+
+Redirects. The built-in checks never follow them: a 3xx is a result, its reply says where it
+pointed. The ``staging`` client follows them only when asked (``follow_redirects=True``), and
+then only within staging's origin, never from https to http, and at most 5 hops.
+
+Secrets. Tokens stay :class:`~pytest_rehearsal.redact.Secret` until an auth flow puts them in
+a header, and only on requests to staging's origin.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import email.utils
+import functools
+import random
+import select
+import socket
 import ssl
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import httpcore
 import httpx
-import tenacity
 
 from . import __version__
 from .checks._base import Probe, Reply, ReplyLog
 from .config import RehearsalConfig
-from .redact import Redactor, Secret
+from .redact import Redactor, Secret, mask_url
+from .units import format_duration, format_size
 
 __all__ = [
+    "MAX_REDIRECTS",
+    "STAGING_BODY_LIMIT",
     "TRANSIENT_STATUSES",
+    "BodyTooLarge",
     "Credentials",
+    "Deadline",
+    "DeadlineBackend",
+    "DeadlineExceeded",
     "ProbeSender",
+    "RedirectRefused",
     "StagingClient",
+    "client_options",
     "describe_transport_error",
+    "inflate",
+    "make_probe_client",
     "make_ssl_context",
+    "make_staging_client",
+    "parse_retry_after",
+    "read_capped",
+    "redactor_for",
 ]
 
-TRANSIENT_STATUSES = frozenset({502, 503, 504})
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 USER_AGENT = f"pytest-rehearsal/{__version__}"
 MAX_CONNECTIONS = 32
+MAX_REDIRECTS = 5
+#: The most the ``staging`` client reads into memory for one response (``stream()`` is free).
+STAGING_BODY_LIMIT = 16 * 1024 * 1024
+#: Inflated bodies come out in pieces no larger than this, however well they compress.
+INFLATE_PIECE = 64 * 1024
 # Retries wait briefly: staging that is down for longer is a finding, not something to sit out.
-_RETRY_WAIT = tenacity.wait_exponential_jitter(initial=0.1, max=1.0)
+_BACKOFF_FIRST = 0.1
+_BACKOFF_MAX = 1.0
+_REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_INFLATABLE = frozenset({"gzip", "x-gzip", "deflate"})
+_T = TypeVar("_T")
+
+
+# -- credentials ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -85,6 +138,36 @@ class Credentials:
         return {self.header: value}
 
 
+class _CredentialAuth(httpx.Auth):
+    """Adds one credential set's header, only to requests for staging's own origin.
+
+    The token is revealed inside this flow only, so no frame of the rehearsal's own code
+    holds it as a plain string (tracebacks with ``-l`` show locals).
+    """
+
+    def __init__(self, credentials: Credentials, name: str | None, origin: httpx.URL) -> None:
+        self._credentials = credentials
+        self._name = name
+        self._origin = _origin(origin)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if _origin(request.url) == self._origin:
+            for header, value in self._credentials.headers_for(self._name).items():
+                request.headers.setdefault(header, value)
+        yield request
+
+    def __repr__(self) -> str:
+        return "<credentials from the environment>"
+
+
+def redactor_for(credentials: Credentials) -> Redactor:
+    """A redactor that knows every token value read from the environment."""
+    return Redactor(token.reveal() for token in credentials.tokens.values())
+
+
+# -- TLS and errors ---------------------------------------------------------------------------
+
+
 def make_ssl_context(staging_url: str, ca_bundle: Path | None) -> ssl.SSLContext:
     """Verification is always on; a private CA is added with ``ca_bundle``.
 
@@ -96,79 +179,419 @@ def make_ssl_context(staging_url: str, ca_bundle: Path | None) -> ssl.SSLContext
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
-def describe_transport_error(exc: BaseException) -> str:
-    """A transport failure in words: which TLS problem, which socket error, which timeout."""
+def _chain(exc: BaseException) -> list[BaseException]:
     chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in chain:
         chain.append(current)
         current = current.__cause__ or current.__context__
+    return chain
+
+
+_UNTRUSTED_ISSUER = (18, 19, 20, 21)  # self-signed, self-signed in chain, unknown issuer
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    """A transport failure in words: which deadline, which TLS problem, which socket error."""
+    chain = _chain(exc)
     for item in chain:
+        if isinstance(item, DeadlineExceeded):
+            return str(item)
         if isinstance(item, ssl.SSLCertVerificationError):
-            return f"TLS verification failed: {item.verify_message or item.reason}"
+            text = f"TLS verification failed: {item.verify_message or item.reason}"
+            if item.verify_code in _UNTRUSTED_ISSUER:
+                text += " (for a private CA, pass --staging-ca-bundle or set ca_bundle:)"
+            return text
         if isinstance(item, ssl.SSLError):
-            return f"TLS handshake failed: {item.reason or item}"
+            reason = item.reason or str(item)
+            if reason == "WRONG_VERSION_NUMBER":
+                return "TLS handshake failed: WRONG_VERSION_NUMBER (is that port plain HTTP?)"
+            return f"TLS handshake failed: {reason}"
+    text = str(exc)
     if isinstance(exc, httpx.TimeoutException):
         kind = type(exc).__name__.replace("Timeout", "").lower() or "request"
         return f"timed out ({kind} timeout)"
     if isinstance(exc, httpx.RemoteProtocolError):
-        return f"protocol error: {exc}" if str(exc) else "server closed the connection"
-    text = str(exc) or type(exc).__name__
-    return f"connection failed: {text}"
+        if "without sending" in text and "response" in text:
+            return "the server closed the connection without a response"
+        return f"protocol error: {text}" if text else "the server closed the connection"
+    if isinstance(exc, httpx.ConnectError):
+        return f"could not connect: {text or type(exc).__name__}"
+    if isinstance(exc, httpx.ReadError):
+        return f"reading the response failed: {text or type(exc).__name__}"
+    if isinstance(exc, httpx.WriteError):
+        return f"sending the request failed: {text or type(exc).__name__}"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _is_transient_error(exc: BaseException) -> bool:
-    if not isinstance(exc, httpx.TransportError):
+    """Whether another attempt may succeed: not TLS, not out of time, not our own bug."""
+    if not isinstance(exc, httpx.TransportError) or isinstance(exc, httpx.TimeoutException):
         return False
-    return not describe_transport_error(exc).startswith("TLS")
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.ProxyError)):
+        return False
+    return not any(isinstance(item, ssl.SSLError) for item in _chain(exc))
 
 
-class _TransientReply(Exception):
-    """Raised inside the retry loop so tenacity tries again; carries the last reply."""
-
-    def __init__(self, reply: Reply) -> None:
-        self.reply = reply
+class BodyTooLarge(httpx.RequestError):
+    """The ``staging`` client refused to read a body larger than its limit into memory."""
 
 
-def _retrying(attempts: int, budget: float) -> tenacity.Retrying:
-    return tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(max(attempts, 1)) | tenacity.stop_after_delay(budget),
-        wait=_RETRY_WAIT,
-        retry=tenacity.retry_if_exception_type(_TransientReply),
-        reraise=True,
-    )
+class RedirectRefused(httpx.RequestError):
+    """The ``staging`` client refused to follow a redirect off staging or to plain http."""
 
 
-def _inflate(chunks: Iterator[bytes], encoding: str, limit: int) -> Iterator[bytes]:
-    """Decode a gzip/deflate stream without ever producing more than *limit* + 1 bytes."""
-    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
-    decoder = zlib.decompressobj(wbits)
-    budget = limit + 1
-    for chunk in chunks:
-        data = decoder.decompress(chunk, budget)
-        budget -= len(data)
-        yield data
-        if budget <= 0:
-            return
+# -- deadlines --------------------------------------------------------------------------------
 
 
-def read_capped(response: httpx.Response, limit: int, deadline: float) -> tuple[bytes, bool]:
-    """Read at most *limit* bytes of the (decoded) body before *deadline* (monotonic)."""
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+@dataclass(frozen=True)
+class Deadline:
+    """When everything one request does must be over (``time.monotonic()``), and why."""
+
+    at: float
+    seconds: float
+    what: str
+
+    @classmethod
+    def after(cls, seconds: float, what: str, not_after: float | None = None) -> Deadline:
+        """A deadline *seconds* from now, or at *not_after* if that comes first."""
+        now = time.monotonic()
+        at = now + seconds if not_after is None else min(now + seconds, not_after)
+        return cls(at, at - now, what)
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def message(self) -> str:
+        return f"exceeded the {_seconds(self.seconds)} total deadline for {self.what}"
+
+
+class DeadlineExceeded(httpcore.TimeoutException):
+    """A request's :class:`Deadline` ran out (httpx re-raises it as a TimeoutException)."""
+
+
+_DEADLINE: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+    "pytest_rehearsal_deadline", default=None
+)
+
+
+@contextmanager
+def _deadline_scope(deadline: Deadline) -> Iterator[None]:
+    """Socket operations of this thread (through :class:`DeadlineBackend`) end by *deadline*."""
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _bound(timeout: float | None) -> tuple[float | None, Deadline | None]:
+    """The timeout for one socket operation, and the deadline if it is what bounds it."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout, None
+    left = deadline.left()
+    if left <= 0:
+        raise DeadlineExceeded(deadline.message())
+    if timeout is not None and timeout <= left:
+        return timeout, None
+    return left, deadline
+
+
+def _socket_call(
+    sock: socket.socket,
+    timeout: float | None,
+    call: Callable[[], _T],
+    on_timeout: type[Exception],
+    on_error: type[Exception],
+) -> _T:
+    """Run ``call()`` on *sock* within the bounded timeout, raising httpcore's exceptions."""
+    limit, deadline = _bound(timeout)
+    try:
+        sock.settimeout(limit)
+        result: _T = call()
+        return result
+    except TimeoutError as exc:
+        if deadline is not None:
+            raise DeadlineExceeded(deadline.message()) from exc
+        raise on_timeout(str(exc) or "timed out") from exc
+    except OSError as exc:
+        raise on_error(str(exc) or type(exc).__name__) from exc
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every operation ends by the current :class:`Deadline`."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return _socket_call(
+            self._sock,
+            timeout,
+            lambda: self._sock.recv(max_bytes),
+            httpcore.ReadTimeout,
+            httpcore.ReadError,
+        )
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        view = memoryview(buffer)
+        while view:
+            # Bounded per send, and the loop re-checks the deadline: a server reading
+            # slowly cannot stretch one write.
+            sent: int = _socket_call(
+                self._sock,
+                timeout,
+                functools.partial(self._sock.send, view),
+                httpcore.WriteTimeout,
+                httpcore.WriteError,
+            )
+            view = view[sent:]
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        # The socket timeout bounds the whole handshake in CPython's ssl module, so a
+        # server dripping its handshake also stops at the deadline.
+        try:
+            tls: socket.socket = _socket_call(
+                self._sock,
+                timeout,
+                lambda: ssl_context.wrap_socket(self._sock, server_hostname=server_hostname),
+                httpcore.ConnectTimeout,
+                httpcore.ConnectError,
+            )
+        except Exception:
+            self._sock.close()
+            raise
+        return _DeadlineStream(tls)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object":
+            # An SSLSocket offers what httpcore asks of an SSLObject (ALPN, peer cert).
+            return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
+        if info == "client_addr":
+            return self._sock.getsockname()
+        if info == "server_addr":
+            return self._sock.getpeername()
+        if info == "socket":
+            return self._sock
+        if info == "is_readable":
+            return _is_readable(self._sock)
+        return None
+
+
+def _is_readable(sock: socket.socket) -> bool:
+    """An idle keep-alive socket that is readable was closed by the server (or sent junk)."""
+    if sock.fileno() < 0:
+        return True
+    poll = select.poll()
+    poll.register(sock, select.POLLIN)
+    return bool(poll.poll(0))
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's synchronous network backend, bounded by the current :class:`Deadline`.
+
+    Every connect, TLS handshake, read and write waits at most ``min(operation timeout,
+    time left)``; with no deadline set it behaves like httpcore's own backend. Name
+    resolution is the one step it cannot bound (``getaddrinfo`` has no timeout).
+    """
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        source = None if local_address is None else (local_address, 0)
+        limit, deadline = _bound(timeout)
+        try:
+            sock = socket.create_connection((host, port), limit, source)
+        except TimeoutError as exc:
+            if deadline is not None:
+                raise DeadlineExceeded(deadline.message()) from exc
+            raise httpcore.ConnectTimeout(str(exc) or "timed out") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return _DeadlineStream(sock)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    """``httpx.HTTPTransport`` whose connection pool uses :class:`DeadlineBackend`."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits) -> None:
+        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
+        # httpx has no public way to choose httpcore's network backend; its transport keeps
+        # the pool in `_pool` (since 0.18). Fail loudly rather than run without deadlines.
+        if not isinstance(getattr(self, "_pool", None), httpcore.ConnectionPool):
+            raise RuntimeError("unsupported httpx version: cannot bound request times")
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=DeadlineBackend(),
+        )
+
+
+# -- bodies -----------------------------------------------------------------------------------
+
+
+def inflate(chunks: Iterable[bytes], piece: int = INFLATE_PIECE) -> Iterator[bytes]:
+    """Decode a gzip or zlib stream, yielding pieces of at most *piece* bytes.
+
+    The output is produced only as it is pulled, so a consumer that stops at a cap never
+    holds more than the cap plus one piece, however small the compressed input was.
+    Raises :class:`httpx.DecodingError` on a corrupt stream.
+    """
+    decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)  # 32: accept a gzip or a zlib header
+    try:
+        for chunk in chunks:
+            data = chunk
+            while True:
+                out = decoder.decompress(data, piece)
+                if out:
+                    yield out
+                data = decoder.unconsumed_tail
+                # A full piece may leave output inside zlib even with no input left.
+                if decoder.eof or (not data and len(out) < piece):
+                    break
+            if decoder.eof:
+                return
+        tail = decoder.flush()
+    except zlib.error as exc:
+        raise httpx.DecodingError(f"corrupt compressed body: {exc}") from None
+    if tail:
+        yield tail
+
+
+def _content_encoding(headers: httpx.Headers) -> str:
+    return str(headers.get("content-encoding", "")).strip().lower()
+
+
+def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most *limit* bytes of the body (gzip/deflate inflated), and whether there was more.
+
+    Other encodings (``br``, ``zstd``) are returned undecoded: the rehearsal asked for
+    ``identity``. Time is bounded by the request's deadline, not here.
+    """
+    encoding = _content_encoding(response.headers)
     raw = response.iter_raw()
-    chunks = _inflate(raw, encoding, limit) if encoding in {"gzip", "deflate"} else raw
+    chunks = inflate(raw) if encoding in _INFLATABLE else raw
     body = bytearray()
     for chunk in chunks:
         body += chunk
         if len(body) > limit:
             return bytes(body[:limit]), True
-        if time.monotonic() > deadline:
-            raise httpx.ReadTimeout("the body took longer than the request's total deadline")
     return bytes(body), False
 
 
+class _GuardedStream(httpx.SyncByteStream):
+    """A response body read under the request's deadline, inflated in bounded pieces, and
+    (for a body read into memory) capped at a size."""
+
+    def __init__(
+        self,
+        inner: httpx.SyncByteStream,
+        deadline: Deadline,
+        *,
+        inflating: bool,
+        limit: int | None,
+    ) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._inflating = inflating
+        self._limit = limit
+
+    def _raw(self) -> Iterator[bytes]:
+        chunks = iter(self._inner)
+        while True:
+            # Set around each pull only: a generator shares its consumer's context.
+            with _deadline_scope(self._deadline):
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
+            yield chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        received = 0
+        for chunk in inflate(self._raw()) if self._inflating else self._raw():
+            received += len(chunk)
+            if self._limit is not None and received > self._limit:
+                raise BodyTooLarge(
+                    f"the body of {self._deadline.what} is larger than "
+                    f"{format_size(self._limit)}, the most the staging client reads into "
+                    f"memory; read it piece by piece with staging.stream(...)"
+                )
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+# -- retries ----------------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds from now (delta-seconds or an HTTP date), or ``None``."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _plan_retry(
+    attempt: int, status: int | None, retry_after: float | None, deadline: Deadline
+) -> tuple[float | None, str | None]:
+    """How long to wait before the next attempt (``None``: stop), and why we stopped."""
+    left = deadline.left()
+    if retry_after is not None:
+        if retry_after >= left:
+            label = "rate limited" if status == 429 else "unavailable"
+            return None, (
+                f"{label} (Retry-After {_seconds(retry_after)} exceeds the "
+                f"{_seconds(deadline.seconds)} budget)"
+            )
+        return retry_after, None
+    base = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (attempt - 1))
+    # Jitter, so that the 32 parallel probes of a round do not all retry in step.
+    pause = base + random.uniform(0, base / 2)
+    return (pause, None) if pause < left else (None, None)
+
+
+def _seconds(value: float) -> str:
+    return format_duration(round(value, 1) if value >= 1 else value)
+
+
+# -- the built-in checks' sender --------------------------------------------------------------
+
+
 class ProbeSender:
-    """Sends :class:`Probe` objects over one pooled client and records every :class:`Reply`."""
+    """Sends :class:`Probe` objects over one pooled client and records every :class:`Reply`.
+
+    *client* must come from :func:`make_probe_client` (its transport enforces deadlines).
+    Each probe, every attempt and wait included, ends within *timeout* seconds.
+    """
 
     def __init__(
         self,
@@ -190,51 +613,71 @@ class ProbeSender:
     def url_for(self, path: str) -> str:
         return str(self.client.base_url).rstrip("/") + path
 
-    def send(self, probe: Probe) -> Reply:
-        """Send *probe* (retrying only when it is idempotent), record and return the reply."""
+    def send(self, probe: Probe, *, not_after: float | None = None) -> Reply:
+        """Send *probe*, retrying only when it is idempotent; record and return the reply.
+
+        *not_after* (``time.monotonic()``) ends it earlier, for a check's own deadline.
+        """
+        deadline = Deadline.after(
+            self.timeout, f"{probe.method.upper()} {mask_url(probe.path)}", not_after
+        )
         attempts = 1 + self.retries if probe.is_idempotent else 1
-        try:
-            for attempt in _retrying(attempts, budget=self.timeout * attempts):
-                with attempt:
-                    reply, transient = self._send_once(probe, attempt.retry_state.attempt_number)
-                    if transient:
-                        raise _TransientReply(reply)
-        except _TransientReply as exc:
-            reply = exc.reply
+        attempt = 1
+        while True:
+            reply, transient = self._send_once(probe, attempt, deadline)
+            if not transient or attempt >= attempts:
+                break
+            retry_after = parse_retry_after(reply.header("retry-after"))
+            pause, note = _plan_retry(attempt, reply.status, retry_after, deadline)
+            if pause is None:
+                if note:
+                    reply = _noted(reply, note)
+                break
+            time.sleep(pause)
+            attempt += 1
         self.log.add(reply)
         return reply
 
-    def _send_once(self, probe: Probe, attempt: int) -> tuple[Reply, bool]:
+    def _send_once(self, probe: Probe, attempt: int, deadline: Deadline) -> tuple[Reply, bool]:
         """One attempt; the flag says whether the outcome is transient (worth another try)."""
         url = self.url_for(probe.path)
-        headers = dict(probe.headers)
-        headers.update(self.credentials.headers_for(probe.credentials))
+        shown = mask_url(url)
         if probe.upload is not None:
             from .upload_probe import send_upload
 
-            reply = send_upload(
-                url, probe, headers, timeout=self.timeout, ssl_context=self.ssl_context
-            )
+            headers = dict(probe.headers)
+            headers.update(self.credentials.headers_for(probe.credentials))
+            with _deadline_scope(deadline):
+                reply = send_upload(
+                    url, probe, headers, timeout=deadline.left(), ssl_context=self.ssl_context
+                )
             return dataclasses.replace(reply, attempts=attempt), False
-        kwargs: dict[str, Any] = {"headers": headers}
+        kwargs: dict[str, Any] = {
+            "headers": dict(probe.headers),
+            "auth": _CredentialAuth(self.credentials, probe.credentials, self.client.base_url),
+        }
         if probe.json is not None:
             kwargs["json"] = probe.json
         elif probe.content is not None:
             kwargs["content"] = probe.content
         started = time.monotonic()
         try:
-            with self.client.stream(probe.method, url, **kwargs) as response:
-                body, truncated = read_capped(
-                    response, probe.read_limit, deadline=started + self.timeout
-                )
-        except httpx.TransportError as exc:
-            error = Reply(probe, url, None, attempts=attempt, error=describe_transport_error(exc))
-            return error, _is_transient_error(exc)
+            with (
+                _deadline_scope(deadline),
+                self.client.stream(probe.method, url, **kwargs) as response,
+            ):
+                body, truncated = read_capped(response, probe.read_limit)
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            failed = Reply(probe, shown, None, attempts=attempt, error=_describe(exc))
+            return failed, _is_transient_error(exc)
+        except Exception as exc:  # one unforeseen failure must not take every check down
+            failed = Reply(probe, shown, None, attempts=attempt, error=_describe(exc))
+            return failed, False
         reply = Reply(
             probe,
-            url,
+            shown,
             response.status_code,
-            reason=response.reason_phrase,
+            reason=_reason(response, truncated, probe.read_limit),
             headers=tuple(response.headers.multi_items()),
             body=body,
             truncated=truncated,
@@ -244,73 +687,194 @@ class ProbeSender:
         return reply, response.status_code in TRANSIENT_STATUSES
 
 
-class StagingClient(httpx.Client):
-    """An :class:`httpx.Client` on the staging URL that retries idempotent requests.
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, httpx.DecodingError):
+        return f"could not decode the body: {exc}"
+    if isinstance(exc, (httpx.TransportError, httpcore.TimeoutException)):
+        return describe_transport_error(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
 
-    The ``staging`` fixture. Credentials are added per request by an auth flow, so
-    ``client.headers`` never holds the token.
+
+def _reason(response: httpx.Response, truncated: bool, limit: int) -> str:
+    """The reason phrase, plus what a failure message needs to know about the response."""
+    notes: list[str] = []
+    next_request = response.next_request
+    if next_request is not None:
+        notes.append(f"redirect to {mask_url(str(next_request.url))}, not followed")
+    encoding = _content_encoding(response.headers)
+    if truncated:
+        note = f"body longer than {format_size(limit)}; only that much was read"
+        if encoding in _INFLATABLE:
+            note += f" after inflating it ({encoding}, although identity was asked for)"
+        notes.append(note)
+    if encoding and encoding != "identity" and encoding not in _INFLATABLE:
+        notes.append(f"body left {encoding}-encoded: identity was asked for")
+    reason = response.reason_phrase
+    return f"{reason} ({'; '.join(notes)})".strip() if notes else reason
+
+
+def _noted(reply: Reply, note: str) -> Reply:
+    reason = f"{reply.reason} ({note})".strip()
+    return dataclasses.replace(reply, reason=reason)
+
+
+# -- the ``staging`` fixture's client --------------------------------------------------------
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def _redirect_problem(first: httpx.URL, here: httpx.URL, there: httpx.URL, hops: int) -> str:
+    """Why the redirect from *here* to *there* must not be followed ('' when it may)."""
+    target = mask_url(str(there))
+    if hops > MAX_REDIRECTS:
+        return f"stopped after {MAX_REDIRECTS} redirects (a loop?); the next was to {target}"
+    if here.scheme == "https" and there.scheme != "https":
+        return f"refused to follow a redirect from https to {target}: that would drop TLS"
+    if _origin(there) != _origin(first):
+        return (
+            f"refused to follow a redirect to {target}: another origin than "
+            f"{mask_url(str(first.copy_with(path='/', query=None, fragment=None)))}; "
+            f"the rehearsal only talks to staging"
+        )
+    return ""
+
+
+class StagingClient(httpx.Client):
+    """An :class:`httpx.Client` on the staging URL: the ``staging`` fixture.
+
+    - Each call of :meth:`send` (every request method goes through it), its retries,
+      ``Retry-After`` waits, redirects and body included, ends within *request_budget*
+      seconds (the staging timeout), or raises :class:`httpx.TimeoutException` saying so.
+    - Idempotent requests with a replayable body are retried on transient failures
+      (connection errors other than TLS, 429/502/503/504), within that budget.
+    - Redirects are followed only when asked (``follow_redirects=True``), only within the
+      origin of the request, never from https to http, at most :data:`MAX_REDIRECTS` hops;
+      otherwise :class:`RedirectRefused` or :class:`httpx.TooManyRedirects`.
+    - A body read into memory is capped at *body_limit* (:class:`BodyTooLarge`); gzip and
+      deflate bodies sent although ``identity`` was asked for are inflated here, in bounded
+      pieces, so such responses no longer carry ``Content-Encoding``.
+    - Credentials are added per request by an auth flow, only for staging's origin, so
+      ``client.headers`` never holds the token.
     """
 
-    def __init__(self, *, retries: int, retry_budget: float, **kwargs: Any) -> None:
+    def __init__(
+        self, *, retries: int, request_budget: float, body_limit: int, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._retries = retries
-        self._retry_budget = retry_budget
+        self._request_budget = request_budget
+        self._body_limit = body_limit
 
-    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        if request.method.upper() not in {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}:
-            return super().send(request, **kwargs)
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(1 + self._retries)
-            | tenacity.stop_after_delay(self._retry_budget),
-            wait=_RETRY_WAIT,
-            retry=tenacity.retry_if_exception(_is_transient_error)
-            | tenacity.retry_if_result(lambda r: r.status_code in TRANSIENT_STATUSES),
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-            reraise=True,
+    def send(
+        self,
+        request: httpx.Request,
+        *,
+        stream: bool = False,
+        auth: Any = httpx.USE_CLIENT_DEFAULT,
+        follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Response:
+        follow = (
+            self.follow_redirects
+            if follow_redirects is httpx.USE_CLIENT_DEFAULT
+            else bool(follow_redirects)
         )
-        response: httpx.Response = retrying(self._send_and_release, request, **kwargs)
+        what = f"{request.method} {mask_url(str(request.url))}"
+        deadline = Deadline.after(self._request_budget, what)
+        limit = None if stream else self._body_limit
+        first = request.url
+        history: list[httpx.Response] = []
+        while True:
+            response = self._send_with_retries(request, auth, deadline)
+            _guard(response, deadline, limit)
+            response.history = list(history)
+            next_request = response.next_request
+            if not follow or next_request is None:
+                break
+            problem = _redirect_problem(first, request.url, next_request.url, len(history) + 1)
+            # Closed unread: a redirect's body is not worth reading, and it could be endless.
+            response.close()
+            if problem:
+                error = httpx.TooManyRedirects if "stopped after" in problem else RedirectRefused
+                raise error(problem, request=request)
+            history.append(response)
+            request = next_request
+        if not stream:
+            try:
+                response.read()
+            except BaseException:
+                response.close()
+                raise
         return response
 
-    def _send_and_release(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        response = super().send(request, **kwargs)
-        if response.status_code in TRANSIENT_STATUSES:
-            response.read()  # so the connection returns to the pool before the retry
-        return response
+    def _send_with_retries(
+        self, request: httpx.Request, auth: Any, deadline: Deadline
+    ) -> httpx.Response:
+        replayable = request.method.upper() in _REPLAYABLE_METHODS and isinstance(
+            request.stream, httpx.ByteStream
+        )
+        attempts = 1 + self._retries if replayable else 1
+        attempt = 1
+        while True:
+            try:
+                with _deadline_scope(deadline):
+                    response = super().send(request, stream=True, auth=auth, follow_redirects=False)
+            except httpx.TransportError as exc:
+                if attempt >= attempts or not _is_transient_error(exc):
+                    raise
+                pause, _ = _plan_retry(attempt, None, None, deadline)
+                if pause is None:
+                    raise
+            else:
+                if response.status_code not in TRANSIENT_STATUSES or attempt >= attempts:
+                    return response
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                pause, _ = _plan_retry(attempt, response.status_code, retry_after, deadline)
+                if pause is None:
+                    return response
+                response.close()
+            time.sleep(pause)
+            attempt += 1
 
 
-class _CredentialAuth(httpx.Auth):
-    def __init__(self, credentials: Credentials) -> None:
-        self._credentials = credentials
+def _guard(response: httpx.Response, deadline: Deadline, limit: int | None) -> None:
+    """Bound the reading of *response*'s body in time, in memory, and in decoding."""
+    encoding = _content_encoding(response.headers)
+    if encoding and encoding != "identity":
+        # httpx would decode it without any bound on the output: we inflate it ourselves.
+        del response.headers["content-encoding"]
+    assert isinstance(response.stream, httpx.SyncByteStream)
+    response.stream = _GuardedStream(
+        response.stream, deadline, inflating=encoding in _INFLATABLE, limit=limit
+    )
 
-    def auth_flow(self, request: httpx.Request) -> Any:
-        for name, value in self._credentials.headers_for("default").items():
-            request.headers.setdefault(name, value)
-        yield request
 
-    def __repr__(self) -> str:
-        return "<credentials from the environment>"
+# -- construction -----------------------------------------------------------------------------
 
 
 def client_options(staging_url: str, timeout: float, ssl_context: ssl.SSLContext) -> dict[str, Any]:
     """Options shared by every client the rehearsal makes."""
+    limits = httpx.Limits(
+        max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+    )
     return {
         "base_url": staging_url,
         "timeout": httpx.Timeout(timeout),
         "follow_redirects": False,
-        "verify": ssl_context,
+        "max_redirects": MAX_REDIRECTS,
+        "transport": _DeadlineTransport(ssl_context, limits),
         # Proxies and certificates from the environment would change what is rehearsed.
         "trust_env": False,
         "headers": {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        "limits": httpx.Limits(
-            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-        ),
     }
 
 
 def make_probe_client(
     staging_url: str, timeout: float, ssl_context: ssl.SSLContext
 ) -> httpx.Client:
-    """The pooled client the built-in checks share."""
+    """The pooled client the built-in checks share (deadlines enforced by its transport)."""
     return httpx.Client(**client_options(staging_url, timeout, ssl_context))
 
 
@@ -321,16 +885,14 @@ def make_staging_client(
     timeout: float,
     retries: int,
     ssl_context: ssl.SSLContext,
+    body_limit: int = STAGING_BODY_LIMIT,
 ) -> StagingClient:
     """The client behind the ``staging`` fixture."""
+    options = client_options(staging_url, timeout, ssl_context)
     return StagingClient(
         retries=retries,
-        retry_budget=timeout * (1 + retries),
-        auth=_CredentialAuth(credentials),
-        **client_options(staging_url, timeout, ssl_context),
+        request_budget=timeout,
+        body_limit=body_limit,
+        auth=_CredentialAuth(credentials, "default", httpx.URL(staging_url)),
+        **options,
     )
-
-
-def redactor_for(credentials: Credentials) -> Redactor:
-    """A redactor that knows every token value read from the environment."""
-    return Redactor(token.reveal() for token in credentials.tokens.values())

@@ -42,6 +42,7 @@ from .report import (
     RollbackRecord,
     render_markdown,
     report_json_text,
+    terminal_rows,
     write_atomically,
 )
 from .rollback import FetchResult, RollbackOutcome, preflight, rehearse_rollback
@@ -293,17 +294,9 @@ class RehearsalSession:
             return
         tr = terminalreporter
         tr.write_sep("=", "staging rehearsal")
-        for check in report.checks:
-            tr.write_line(
-                self.redact(
-                    _row(check.outcome, check.id, check.owner, check.expect, check.rollback_note)
-                )
-            )
-        rb = report.rollback
-        tr.write_line(self.redact(_row(rb.outcome, ROLLBACK_NODEID, rb.owner, rb.expect, rb.note)))
-        if rb.outcome != "passed" and rb.message:
-            for line in rb.message.splitlines():
-                tr.write_line(self.redact("    " + line))
+        width = None if tr.config.get_verbosity() > 0 else tr._tw.fullwidth
+        for line in terminal_rows(report, width):
+            tr.write_line(self.redact(line))
         colour = {"ready": "green", "blocked": "red", "incomplete": "yellow"}[report.verdict]
         tr.write_sep("-", self.redact(report.verdict_line()), **{colour: True, "bold": True})
         for path in (self.settings.report_path, self.settings.summary_path):
@@ -446,16 +439,6 @@ class RehearsalSession:
             interrupted=self.interrupted,
             config_path=str(self.settings.config.path) if self.settings.config.path else None,
         )
-
-
-def _row(outcome: str, node: str, owner: str | None, expect: str | None, note: str | None) -> str:
-    text = f"{outcome.upper():<8} {node}"
-    details = [
-        part
-        for part in (owner, expect and f"expect: {expect}", note and f"rollback note: {note}")
-        if part
-    ]
-    return text + ("  —  " + " · ".join(details) if details else "")
 
 
 def _first_doc_line(item: pytest.Item) -> str | None:
