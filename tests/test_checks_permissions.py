@@ -184,3 +184,10 @@ def test_role_served_fails() -> None:
 
 def test_role_404_is_a_config_problem() -> None:
     fails(viewer(), always(404), "fix checks.permissions")
+
+
+def test_a_served_page_is_quoted_with_its_secrets_redacted() -> None:
+    token = "gh" + "p_" + "".join(chr(65 + (i * 7) % 26) + str(i % 10) for i in range(18))
+    verdict = fails(anonymous(), always(200, (), f"<p>deploy token {token}</p>"), "served")
+    assert token not in verdict.message
+    assert "deploy token ghp_…" in verdict.message

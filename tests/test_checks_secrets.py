@@ -14,7 +14,7 @@ import pytest
 from checkdriver import Recorder, answer, drive
 from pytest_rehearsal.checks import secrets as secrets_check
 from pytest_rehearsal.checks._base import Probe, Reply, ReplyLog
-from pytest_rehearsal.checks._leaks import redact, scan_text, shannon_entropy
+from pytest_rehearsal.checks._leaks import mask_secrets, redact, scan_text, shannon_entropy
 from pytest_rehearsal.checks.secrets import ExposureCheck, ResponsesScan, artefact_for
 from pytest_rehearsal.config import (
     ChecksConfig,
@@ -123,6 +123,15 @@ def test_jwt_is_found_but_only_warns() -> None:
     (finding,) = scan_text(f'{{"token": "{jwt()}"}}', "body")
     assert finding.rule.name == "jwt"
     assert finding.rule.warn_only
+
+
+def test_mask_secrets_redacts_every_secret_and_keeps_the_rest() -> None:
+    text = " | ".join(f"{rule}={secret}" for rule, secret in FAKE_SECRETS.items())
+    masked = mask_secrets(text + " | jwt=" + jwt())
+    for secret in [*FAKE_SECRETS.values(), jwt()]:
+        assert secret not in masked
+    assert "aws-access-token=AKIA…" in masked
+    assert mask_secrets("plain AKIAIOSFODNN7EXAMPLE text") == "plain AKIAIOSFODNN7EXAMPLE text"
 
 
 def test_redact_and_entropy_helpers() -> None:

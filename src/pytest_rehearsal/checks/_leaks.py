@@ -20,6 +20,7 @@ __all__ = [
     "SCAN_LIMIT",
     "Finding",
     "LeakRule",
+    "mask_secrets",
     "redact",
     "scan_reply",
     "scan_text",
@@ -208,16 +209,37 @@ def _shown(rule: LeakRule, match: re.Match[str]) -> str:
     return redact(_secret_of(match))
 
 
+def _is_secret(rule: LeakRule, secret: str) -> bool:
+    if rule.allow is not None and rule.allow.search(secret):
+        return False
+    return shannon_entropy(secret) >= rule.entropy
+
+
+def mask_secrets(text: str) -> str:
+    """*text* with every secret the rules find replaced by its redacted form.
+
+    For body excerpts in failure messages: a page that fails for another reason may still
+    carry a token, and a message must never print one.
+    """
+    for rule in SECRET_RULES:
+
+        def masked(match: re.Match[str], rule: LeakRule = rule) -> str:
+            secret = _secret_of(match)
+            if not _is_secret(rule, secret):
+                return match.group(0)
+            return match.group(0).replace(secret, redact(secret))
+
+        text = rule.pattern.sub(masked, text)
+    return text
+
+
 def scan_text(text: str, where: str) -> list[Finding]:
     """Every secret in *text*, and the most specific stack trace / debug page marker."""
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
     for rule in SECRET_RULES:
         for match in rule.pattern.finditer(text):
-            secret = _secret_of(match)
-            if rule.allow is not None and rule.allow.search(secret):
-                continue
-            if shannon_entropy(secret) < rule.entropy:
+            if not _is_secret(rule, _secret_of(match)):
                 continue
             finding = Finding(rule, where, _shown(rule, match))
             if (rule.name, finding.shown) not in seen:

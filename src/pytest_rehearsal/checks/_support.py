@@ -7,11 +7,13 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from ..config import Meta, RehearsalConfig
-from ._base import Reply, Verdict
+from ._base import Reply, Verdict, excerpt
+from ._leaks import SCAN_LIMIT, mask_secrets
 
 __all__ = [
     "combine",
     "content_type",
+    "describe",
     "entry_params",
     "is_html",
     "is_json",
@@ -56,6 +58,15 @@ def tag(verdict: Verdict, **properties: str) -> Verdict:
 def not_idempotent(reply: Reply) -> Reply:
     """*reply* whose probe is marked not idempotent: the evidence showed a repeat is unsafe."""
     return dataclasses.replace(reply, probe=dataclasses.replace(reply.probe, idempotent=False))
+
+
+def describe(reply: Reply, limit: int = 200) -> str:
+    """Like :meth:`Reply.describe`, with any secret in the body excerpt redacted."""
+    if reply.status is None:
+        return reply.describe()
+    head = f"{reply.status} {reply.reason}".strip()
+    body = excerpt(mask_secrets(reply.body[:SCAN_LIMIT].decode("utf-8", errors="replace")), limit)
+    return f"{head} · {body}" if body else f"{head} · empty body"
 
 
 def content_type(reply: Reply) -> str:

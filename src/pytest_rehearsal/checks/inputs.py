@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..config import InputEntry, RehearsalConfig
-from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, excerpt, fail
+from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
 from ._leaks import scan_reply
-from ._support import entry_params, meta_for, tag
+from ._support import describe, entry_params, meta_for, tag
 
 __all__ = ["InputCheck", "build", "input_probe"]
 
@@ -65,11 +65,10 @@ class InputCheck(Check):
         problems += [f"the response shows {finding.describe()}" for finding in findings]
         if not problems:
             return tag(Verdict.ok(), asvs=_ASVS)
-        head = f"{reply.status} {reply.reason}".strip()
         # A body with a leak is not quoted (the finding is shown redacted instead).
-        body = "" if findings else f" · {excerpt(reply.body) or 'empty body'}"
+        got = f"{reply.status} {reply.reason}".strip() if findings else describe(reply)
         bullets = "".join(f"\n    - {problem}" for problem in problems)
-        return tag(fail(reply, expected, f"{head}{body}{bullets}"), asvs=_ASVS)
+        return tag(fail(reply, expected, got + bullets), asvs=_ASVS)
 
 
 def build(config: RehearsalConfig) -> list[Check]:
