@@ -99,3 +99,15 @@ def test_a_misused_marker_fails_clearly(pytester: pytest.Pytester) -> None:
         "test_a_misused_marker_fails_clearly.py::test_x: @pytest.mark.rehearsal takes only "
         "owner=, expect= and rollback_note=; got '@me', ownr"
     ) in result.stderr.str()
+
+
+def test_rehearsal_init_writes_a_starter_config_once(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--rehearsal-init")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [f"rehearsal: wrote {pytester.path / 'rehearsal.yaml'}", "next steps:"]
+    )
+    assert "rollback:" in (pytester.path / "rehearsal.yaml").read_text()
+    again = pytester.runpytest("--rehearsal-init")
+    assert again.ret == pytest.ExitCode.USAGE_ERROR
+    assert "already exists; not overwriting it" in again.stderr.str()

@@ -8,6 +8,7 @@ which brings httpx, yaml and tenacity) is imported only when a staging URL is gi
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -89,11 +90,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="Write a Markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY when set)",
     )
+    group.addoption(
+        "--rehearsal-init",
+        dest="rehearsal_init",
+        action="store_true",
+        default=False,
+        help="Write a commented starter rehearsal.yaml in the rootdir (never overwriting one) "
+        "and exit without running tests",
+    )
     parser.addini(
         "rehearsal_config",
         help="Rehearsal config file, relative to the rootdir (default: rehearsal.yaml)",
         default=None,
     )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if not config.option.rehearsal_init:
+        return None
+    from .starter import describe_next_steps, write_starter_config
+
+    try:
+        path = write_starter_config(config.rootpath)
+    except FileExistsError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return int(pytest.ExitCode.USAGE_ERROR)
+    print(describe_next_steps(path), end="")
+    return int(pytest.ExitCode.OK)
 
 
 @pytest.hookimpl
