@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import re
 import shutil
@@ -165,12 +166,18 @@ def test_comments_mark_only_config_examples() -> None:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    """A pytester project holding the starter config, in a clean environment."""
+def bare_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """An empty pytester project in an environment without any rehearsal settings."""
     for name in ("STAGING_URL", "GITHUB_STEP_SUMMARY", "STAGING_TOKEN", "CHAT_WEBHOOK_URL"):
         monkeypatch.delenv(name, raising=False)
-    write_starter_config(pytester.path)
     return pytester
+
+
+@pytest.fixture
+def project(bare_project: pytest.Pytester) -> pytest.Pytester:
+    """A pytester project holding the starter config."""
+    write_starter_config(bare_project.path)
+    return bare_project
 
 
 def _report(project: pytest.Pytester) -> dict[str, Any]:
@@ -261,21 +268,49 @@ def test_starter_config_settings_left_commented_out_validate_too() -> None:
     assert config.rollback.env
 
 
-def test_example_service_passes_the_starter_config_with_a_real_rollback(
-    project: pytest.Pytester,
+def _documented_init_output() -> list[list[str]]:
+    """The output shown after ``$ pytest --rehearsal-init`` in the docs' console blocks."""
+    shown = []
+    for block in ALL_BLOCKS:
+        lines = block.text.splitlines()
+        if block.lang != "console" or "$ pytest --rehearsal-init" not in lines:
+            continue
+        after = lines[lines.index("$ pytest --rehearsal-init") + 1 :]
+        output = list(itertools.takewhile(lambda line: not line.startswith("$ "), after))
+        while output and not output[-1].strip():
+            output.pop()
+        shown.append(output)
+    return shown
+
+
+def test_the_new_user_walkthrough_works_as_documented(
+    bare_project: pytest.Pytester,
     example_url: str,
     release_root: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The getting-started walkthrough: starter config, deploy.sh beside it, one URL.
+    # Getting started: pytest --rehearsal-init, deploy.sh beside the config, one URL.
+    project = bare_project
+    created = project.runpytest("--rehearsal-init")
+    assert created.ret == 0
+    documented = _documented_init_output()
+    assert len(documented) >= 2, "the init output is shown in index.md and getting-started.md"
+    home = str(project.path)
+    for lines in documented:
+        assert created.outlines == [line.replace("/home/you/shop", home) for line in lines]
+    assert (project.path / "rehearsal.yaml").read_text(encoding="utf-8") == STARTER_CONFIG
+
+    again = project.runpytest("--rehearsal-init")
+    assert again.ret == pytest.ExitCode.USAGE_ERROR
+    again.stderr.fnmatch_lines(["ERROR: *rehearsal.yaml already exists; not overwriting it*"])
+
     _rehearsable(project, release_root, monkeypatch)
     result = project.runpytest(f"--staging-url={example_url}", f"--rehearsal-report={REPORT}")
     assert result.ret == 0, result.stdout.str()
     report = _report(project)
     assert report["verdict"] == "ready"
     assert [c["id"] for c in report["checks"] if c["outcome"] != "passed"] == []
-    names = {check["name"] for check in report["checks"]}
-    assert names == {"health", "headers", "secrets"}
+    assert {check["name"] for check in report["checks"]} == {"health", "headers", "secrets"}
     assert (release_root / "current").readlink().name == "1.4.2"  # it really rolled back
 
 
