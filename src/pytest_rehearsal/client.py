@@ -198,12 +198,13 @@ def describe_transport_error(exc: BaseException) -> str:
         if isinstance(item, DeadlineExceeded):
             return str(item)
         if isinstance(item, ssl.SSLCertVerificationError):
-            text = f"TLS verification failed: {item.verify_message or item.reason}"
+            problem = item.verify_message or getattr(item, "reason", None) or str(item)
+            text = f"TLS verification failed: {problem}"
             if item.verify_code in _UNTRUSTED_ISSUER:
                 text += " (for a private CA, pass --staging-ca-bundle or set ca_bundle:)"
             return text
         if isinstance(item, ssl.SSLError):
-            reason = item.reason or str(item)
+            reason = getattr(item, "reason", None) or str(item)
             if reason == "WRONG_VERSION_NUMBER":
                 return "TLS handshake failed: WRONG_VERSION_NUMBER (is that port plain HTTP?)"
             return f"TLS handshake failed: {reason}"
@@ -214,13 +215,16 @@ def describe_transport_error(exc: BaseException) -> str:
     if isinstance(exc, httpx.RemoteProtocolError):
         if "without sending" in text and "response" in text:
             return "the server closed the connection without a response"
+        if "Receive buffer too long" in text:
+            return "protocol error: the response head is too large (Receive buffer too long)"
         return f"protocol error: {text}" if text else "the server closed the connection"
     if isinstance(exc, httpx.ConnectError):
         return f"could not connect: {text or type(exc).__name__}"
-    if isinstance(exc, httpx.ReadError):
-        return f"reading the response failed: {text or type(exc).__name__}"
-    if isinstance(exc, httpx.WriteError):
-        return f"sending the request failed: {text or type(exc).__name__}"
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError)):
+        if any(isinstance(item, ConnectionResetError) for item in chain):
+            return f"the server reset the connection ({text})"
+        doing = "reading the response" if isinstance(exc, httpx.ReadError) else "sending"
+        return f"{doing} failed: {text or type(exc).__name__}"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -569,8 +573,8 @@ def _plan_retry(
         if retry_after >= left:
             label = "rate limited" if status == 429 else "unavailable"
             return None, (
-                f"{label} (Retry-After {_seconds(retry_after)} exceeds the "
-                f"{_seconds(deadline.seconds)} budget)"
+                f"{label}: Retry-After {retry_after:g}s exceeds the "
+                f"{_seconds(deadline.seconds)} budget"
             )
         return retry_after, None
     base = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (attempt - 1))

@@ -3,25 +3,54 @@
 A token lives in a :class:`Secret` (not a ``str`` subclass: pytest's assertion diffs use a
 string's *content*, so only a non-``str`` wrapper stays masked in diffs and ``-l`` locals).
 Everything the plugin prints or writes passes through a :class:`Redactor` that replaces each
-known secret value with ``***``.
+known secret value with ``***``, also where the value shows up escaped (``repr``, JSON, XML,
+percent-encoding), cut short by an excerpt's ellipsis, or as the credential of an
+``Authorization``-shaped header. Log records are redacted when they are made
+(:func:`install_log_redaction`), and :func:`secret_in_arguments` refuses secrets on argv.
 """
 
 from __future__ import annotations
 
+import html
+import json
+import logging
 import re
-from collections.abc import Iterable
+import urllib.parse
+import xml.sax.saxutils
+from collections.abc import Callable, Iterable
+from typing import Any
 
-__all__ = ["MASK", "Redactor", "Secret", "mask_url"]
+__all__ = [
+    "MASK",
+    "LogRedaction",
+    "Redactor",
+    "Secret",
+    "install_log_redaction",
+    "mask_url",
+    "secret_in_arguments",
+]
 
 MASK = "***"
 # Shorter values would mask innocent text everywhere (a token "1" would eat every digit).
 _MIN_SECRET_LENGTH = 4
+# A fragment of a secret cut by an excerpt is masked from this many characters on.
+_MIN_FRAGMENT = 4
+_ELLIPSES = ("…", "...")
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
 _TOKEN_QUERY = re.compile(
     r"(?P<key>[?&](?:[\w.-]*(?:token|key|secret|password|passwd|auth|signature|sig)[\w.-]*)=)"
     r"(?P<value>[^&#\s]*)",
     re.IGNORECASE,
 )
+# Credentials whose value the redactor may not know: the value of an Authorization header
+# (as a header line, a dict/JSON entry or a keyword), and any long Bearer/Basic credential.
+_HEADER_CREDENTIAL = re.compile(
+    r"(?P<name>\b(?:proxy-)?authorization\b[\"']?\s*[:=]\s*[\"']?)"
+    r"(?P<scheme>(?:bearer|basic|token|digest)\s+)?"
+    r"(?P<value>[^\s\"',;}\])]+)",
+    re.IGNORECASE,
+)
+_SCHEME_CREDENTIAL = re.compile(r"(?P<scheme>\b(?:Bearer|Basic)\s+)(?P<value>[\w.~+/-]{16,}=*)")
 
 
 class Secret:
@@ -58,8 +87,27 @@ def mask_url(url: str) -> str:
     return _TOKEN_QUERY.sub(lambda m: f"{m['key']}{MASK}", url)
 
 
+def _spellings(value: str) -> set[str]:
+    """*value* as it appears after the escaping of repr, JSON, XML/HTML and URLs."""
+    return {
+        value,
+        repr(value)[1:-1],
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        html.escape(value),
+        xml.sax.saxutils.escape(value, {'"': "&quot;"}),
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote_plus(value, safe=""),
+    }
+
+
 class Redactor:
-    """Replaces every known secret value in text with ``***``; cheap when none is known."""
+    """Replaces every known secret value in text with ``***``; cheap when none is known.
+
+    Besides the exact value it masks the value's escaped spellings, a fragment of it that
+    an excerpt cut off at an ellipsis (``tok_4f9…`` or ``…2c``), and any credential in an
+    ``Authorization``-shaped header or a long ``Bearer``/``Basic`` credential.
+    """
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._values: set[str] = set()
@@ -72,9 +120,24 @@ class Redactor:
         raw = value.reveal() if isinstance(value, Secret) else value
         if len(raw) >= _MIN_SECRET_LENGTH and raw not in self._values:
             self._values.add(raw)
-            # Longest first, so a secret containing another is masked whole.
-            ordered = sorted(self._values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            self._pattern = self._compile()
+
+    def _compile(self) -> re.Pattern[str]:
+        whole = {s for value in self._values for s in _spellings(value)}
+        heads: set[str] = set()
+        tails: set[str] = set()
+        for value in self._values:
+            for size in range(_MIN_FRAGMENT, len(value)):
+                heads.add(value[:size])
+                tails.add(value[-size:])
+        ellipsis = "|".join(re.escape(e) for e in _ELLIPSES)
+        # Longest first, so a secret containing another is masked whole.
+        parts = [_alternatives(whole)]
+        if heads:
+            parts.append(f"(?:{_alternatives(heads)})(?={ellipsis})")
+            behind = "|".join(f"(?<={re.escape(e)})" for e in _ELLIPSES)
+            parts.append(f"(?:{behind})(?:{_alternatives(tails)})")
+        return re.compile("|".join(parts))
 
     def __bool__(self) -> bool:
         return bool(self._values)
@@ -82,10 +145,96 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if self._pattern is None:
             return text
-        return self._pattern.sub(MASK, text)
+        text = self._pattern.sub(MASK, text)
+        text = _HEADER_CREDENTIAL.sub(_mask_value, text)
+        return _SCHEME_CREDENTIAL.sub(_mask_value, text)
+
+    def finds(self, text: str) -> bool:
+        """Whether *text* holds something this redactor would mask."""
+        return self(text) != text
 
     def bytes(self, data: bytes) -> bytes:
         """Redact raw output (for example a rollback's captured stdout)."""
         if self._pattern is None:
             return data
         return self(data.decode("utf-8", errors="replace")).encode()
+
+
+def _alternatives(values: Iterable[str]) -> str:
+    return "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    if match["value"] == MASK:
+        return match[0]
+    prefix = match.groupdict().get("name") or ""
+    return f"{prefix}{match['scheme'] or ''}{MASK}"
+
+
+def secret_in_arguments(arguments: Iterable[str], redactor: Redactor) -> str | None:
+    """A usage-error message if a known secret is on the command line, else ``None``.
+
+    Command lines are readable by every local user (``/proc/*/cmdline``) and are echoed by
+    CI logs and by subprocess errors, so a secret there has already leaked; say so, naming
+    the argument with the secret masked.
+    """
+    for argument in arguments:
+        if redactor.finds(argument):
+            return (
+                f"a secret value is on the command line (in {redactor(argument)!r}); pass "
+                f"secrets through the environment variable named by token_env instead: "
+                f"command lines are visible to every local user and end up in CI logs"
+            )
+    return None
+
+
+def redact_record(record: logging.LogRecord, redactor: Redactor) -> None:
+    """Mask secrets in *record*'s message, exception text and stack in place."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string: logging reports that itself when emitting
+        return
+    masked = redactor(message)
+    if masked != message:
+        record.msg, record.args = masked, None
+    if record.exc_info and not record.exc_text:
+        text = logging.Formatter().formatException(record.exc_info)
+        if redactor.finds(text):
+            # Formatters use a record's exc_text when it is set, instead of formatting again.
+            record.exc_text = redactor(text)
+    if record.stack_info:
+        record.stack_info = redactor(record.stack_info)
+
+
+class LogRedaction:
+    """Redacts every log record made while installed; see :func:`install_log_redaction`."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+        self._previous: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
+        self._active = True
+        logging.setLogRecordFactory(self._make_record)
+
+    def _make_record(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self._previous(*args, **kwargs)
+        if self._active:
+            redact_record(record, self._redactor)
+        return record
+
+    def uninstall(self) -> None:
+        """Stop redacting; restore the previous record factory if nobody replaced ours."""
+        self._active = False
+        if logging.getLogRecordFactory() == self._make_record:
+            logging.setLogRecordFactory(self._previous)
+
+
+def install_log_redaction(redactor: Redactor) -> LogRedaction:
+    """Redact every log record of the process, from every logger, as it is made.
+
+    A record factory rather than a :class:`logging.Filter`: filters on a logger do not see
+    records propagated from its children, and pytest adds and removes its handlers (live
+    logging, ``--log-file``, the per-phase capture that feeds reports and JUnit) around each
+    test, so a filter on today's handlers would miss tomorrow's. Call
+    :meth:`LogRedaction.uninstall` when the run ends.
+    """
+    return LogRedaction(redactor)
