@@ -35,7 +35,12 @@ class TinyStaging:
             # A careless endpoint that reflects the credentials it received.
             return JSONResponse({"you_sent": request.headers.get("authorization")}, 500)
 
-        return Starlette(routes=[Route("/health", health), Route("/echo", echo_auth)])
+        async def moved(request: Request) -> Response:
+            return Response(status_code=302, headers={"location": "https://api.prod.example/x"})
+
+        return Starlette(
+            routes=[Route("/health", health), Route("/echo", echo_auth), Route("/moved", moved)]
+        )
 
 
 def write_rollback_script(directory: Path, name: str, body: str) -> Path:

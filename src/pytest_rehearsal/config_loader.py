@@ -56,6 +56,7 @@ __all__ = [
     "check_production",
     "load_config",
     "parse_config",
+    "production_match",
     "split_command",
     "validate_staging_url",
 ]
@@ -295,31 +296,49 @@ def split_command(value: str | list[str], where: str) -> tuple[str, ...]:
         raise ConfigError(_format(where, "", exc.problem, found, exc.expected)) from None
 
 
-def check_production(url: str, patterns: tuple[str, ...], where: str) -> None:
-    """Refuse *url* when any production regex in *patterns* (from *where*) is found in it.
+def production_match(url: str, patterns: tuple[str, ...]) -> str | None:
+    """The first production regex of *patterns* found in *url*, or ``None``.
 
     The patterns are searched in the URL as given and with its scheme and host lowercased (and
     each with a trailing slash), so letter case cannot slip a production host past them.
+    Patterns are validated when the config is loaded; :func:`check_production` reports bad ones.
     """
     candidates = _production_candidates(url)
     for pattern in patterns:
         try:
             compiled = re.compile(pattern)
-        except re.error as exc:
-            raise ConfigError(
-                _format(
-                    where,
-                    "production",
-                    f"not a valid regular expression ({exc})",
-                    _clip(repr(pattern)),
-                    "a Python regular expression",
-                )
-            ) from None
+        except re.error:
+            continue
         if any(compiled.search(candidate) for candidate in candidates):
-            raise ConfigError(
-                f"staging URL {_clip(repr(_masked_url(url)))} matches production pattern "
-                f"{pattern!r} from {where}; refusing to rehearse against production (no override)"
+            return pattern
+    return None
+
+
+def check_production(url: str, patterns: tuple[str, ...], where: str) -> None:
+    """Refuse *url* when any production regex in *patterns* (from *where*) is found in it."""
+    for pattern in patterns:
+        _compile_production_pattern(pattern, where)
+    match = production_match(url, patterns)
+    if match is not None:
+        raise ConfigError(
+            f"staging URL {_clip(repr(_masked_url(url)))} matches production pattern "
+            f"{match!r} from {where}; refusing to rehearse against production (no override)"
+        )
+
+
+def _compile_production_pattern(pattern: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(
+            _format(
+                where,
+                "production",
+                f"not a valid regular expression ({exc})",
+                _clip(repr(pattern)),
+                "a Python regular expression",
             )
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,11 +23,12 @@ import shutil
 import signal
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .checks._base import excerpt
 from .checks.health import describe_answer, judge_answer
@@ -304,6 +305,10 @@ def run_command(
         raise ValueError(f"timeout must be positive, got {timeout!r}")
     shown_argv = tuple(redactor(arg) for arg in argv)
     started = time.monotonic()
+    # Ctrl-C or SIGTERM while Popen runs would leave a started child with no handle to kill
+    # it by; such a signal is held back until the loop below, which ends the group cleanly.
+    held_back: list[int] = []
+    previous_handlers = _hold_back_interrupts(held_back)
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -316,6 +321,9 @@ def run_command(
             close_fds=True,
         )
     except OSError as exc:
+        _restore_handlers(previous_handlers)
+        if held_back:
+            raise KeyboardInterrupt from None
         # The executable may have changed since preflight; preflight names the cause best.
         problem = preflight(argv, cwd, env=env, label=label) or _start_error(argv, exc, label)
         return CommandResult(
@@ -331,6 +339,9 @@ def run_command(
     state = _RunState()
     try:
         try:
+            _restore_handlers(previous_handlers)
+            if held_back:
+                raise KeyboardInterrupt
             _pump(group, proc.stdout.fileno(), capture, state, timeout, grace)
         except KeyboardInterrupt:
             state.interrupted = True
@@ -361,6 +372,28 @@ def run_command(
         error=error,
         timeout_s=timeout,
     )
+
+
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _hold_back_interrupts(held_back: list[int]) -> dict[signal.Signals, Any] | None:
+    """Record SIGINT/SIGTERM in *held_back* instead of acting on them; returns the old handlers.
+
+    Only the main thread may set handlers (and only it runs them): elsewhere nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = {sig: signal.getsignal(sig) for sig in _INTERRUPTS}
+    for sig in _INTERRUPTS:
+        signal.signal(sig, lambda number, frame: held_back.append(number))
+    return previous
+
+
+def _restore_handlers(previous: dict[signal.Signals, Any] | None) -> None:
+    for sig, handler in (previous or {}).items():
+        # None: a handler not installed from Python; the default is the closest we can restore.
+        signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 def _start_error(argv: Sequence[str], exc: OSError, label: str) -> str:

@@ -18,11 +18,12 @@ from collections.abc import Generator
 from datetime import datetime, timezone
 from types import FrameType
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
 from .checks import build_checks
-from .checks._base import Check, Probe, ReplyLog
+from .checks._base import Check, Probe, Reply, ReplyLog
 from .checks.health import judge_answer
 from .client import (
     Credentials,
@@ -33,6 +34,7 @@ from .client import (
     make_staging_client,
     redactor_for,
 )
+from .config_loader import production_match
 from .executor import CheckOutcome, execute
 from .plugin import ENGINE_KEY
 from .redact import Redactor, mask_url
@@ -147,6 +149,22 @@ class RehearsalSession:
             )
         return self._sender
 
+    def send(self, probe: Probe) -> Reply:
+        """Send *probe*; a redirect towards production comes back as a failure naming the hop."""
+        reply = self.sender.send(probe)
+        location = reply.header("location") if reply.status and 300 <= reply.status < 400 else None
+        if location:
+            target = urljoin(reply.url, location)
+            pattern = production_match(target, self.settings.config.production)
+            if pattern is not None:
+                return dataclasses.replace(
+                    reply,
+                    status=None,
+                    error=f"{reply.status} redirect to {mask_url(target)}, which matches "
+                    f"production pattern {pattern!r}: not followed",
+                )
+        return reply
+
     def staging_client(self) -> StagingClient:
         """A new client for the ``staging`` fixture (the fixture closes it)."""
         return make_staging_client(
@@ -203,7 +221,7 @@ class RehearsalSession:
             else:
                 # An xdist worker does not know which items it will be sent next.
                 batch = [item.check]
-            self._outcomes.update(execute(batch, self.sender.send, self.log))
+            self._outcomes.update(execute(batch, self.send, self.log))
         return self._outcomes[item.check.id]
 
     @pytest.hookimpl(wrapper=True)
@@ -350,7 +368,7 @@ class RehearsalSession:
         pause = 0.25
         self._write(f"rehearsal: waiting up to {format_duration(wait)} for {health.path}")
         while True:
-            reply = self.sender.send(Probe("GET", health.path))
+            reply = self.send(Probe("GET", health.path))
             if judge_answer(reply.status, reply.body, health.expect_status, health.expect_json):
                 self._write(f"rehearsal: staging is up ({reply.describe(80)})")
                 return
@@ -369,7 +387,7 @@ class RehearsalSession:
             pause = min(pause * 2, 2.0)
 
     def _fetch(self, path: str) -> FetchResult:
-        reply = self.sender.send(Probe("GET", path))
+        reply = self.send(Probe("GET", path))
         return FetchResult(reply.status, reply.body, reply.error)
 
     def _rehearse_rollback(self, session: pytest.Session) -> None:
@@ -408,6 +426,9 @@ class RehearsalSession:
             self.interrupted = True
         self.config.hook.pytest_rehearsal_after_rollback(config=self.config, outcome=outcome)
         _emit_rollback_reports(self.config, outcome, self.redact)
+        if outcome.interrupted:
+            # The rollback's process group is gone; the run now ends as interrupted (exit 2).
+            raise KeyboardInterrupt("interrupted during the rollback")
 
     def _build_report(self) -> RehearsalReport:
         outcome = self.rollback_outcome
