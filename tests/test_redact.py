@@ -1,6 +1,21 @@
 from __future__ import annotations
 
-from pytest_rehearsal.redact import MASK, Redactor, Secret, mask_url
+import html
+import io
+import json
+import logging
+import urllib.parse
+
+import pytest
+
+from pytest_rehearsal.redact import (
+    MASK,
+    Redactor,
+    Secret,
+    install_log_redaction,
+    mask_url,
+    secret_in_arguments,
+)
 
 
 def test_secret_is_masked_everywhere_but_reveal() -> None:
@@ -31,3 +46,121 @@ def test_mask_url_hides_userinfo_and_token_query_values() -> None:
     assert mask_url("https://h/p?api_key=s3cret&page=2") == f"https://h/p?api_key={MASK}&page=2"
     assert mask_url("https://h/p?access_token=abc#frag") == f"https://h/p?access_token={MASK}#frag"
     assert mask_url("https://h/p?page=2") == "https://h/p?page=2"
+
+
+def test_redactor_masks_the_escaped_spellings_of_a_secret() -> None:
+    secret = 'tok"quote&amp<less>\\back/slash é'
+    redact = Redactor([secret])
+    for spelling in (
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        html.escape(secret),
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+    ):
+        assert redact(f"<{spelling}>") == f"<{MASK}>", spelling
+
+
+def test_redactor_masks_a_fragment_cut_off_by_an_ellipsis() -> None:
+    redact = Redactor(["tok_ABCDEFGHIJKL"])
+    assert redact("token=tok_ABCDEF…") == f"token={MASK}…"
+    assert redact("head...tok_ABC...") == f"head...{MASK}..."
+    assert redact("…GHIJKL and more") == f"…{MASK} and more"
+    # Not followed by an ellipsis: an innocent prefix stays.
+    assert redact("tok_ABCD is a prefix") == "tok_ABCD is a prefix"
+
+
+def test_redactor_masks_authorization_shaped_credentials_it_was_not_told() -> None:
+    redact = Redactor(["known-secret"])
+    assert redact("Authorization: Bearer other-credential") == f"Authorization: Bearer {MASK}"
+    assert (
+        redact('{"authorization": "Basic dXNlcjpwYXNz"}') == f'{{"authorization": "Basic {MASK}"}}'
+    )
+    assert redact("'Proxy-Authorization': 'abc'") == f"'Proxy-Authorization': '{MASK}'"
+    assert redact("sent Bearer eyJhbGciOiJIUzI1NiJ9.payload") == f"sent Bearer {MASK}"
+    assert (
+        redact("Bearer short and Basic authentication") == "Bearer short and Basic authentication"
+    )
+    assert redact("the Authorization header is missing") == "the Authorization header is missing"
+    assert redact(f"Authorization: Bearer {MASK}") == f"Authorization: Bearer {MASK}"
+
+
+def test_redactor_finds_reports_whether_anything_would_be_masked() -> None:
+    redact = Redactor(["known-secret"])
+    assert redact.finds("x known-secret y")
+    assert not redact.finds("nothing here")
+
+
+def test_a_secret_on_the_command_line_is_refused_with_the_value_masked() -> None:
+    redact = Redactor(["tok_ARGV_SECRET_123"])
+    message = secret_in_arguments(
+        ["--staging-url=https://s.example", "--rollback-command=./rb.sh tok_ARGV_SECRET_123"],
+        redact,
+    )
+    assert message is not None
+    assert "tok_ARGV_SECRET_123" not in message
+    assert f"'--rollback-command=./rb.sh {MASK}'" in message
+    assert "pass secrets through the environment" in message
+    assert secret_in_arguments(["--staging-url=https://s.example", "-rA"], redact) is None
+
+
+def test_log_records_are_redacted_when_made_from_any_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "tok_LOG_SECRET_4242"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # added after installation: still covered
+    redaction = install_log_redaction(Redactor([secret]))
+    logger = logging.getLogger("app.child.deeper")
+    logging.getLogger().addHandler(handler)
+    try:
+        with caplog.at_level(logging.INFO):
+            logger.warning("calling with %s", secret)
+            logger.info("headers: %r", {"authorization": f"Bearer {secret}"})
+            try:
+                raise RuntimeError(f"refused {secret}")
+            except RuntimeError:
+                logger.exception("failed")
+    finally:
+        logging.getLogger().removeHandler(handler)
+        redaction.uninstall()
+    logger.warning("after: %s", secret)
+    captured = stream.getvalue() + caplog.text
+    assert secret not in captured.replace(f"after: {secret}", "")
+    assert f"calling with {MASK}" in captured
+    assert f"refused {MASK}" in captured
+    assert f"after: {secret}" in caplog.text
+
+
+def test_uninstalling_restores_the_previous_record_factory() -> None:
+    before = logging.getLogRecordFactory()
+    redaction = install_log_redaction(Redactor(["tok_FACTORY_1234"]))
+    assert logging.getLogRecordFactory() != before
+    redaction.uninstall()
+    assert logging.getLogRecordFactory() == before
+
+
+def test_a_secret_is_masked_in_assertion_diffs_and_locals(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hostile case 36/37: the wrapper alone (no rehearsal redactor) keeps -l output clean."""
+    monkeypatch.setenv("WRAPPED_TOKEN", "tok_WRAPPED_SECRET_77")
+    pytester.makepyfile(
+        """
+        import os
+
+        from pytest_rehearsal.redact import Secret
+
+        def helper(token):
+            assert token == "expected-value"
+
+        def test_compare():
+            token = Secret(os.environ["WRAPPED_TOKEN"])
+            helper(token)
+        """
+    )
+    result = pytester.runpytest("-l", "--tb=long", "-p", "no:rehearsal")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "tok_WRAPPED_SECRET_77" not in output
+    assert "Secret('***')" in output
