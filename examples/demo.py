@@ -114,7 +114,7 @@ def main() -> int:
     try:
         say(f"staging runs 1.5.0 at {url}; rehearsing the release")
         command = rehearsal_command(url)
-        print(" ".join(command[1:]).replace(str(ROOT) + os.sep, ""), flush=True)
+        print(" ".join(["python", *command[1:]]).replace(str(ROOT) + os.sep, ""), flush=True)
         status = subprocess.run(
             command, cwd=ROOT, env=env, check=False, timeout=REHEARSAL_TIMEOUT
         ).returncode

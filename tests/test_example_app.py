@@ -381,6 +381,23 @@ def test_concurrent_first_uses_of_a_key_create_one_order(
     assert len(set(bodies)) == 1
 
 
+def test_the_oldest_idempotency_keys_are_forgotten_first(
+    staging_app_factory: StagingAppFactory, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("examples.staging_app.app._MAX_STORED_KEYS", 2)
+    url = staging_app_factory()
+    with httpx.Client(base_url=url, headers=bearer(admin_token), timeout=10) as client:
+
+        def order(key: str) -> str:
+            response = client.post("/orders", json={"sku": "A1"}, headers={"Idempotency-Key": key})
+            return str(response.json()["id"])
+
+        first = {key: order(key) for key in ("k1", "k2", "k3")}
+        assert order("k3") == first["k3"]
+        assert order("k2") == first["k2"]
+        assert order("k1") != first["k1"]  # evicted when k3 arrived
+
+
 @pytest.mark.parametrize("key", ['""', "x" * 256, '"a"b"'])
 def test_malformed_idempotency_keys_are_400(admin: httpx.Client, key: str) -> None:
     response = admin.post("/orders", json={"sku": "A1"}, headers={"Idempotency-Key": key})
@@ -817,17 +834,19 @@ def test_demo_driver_starts_and_stops_the_server(release_root: Path, tmp_path: P
     assert f"--staging-url={url}" in command
 
 
+def child_env() -> dict[str, str]:
+    """This environment minus what would make a child pytest think it is an xdist worker."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+
+
 def test_demo_end_to_end(tmp_path: Path) -> None:
     """``make demo`` in a copy of examples/, so its .demo/ lands in a temporary directory."""
-    pytest.importorskip("pytest_rehearsal.plugin")
     copy = tmp_path / "repo"
     shutil.copytree(EXAMPLES_DIR, copy / "examples", ignore=shutil.ignore_patterns("__pycache__"))
-    # The demo's own pytest must not believe it is an xdist worker of this run.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "STAGING_"))}
     result = subprocess.run(
         [sys.executable, str(copy / "examples" / "demo.py")],
         cwd=copy,
-        env=env,
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -840,3 +859,57 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert "rollback: current 1.5.0 -> 1.4.2" in report["rollback"]["output_tail"]
     assert os.readlink(copy / ".demo" / "current") == "releases/1.5.0"
     assert (copy / ".demo" / "summary.md").read_text() in result.stdout
+
+
+#: The built-in check of examples/rehearsal.yaml that each defect must trip (None: none may).
+TRIPS: dict[str, str | None] = {
+    "unhealthy": "health",
+    "missing-header": "headers",
+    "version-header": "headers",
+    "exposed-env": "secrets",
+    "soft-404": None,  # a catch-all page is not an exposed file
+    "open-admin": "permissions",
+    "viewer-admin": "permissions",
+    "unlimited-upload": "uploads",
+    "broken-idempotency": "retry_safe",
+    "traceback": "inputs",
+    "leak-secret": "secrets",
+    "weak-cookie": "headers",
+    "cors-reflect": "headers",
+}
+
+
+@pytest.mark.parametrize("defect", ["", *sorted(TRIPS)], ids=["good", *sorted(TRIPS)])
+@pytest.mark.usefixtures("staging_tokens_env")
+def test_the_example_rehearsal_catches_each_defect(
+    shared_app_factory: StagingAppFactory, pytester: pytest.Pytester, defect: str
+) -> None:
+    """The checklist of examples/rehearsal.yaml, run by the plugin: the good app passes it,
+    each defect trips the check made for it."""
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_inprocess(
+        "-p",
+        "no:cacheprovider",
+        "--no-rollback",
+        f"--staging-url={shared_app_factory(defect)}",
+        f"--rehearsal-config={EXAMPLES_DIR / 'rehearsal.yaml'}",
+        f"--rehearsal-report={report}",
+        str(EXAMPLES_DIR / "demo_checks"),
+    )
+    checks = json.loads(report.read_text())["checks"]
+    failed = {
+        check["name"]
+        for check in checks
+        if check["id"].startswith("rehearsal::") and check["outcome"] != "passed"
+    }
+    expected = TRIPS.get(defect)
+    output = result.stdout.str()
+    if expected is None:
+        assert (result.ret, failed) == (0, set()), output
+    else:
+        assert result.ret == 1, output
+        assert expected in failed, output
+
+
+def test_every_defect_is_in_the_rehearsal_matrix() -> None:
+    assert set(TRIPS) == DEFECTS

@@ -75,6 +75,7 @@ HTML_CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ances
 # injection and framing.
 _DROPPABLE = frozenset({b"x-content-type-options", b"content-security-policy", b"x-frame-options"})
 _MAX_IDEMPOTENCY_KEY = 255
+_MAX_STORED_KEYS = 10_000
 _MAX_PART_HEADER = 16 * 1024
 
 
@@ -515,6 +516,10 @@ def create_app(
         # No await between the lookup and the store: concurrent first uses cannot both create.
         stored = orders.get(key)
         if stored is None:
+            if len(orders) >= _MAX_STORED_KEYS:
+                # Real services expire keys after a day or so; here the oldest go first, so a
+                # long benchmark cannot grow the store without bound.
+                del orders[next(iter(orders))]
             orders[key] = StoredResponse(fingerprint, 201, created)
             return JSONResponse(created, 201)
         if stored.fingerprint != fingerprint:
