@@ -162,6 +162,101 @@ def test_comments_mark_only_config_examples() -> None:
     assert not stray, _ids(stray)
 
 
+# -- troubleshooting covers every message ---------------------------------------------------
+
+SRC = REPO / "src" / "pytest_rehearsal"
+TROUBLESHOOTING = REPO / "docs" / "troubleshooting.md"
+# Where the config loader states a problem: the argument that holds the problem text.
+_LOADER_PROBLEM_ARGS = {"_Invalid": 0, "invalid": 0, "_Refused": 2, "error": 2, "record": 2}
+_USAGE_EXCEPTIONS = {"ConfigError", "UsageError", "LookupError", "FileExistsError"}
+# Functions of rollback.py whose texts explain why a rollback failed.
+_ROLLBACK_EXPLAINERS = {
+    "preflight",
+    "_check_executable",
+    "_check_interpreter",
+    "_start_error",
+    "describe",
+    "notes",
+    "_verify",
+    "_describe_fetch",
+    "_tail_block",
+    "_emit_line",
+}
+# Shorter literal parts are fragments ("its limit"), not something a reader searches for.
+_MIN_KEY = 10
+
+
+def _literal_key(node: ast.AST) -> str | None:
+    """The longest literal part of a string or f-string: what a reader would search for."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        parts = [node.value]
+    elif isinstance(node, ast.JoinedStr):
+        parts = [v.value for v in node.values if isinstance(v, ast.Constant)]
+    else:
+        return None
+    key = max(parts, key=len).strip() if parts else ""
+    return key if len(key) >= _MIN_KEY else None
+
+
+def _call_name(call: ast.Call) -> str | None:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+
+
+def _loader_problems() -> set[str]:
+    tree = ast.parse((SRC / "config_loader.py").read_text(encoding="utf-8"))
+    keys = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _call_name(node) in _LOADER_PROBLEM_ARGS:
+            index = _LOADER_PROBLEM_ARGS[_call_name(node) or ""]
+            if len(node.args) > index and (key := _literal_key(node.args[index])):
+                keys.add(key)
+    return keys
+
+
+def _raised_messages() -> set[str]:
+    keys = set()
+    for module in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            exc = node.exc if isinstance(node, ast.Raise) else None
+            if not (isinstance(exc, ast.Call) and _call_name(exc) in _USAGE_EXCEPTIONS):
+                continue
+            if exc.args and (key := _literal_key(exc.args[0])):
+                keys.add(key)
+    return keys
+
+
+def _rollback_explanations() -> set[str]:
+    tree = ast.parse((SRC / "rollback.py").read_text(encoding="utf-8"))
+    functions = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    missing = _ROLLBACK_EXPLAINERS - set(functions)
+    assert not missing, f"rollback.py no longer has {missing}: update _ROLLBACK_EXPLAINERS"
+    keys = set()
+    for name in _ROLLBACK_EXPLAINERS:
+        body = functions[name].body
+        if body and isinstance(body[0], ast.Expr):  # the docstring is not a message
+            body = body[1:]
+        for statement in body:
+            for node in ast.walk(statement):
+                if isinstance(node, (ast.Constant, ast.JoinedStr)) and (key := _literal_key(node)):
+                    keys.add(key)
+    return keys
+
+
+@pytest.mark.parametrize(
+    ("source", "minimum"),
+    [(_loader_problems, 40), (_raised_messages, 5), (_rollback_explanations, 20)],
+    ids=["config loader problems", "usage errors raised", "rollback failures"],
+)
+def test_troubleshooting_lists_every_message(source: Any, minimum: int) -> None:
+    # The floor catches a refactor that hides the messages from this search.
+    keys = source()
+    assert len(keys) >= minimum, sorted(keys)
+    page = " ".join(TROUBLESHOOTING.read_text(encoding="utf-8").split())
+    undocumented = sorted(key for key in keys if " ".join(key.split()) not in page)
+    assert not undocumented, "add these messages to docs/troubleshooting.md"
+
+
 # -- (b) Python examples ------------------------------------------------------------------
 
 
