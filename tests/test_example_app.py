@@ -843,22 +843,29 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     """``make demo`` in a copy of examples/, so its .demo/ lands in a temporary directory."""
     copy = tmp_path / "repo"
     shutil.copytree(EXAMPLES_DIR, copy / "examples", ignore=shutil.ignore_patterns("__pycache__"))
-    result = subprocess.run(
+    # Its own session, so that on a timeout the server it started dies with it.
+    demo = subprocess.Popen(
         [sys.executable, str(copy / "examples" / "demo.py")],
         cwd=copy,
         env=child_env(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=300,
+        start_new_session=True,
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+    try:
+        output, _ = demo.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(demo.pid, signal.SIGKILL)
+        output, _ = demo.communicate(timeout=10)
+        pytest.fail(f"make demo did not finish within 300s:\n{output}")
+    assert demo.returncode == 0, output
     report = json.loads((copy / ".demo" / "report.json").read_text())
     assert report["verdict"] == "ready", output
     assert report["rollback"]["outcome"] == "passed"
     assert "rollback: current 1.5.0 -> 1.4.2" in report["rollback"]["output_tail"]
     assert os.readlink(copy / ".demo" / "current") == "releases/1.5.0"
-    assert (copy / ".demo" / "summary.md").read_text() in result.stdout
+    assert (copy / ".demo" / "summary.md").read_text() in output
 
 
 #: The built-in check of examples/rehearsal.yaml that each defect must trip (None: none may).
