@@ -56,7 +56,7 @@ def test_healthy_staging_and_rollback_make_the_release_ready(
             "rollback | rolling back",
             "rehearsal .*[[]100%[]]",
             "*staging rehearsal*",
-            "PASSED   rehearsal::health  —  @platform · expect: GET /health answers status 200*",
+            "PASSED   rehearsal::health    @platform  GET /health answers status 200*",
             "*verdict: ready — 1 of 1 checks passed, rollback passed*",
             "PASSED rehearsal::health",
             "PASSED rehearsal::rollback",
@@ -91,7 +91,7 @@ def test_unhealthy_staging_blocks_the_release_naming_check_owner_and_expectation
             '  expected: status 200 with JSON containing {"ok": true}',
             '  got:      503 Service Unavailable · {"ok":false,"version":"1.5.0"}',
             "  retry:    safe: GET does not change staging",
-            "FAILED   rehearsal::health  —  @platform · expect: GET /health answers status 200*",
+            "FAILED   rehearsal::health    @platform  GET /health answers status 200*",
             "*verdict: blocked — 0 of 1 checks passed, 1 failed, rollback passed*",
         ]
     )
@@ -148,7 +148,7 @@ def test_no_rollback_gives_an_incomplete_verdict_and_exit_0(
     result.stdout.fnmatch_lines(
         [
             "rehearsal .s*[[]100%[]]",
-            "SKIPPED  rehearsal::rollback  —  @oncall*",
+            "SKIPPED  rehearsal::rollback  @oncall*",
             "*verdict: incomplete — 1 of 1 checks passed, rollback not rehearsed (--no-rollback*",
             "SKIPPED [[]1[]] rehearsal::rollback: --no-rollback was given",
         ]

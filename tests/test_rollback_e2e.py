@@ -263,3 +263,67 @@ def test_hooks_around_the_rollback_and_the_report(
                 "*HOOK report pytest-rehearsal/report@1 incomplete 1",
             ]
         )
+
+
+def test_sigterm_to_the_controller_stops_the_workers_and_skips_the_rollback(
+    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+) -> None:
+    import subprocess
+    import sys
+
+    _, url = tiny
+    log = pytester.path / "events.log"
+    worker_pids = pytester.path / "workers"
+    write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
+    write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n")
+    pytester.makepyfile(
+        f"""
+        import os, time, pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_slow(staging, n):
+            with open({str(worker_pids)!r}, "a") as handle:
+                handle.write(f"{{os.getpid()}}\\n")
+            for _ in range(300):  # keeps talking to staging until stopped
+                staging.get("/health")
+                time.sleep(0.1)
+        """
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--staging-url={url}",
+            "-n",
+            "2",
+            "-p",
+            "no:cacheprovider",
+            "--rehearsal-report=r.json",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if worker_pids.exists() and len(worker_pids.read_text().split()) >= 2:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED
+    assert not log.exists()
+    deadline = time.monotonic() + 10
+    pids = {int(p) for p in worker_pids.read_text().split()}
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids)
+    assert load_report(pytester.path / "r.json")["interrupted"] is True

@@ -114,11 +114,18 @@ class Reply:
         return jsonlib.loads(self.body)
 
     def describe(self, limit: int = 200) -> str:
-        """One line for failure messages: status and reason, or the transport error, and body."""
+        """One line for failure messages: status and reason, or the transport error, and body.
+
+        A secret in the body excerpt (a token, a private key) is shown redacted: a page that
+        fails for another reason may still carry one, and a message must never print it.
+        """
+        from ._leaks import SCAN_LIMIT, mask_secrets
+
         if self.status is None:
             return f"no response ({self.error})"
         head = f"{self.status} {self.reason}".strip()
-        body = excerpt(self.body, limit)
+        text = self.body[:SCAN_LIMIT].decode("utf-8", errors="replace")
+        body = excerpt(mask_secrets(text), limit)
         return f"{head} · {body}" if body else f"{head} · empty body"
 
 

@@ -7,8 +7,7 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from ..config import Meta, RehearsalConfig
-from ._base import Reply, Verdict, excerpt
-from ._leaks import SCAN_LIMIT, mask_secrets
+from ._base import Reply, Verdict
 
 __all__ = [
     "combine",
@@ -61,12 +60,8 @@ def not_idempotent(reply: Reply) -> Reply:
 
 
 def describe(reply: Reply, limit: int = 200) -> str:
-    """Like :meth:`Reply.describe`, with any secret in the body excerpt redacted."""
-    if reply.status is None:
-        return reply.describe()
-    head = f"{reply.status} {reply.reason}".strip()
-    body = excerpt(mask_secrets(reply.body[:SCAN_LIMIT].decode("utf-8", errors="replace")), limit)
-    return f"{head} · {body}" if body else f"{head} · empty body"
+    """Shorthand for :meth:`Reply.describe`, which masks secrets in the body excerpt."""
+    return reply.describe(limit)
 
 
 def content_type(reply: Reply) -> str:
