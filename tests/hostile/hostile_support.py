@@ -12,14 +12,24 @@ import json
 import textwrap
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-__all__ = ["TOKEN", "Run", "rehearse"]
+from pytest_rehearsal.checks._base import ReplyLog
+from pytest_rehearsal.client import Credentials, ProbeSender, make_probe_client, make_ssl_context
+from pytest_rehearsal.redact import Secret
+
+__all__ = ["CREDENTIALS", "SLACK", "TIMEOUT", "TOKEN", "Run", "probe_sender", "rehearse"]
 
 #: The staging token of every hostile test: searched for verbatim in every output.
 TOKEN = "tok_HOSTILE_SECRET_7d3e91c0b5"
+CREDENTIALS = Credentials("Authorization", "Bearer", {"default": Secret(TOKEN)})
+#: The staging timeout (the budget of one request) the hostile tests use, in seconds.
+TIMEOUT = 2.0
+#: Added to a budget in elapsed-time assertions: a hang guard, not a benchmark.
+SLACK = 5.0
 SUBPROCESS_TIMEOUT = 120.0
 MIB = 1024 * 1024
 
@@ -30,6 +40,21 @@ def pytest_unconfigure(config):
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     (config.rootpath / "maxrss.txt").write_text(str(peak_kib))
 """
+
+
+def probe_sender(
+    url: str, *, timeout: float = TIMEOUT, retries: int = 2, ca_bundle: Path | None = None
+) -> ProbeSender:
+    """The built-in checks' sender on *url*, as the engine builds it."""
+    context = make_ssl_context(url, ca_bundle)
+    return ProbeSender(
+        make_probe_client(url, timeout, context),
+        CREDENTIALS,
+        timeout=timeout,
+        retries=retries,
+        log=ReplyLog(),
+        ssl_context=context,
+    )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ MIB = 1024 * 1024
 CREDENTIALS = Credentials("Authorization", "Bearer", {"default": Secret(TOKEN)})
 
 
-def sender_for(url: str, *, timeout: float = TIMEOUT, retries: int = 2) -> ProbeSender:
+def probe_sender(url: str, *, timeout: float = TIMEOUT, retries: int = 2) -> ProbeSender:
     context = make_ssl_context(url, None)
     return ProbeSender(
         make_probe_client(url, timeout, context),
@@ -47,7 +47,7 @@ def timed_send(sender: ProbeSender, probe: Probe) -> tuple[Reply, float]:
 
 @pytest.fixture
 def sender(hostile: Hostile) -> Iterator[ProbeSender]:
-    sender = sender_for(hostile.url)
+    sender = probe_sender(hostile.url)
     yield sender
     sender.client.close()
 
@@ -65,7 +65,7 @@ def test_a_body_dripped_byte_by_byte_ends_at_the_total_deadline(sender: ProbeSen
 
 def test_response_headers_dripped_byte_by_byte_end_at_the_total_deadline() -> None:
     with raw_servers.serve_raw(raw_servers.header_drip) as url:
-        reply, elapsed = timed_send(sender_for(url), Probe("GET", "/slow"))
+        reply, elapsed = timed_send(probe_sender(url), Probe("GET", "/slow"))
     assert reply.status is None
     assert reply.error == "exceeded the 2s total deadline for GET /slow"
     assert elapsed < TIMEOUT + SLACK
@@ -173,7 +173,7 @@ def test_a_refused_connection_is_retried_briefly_and_named() -> None:
     with socket.socket() as placeholder:
         placeholder.bind(("127.0.0.1", 0))
         port = placeholder.getsockname()[1]
-    reply, elapsed = timed_send(sender_for(f"http://127.0.0.1:{port}"), Probe("GET", "/health"))
+    reply, elapsed = timed_send(probe_sender(f"http://127.0.0.1:{port}"), Probe("GET", "/health"))
     assert reply.error == "could not connect: [Errno 111] Connection refused"
     assert reply.attempts == 3
     assert elapsed < TIMEOUT + SLACK
@@ -186,7 +186,7 @@ TRUNCATED = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello"
 
 def test_a_truncated_body_is_a_protocol_error_retried_for_get_only() -> None:
     with raw_servers.serve_raw(raw_servers.canned(TRUNCATED)) as url:
-        sender = sender_for(url)
+        sender = probe_sender(url)
         reply, elapsed = timed_send(sender, Probe("GET", "/short"))
         post = sender.send(Probe("POST", "/short", content=b"x"))
     assert reply.error == (
@@ -203,7 +203,7 @@ def test_a_truncated_body_is_a_protocol_error_retried_for_get_only() -> None:
 )
 def test_a_header_bomb_is_refused(handler: raw_servers.Handler) -> None:
     with raw_servers.serve_raw(handler) as url:
-        reply, elapsed = timed_send(sender_for(url), Probe("GET", "/"))
+        reply, elapsed = timed_send(probe_sender(url), Probe("GET", "/"))
     assert reply.error == "protocol error: the response head is too large (Receive buffer too long)"
     assert elapsed < TIMEOUT + SLACK
 
@@ -217,7 +217,7 @@ EARLY_413 = (
 
 def test_an_early_413_while_the_body_is_sent_is_the_result() -> None:
     with raw_servers.serve_raw(raw_servers.canned(EARLY_413)) as url:
-        sender = sender_for(url)
+        sender = probe_sender(url)
         reply = sender.send(Probe("POST", "/upload", content=bytes(8 * MIB)))
         again = sender.send(Probe("GET", "/upload"))
     assert (reply.status, reply.body, reply.attempts) == (413, b"too big!", 1)
@@ -226,7 +226,7 @@ def test_an_early_413_while_the_body_is_sent_is_the_result() -> None:
 
 def test_a_reset_without_response_fails_a_post_without_retrying() -> None:
     with raw_servers.serve_raw(raw_servers.abort) as url:
-        reply, elapsed = timed_send(sender_for(url), Probe("POST", "/orders", json={"a": 1}))
+        reply, elapsed = timed_send(probe_sender(url), Probe("POST", "/orders", json={"a": 1}))
     assert reply.status is None
     assert reply.error == "the server reset the connection ([Errno 104] Connection reset by peer)"
     assert reply.attempts == 1

@@ -15,24 +15,19 @@ import httpx
 import pytest
 import raw_servers
 from certs import make_cert, server_context
-from hostile_support import TOKEN
+from hostile_support import CREDENTIALS, SLACK, TIMEOUT, TOKEN
 
 from conftest import Hostile
 from pytest_rehearsal.client import (
     MAX_REDIRECTS,
     BodyTooLarge,
-    Credentials,
     RedirectRefused,
     StagingClient,
     make_ssl_context,
     make_staging_client,
 )
-from pytest_rehearsal.redact import Secret
 
-TIMEOUT = 2.0
-SLACK = 5.0
 MIB = 1024 * 1024
-CREDENTIALS = Credentials("Authorization", "Bearer", {"default": Secret(TOKEN)})
 
 
 def client_for(url: str, ca_bundle: Path | None = None) -> StagingClient:
