@@ -18,6 +18,8 @@ fixture                     scope     value
                                       the whole session: for tests that only read
 ``example_server``          session   ``ExampleServer(url, release_root)``: the shared good app
 ``staging_tokens_env``      function  sets ``STAGING_TOKEN``/``VIEWER_TOKEN`` to the tokens
+``tiny_staging``            function  ``(TinyStaging, url)``: a minimal staging double whose
+                                      health the test can flip (``plugin_helpers``)
 =========================== ========= ===========================================================
 
 ``staging_url`` is deliberately not defined here: it is the plugin's own fixture.
@@ -32,6 +34,7 @@ from pathlib import Path
 import pytest
 from examples.staging_app import DEFAULT_UPLOAD_LIMIT, create_app
 
+from plugin_helpers import TinyStaging
 from servers import (
     DEPLOY_SCRIPT,
     ExampleServer,
@@ -39,6 +42,7 @@ from servers import (
     StagingAppFactory,
     make_release_root,
     parse_defects,
+    serve_asgi,
     stop_all,
 )
 
@@ -157,3 +161,18 @@ def staging_tokens_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture(autouse=True)
+def _no_rehearsal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rehearsal in the developer's shell must not leak into pytester runs."""
+    for name in ("STAGING_URL", "GITHUB_STEP_SUMMARY", "STAGING_TOKEN", "VIEWER_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def tiny_staging() -> Iterator[tuple[TinyStaging, str]]:
+    """A minimal staging double on 127.0.0.1 and its URL; tests flip its health."""
+    staging = TinyStaging()
+    with serve_asgi(staging.app()) as url:
+        yield staging, url

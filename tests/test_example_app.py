@@ -804,8 +804,7 @@ def test_serve_py_serves_until_sigterm(
     # uvicorn shuts down gracefully, then re-raises the signal, as a shell expects.
     assert process.returncode == -signal.SIGTERM
     assert stdout.strip() == url
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(url + "/health", timeout=5)
+    # (Not probing the freed port: under xdist another test's server may already own it.)
 
 
 def test_serve_py_refuses_unknown_defects(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,20 +14,6 @@ from plugin_helpers import (
     write_config,
     write_rollback_script,
 )
-from servers import serve_asgi
-
-
-@pytest.fixture
-def tiny() -> Iterator[tuple[TinyStaging, str]]:
-    staging = TinyStaging()
-    with serve_asgi(staging.app()) as url:
-        yield staging, url
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("STAGING_URL", "GITHUB_STEP_SUMMARY", "STAGING_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def _project(pytester: pytest.Pytester, rollback: str = "exit 0", extra: str = "") -> None:
@@ -42,9 +27,9 @@ def _project(pytester: pytest.Pytester, rollback: str = "exit 0", extra: str = "
 
 
 def test_healthy_staging_and_rollback_make_the_release_ready(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     _project(pytester)
     result = pytester.runpytest(f"--staging-url={url}", "--rehearsal-report=out/report.json", "-rA")
     assert result.ret == 0
@@ -78,9 +63,9 @@ def test_healthy_staging_and_rollback_make_the_release_ready(
 
 
 def test_unhealthy_staging_blocks_the_release_naming_check_owner_and_expectation(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    staging, url = tiny
+    staging, url = tiny_staging
     staging.health_status = 503
     _project(pytester)
     result = pytester.runpytest(f"--staging-url={url}", "--rehearsal-report=report.json")
@@ -104,9 +89,9 @@ def test_unhealthy_staging_blocks_the_release_naming_check_owner_and_expectation
 
 
 def test_a_failing_rollback_blocks_even_when_every_check_passed(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     _project(pytester, rollback="echo 'cannot reach the cluster' >&2\nexit 3")
     result = pytester.runpytest(f"--staging-url={url}", "--junitxml=junit.xml", "-rA")
     assert result.ret == 1
@@ -129,9 +114,9 @@ def test_a_failing_rollback_blocks_even_when_every_check_passed(
 
 
 def test_without_a_rollback_command_the_release_is_not_ready(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     write_config(pytester, QUIET_CHECKS)
     result = pytester.runpytest(f"--staging-url={url}", "-rA")
     assert result.ret == 1
@@ -139,9 +124,9 @@ def test_without_a_rollback_command_the_release_is_not_ready(
 
 
 def test_no_rollback_gives_an_incomplete_verdict_and_exit_0(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     _project(pytester, rollback="exit 9")
     result = pytester.runpytest(f"--staging-url={url}", "--no-rollback", "-rA")
     assert result.ret == 0
@@ -156,9 +141,9 @@ def test_no_rollback_gives_an_incomplete_verdict_and_exit_0(
 
 
 def test_rollback_command_option_overrides_the_config(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     _project(pytester, rollback="exit 5")
     write_rollback_script(pytester.path, "other.sh", "echo other rollback ran\n")
     result = pytester.runpytest(f"--staging-url={url}", "--rollback-command=./other.sh --fast")
@@ -182,9 +167,11 @@ def test_a_bad_url_is_a_usage_error(pytester: pytest.Pytester, url: str, problem
 
 
 def test_url_from_the_environment_and_from_the_config_file(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str], monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    tiny_staging: tuple[TinyStaging, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     _project(pytester, extra=f"staging_url: {url}\n")
     result = pytester.runpytest("-rA")
     assert result.ret == 0
@@ -195,9 +182,9 @@ def test_url_from_the_environment_and_from_the_config_file(
 
 
 def test_production_urls_are_refused_before_any_request(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    staging, url = tiny
+    staging, url = tiny_staging
     _project(pytester, extra="production: ['127\\.0\\.0\\.1']\n")
     result = pytester.runpytest(f"--staging-url={url}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -206,9 +193,9 @@ def test_production_urls_are_refused_before_any_request(
 
 
 def test_a_typo_in_the_config_names_file_line_and_the_key_meant(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     write_config(pytester, "checks:\n  health: {path: /health}\nrollbak:\n  command: ./x\n")
     result = pytester.runpytest(f"--staging-url={url}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -218,9 +205,11 @@ def test_a_typo_in_the_config_names_file_line_and_the_key_meant(
 
 
 def test_user_checks_carry_their_metadata_into_reports_and_junit(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str], monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    tiny_staging: tuple[TinyStaging, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     monkeypatch.setenv("STAGING_TOKEN", TOKEN)
     _project(pytester, extra="auth: {token_env: STAGING_TOKEN}\n")
     pytester.makepyfile(
@@ -287,9 +276,9 @@ def test_user_checks_carry_their_metadata_into_reports_and_junit(
 
 
 def test_staging_wait_polls_until_healthy(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    staging, url = tiny
+    staging, url = tiny_staging
     staging.health_status = 503
     _project(pytester)
 
@@ -308,9 +297,9 @@ def test_staging_wait_polls_until_healthy(
 
 
 def test_deselecting_checks_with_k_and_m(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     _project(pytester)
     pytester.makepyfile(test_user="def test_plain():\n    pass\n")
     result = pytester.runpytest(f"--staging-url={url}", "-m", "not rehearsal", "-rA")
@@ -324,9 +313,9 @@ def test_deselecting_checks_with_k_and_m(
 
 
 def test_under_xdist_the_rollback_runs_once_after_every_check(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     log = pytester.path / "events.log"
     write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
     write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
+
 from plugin_helpers import (
     QUIET_CHECKS,
     TinyStaging,
@@ -15,26 +15,12 @@ from plugin_helpers import (
     write_config,
     write_rollback_script,
 )
-from servers import serve_asgi
-
-
-@pytest.fixture
-def tiny() -> Iterator[tuple[TinyStaging, str]]:
-    staging = TinyStaging()
-    with serve_asgi(staging.app()) as url:
-        yield staging, url
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("STAGING_URL", "GITHUB_STEP_SUMMARY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def test_a_missing_rollback_is_announced_in_the_header_and_fails_after_the_checks(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    staging, url = tiny
+    staging, url = tiny_staging
     write_config(pytester, QUIET_CHECKS + "rollback: {command: ./missing.sh}\n")
     result = pytester.runpytest(f"--staging-url={url}", "--junitxml=junit.xml", "-rA")
     assert result.ret == 1
@@ -53,9 +39,9 @@ def test_a_missing_rollback_is_announced_in_the_header_and_fails_after_the_check
 
 
 def test_a_rollback_that_leaves_staging_on_the_new_version_fails_verification(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny  # staging reports 1.5.0 whatever the script does
+    _, url = tiny_staging  # staging reports 1.5.0 whatever the script does
     write_rollback_script(pytester.path, "rollback.sh", "echo 'flipped (or so it says)'\n")
     write_config(
         pytester,
@@ -71,9 +57,9 @@ def test_a_rollback_that_leaves_staging_on_the_new_version_fails_verification(
 
 
 def test_a_hanging_rollback_that_ignores_sigterm_is_killed_with_its_children(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     pids = pytester.path / "pids"
     write_rollback_script(
         pytester.path,
@@ -112,9 +98,9 @@ def _alive(pid: int) -> bool:
 
 
 def test_with_x_the_rollback_still_runs_once(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     log = pytester.path / "events.log"
     write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
     write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n")
@@ -126,9 +112,9 @@ def test_with_x_the_rollback_still_runs_once(
 
 
 def test_a_crashing_xdist_worker_does_not_stop_the_single_rollback(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     log = pytester.path / "events.log"
     write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
     write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n")
@@ -152,9 +138,9 @@ def test_a_crashing_xdist_worker_does_not_stop_the_single_rollback(
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_before_the_rollback_means_it_is_not_started(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str], sig: signal.Signals
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str], sig: signal.Signals
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     log = pytester.path / "events.log"
     write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
     write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n")
@@ -180,9 +166,9 @@ def test_an_interrupt_before_the_rollback_means_it_is_not_started(
 
 
 def test_an_interrupt_during_the_rollback_ends_its_process_group(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     pids = pytester.path / "pids"
     write_rollback_script(
         pytester.path,
@@ -209,9 +195,9 @@ def test_an_interrupt_during_the_rollback_ends_its_process_group(
 
 
 def test_a_redirect_towards_production_fails_the_check_naming_the_hop(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     write_rollback_script(pytester.path, "rollback.sh", "exit 0\n")
     write_config(
         pytester,
@@ -243,9 +229,9 @@ def pytest_rehearsal_report(config, report):
 
 @pytest.mark.parametrize("veto", [None, "staging is shared today"])
 def test_hooks_around_the_rollback_and_the_report(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str], veto: str | None
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str], veto: str | None
 ) -> None:
-    _, url = tiny
+    _, url = tiny_staging
     write_rollback_script(pytester.path, "rollback.sh", "echo ran\n")
     write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n")
     pytester.makeconftest(HOOKS_CONFTEST.format(veto=veto))
@@ -266,12 +252,12 @@ def test_hooks_around_the_rollback_and_the_report(
 
 
 def test_sigterm_to_the_controller_stops_the_workers_and_skips_the_rollback(
-    pytester: pytest.Pytester, tiny: tuple[TinyStaging, str]
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
     import subprocess
     import sys
 
-    _, url = tiny
+    _, url = tiny_staging
     log = pytester.path / "events.log"
     worker_pids = pytester.path / "workers"
     write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
