@@ -1,0 +1,206 @@
+"""Whole rehearsals against a hostile staging service, in a pytester subprocess.
+
+For each misbehaviour the health check is pointed at it and the run must end: within the
+staging timeout plus slack (a hang guard), with the verdict ``blocked`` and a message that
+names what went wrong, a peak RSS under 150 MiB, and the token in none of stdout, stderr,
+JUnit XML, the JSON report or the Markdown summary (the rollback script echoes it, too).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import pytest
+import raw_servers
+from hostile_support import TIMEOUT, Run, rehearse
+
+from conftest import Hostile
+
+MIB = 1024 * 1024
+#: A subprocess starts pytest, imports the plugin and rolls back: budget plus this is a
+#: hang guard, not a benchmark.
+E2E_SLACK = 10.0
+MAX_RSS = 150 * MIB
+TRUNCATED = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A hostile behaviour: where it is served, and what the health check must report."""
+
+    path: str
+    got: str  # the start of the failure message's "got:" value; {url}/{other} filled in
+    raw: raw_servers.Handler | None = None  # a raw-socket server instead of the hostile app
+
+
+CASES = {
+    "15-body-drip": Case("/drip", "no response (exceeded the 2s total deadline for GET /drip)"),
+    "15-header-drip": Case(
+        "/health",
+        "no response (exceeded the 2s total deadline for GET /health)",
+        raw=raw_servers.header_drip,
+    ),
+    "18-endless-body": Case(
+        "/endless", "200 OK (body longer than 1MiB; only that much was read) · xxxxxxxx"
+    ),
+    "19-gzip-bomb": Case(
+        "/gzip-bomb",
+        "200 OK (body longer than 1MiB; only that much was read after inflating it "
+        "(gzip, although identity was asked for))",
+    ),
+    "14-redirect-loop": Case(
+        "/loop", "302 Found (redirect to {url}/loop, not followed) · empty body"
+    ),
+    "12-redirect-away": Case(
+        "/away", "302 Found (redirect to {other}/catch, not followed) · empty body"
+    ),
+    "22-reset": Case(
+        "/health",
+        "no response (the server reset the connection ([Errno 104] Connection reset by peer))",
+        raw=raw_servers.abort,
+    ),
+    "23-retry-after-3600": Case(
+        "/rate-limited",
+        "429 Too Many Requests (rate limited: Retry-After 3600s exceeds the 2s budget) · slow down",
+    ),
+    "20-header-bomb": Case(
+        "/health",
+        "no response (protocol error: the response head is too large (Receive buffer too long))",
+        raw=raw_servers.header_bomb,
+    ),
+    "20-truncated-body": Case(
+        "/health",
+        "no response (protocol error: peer closed connection without sending complete "
+        "message body (received 5 bytes, expected 100))",
+        raw=raw_servers.canned(TRUNCATED),
+    ),
+    "24-500-echoing-the-token": Case(
+        "/echo-auth",
+        "500 Internal Server Error · Traceback (most recent call last): "
+        'File "/srv/app/views.py", line 42, in orders check(request.headers) '
+        "# Authorization: Bearer *** PermissionError: token=***",
+    ),
+}
+
+
+def assert_bounded_and_clean(run: Run) -> None:
+    assert run.elapsed < TIMEOUT + E2E_SLACK
+    assert 0 < run.peak_rss < MAX_RSS, f"peak RSS {run.peak_rss / MIB:.0f} MiB"
+    run.assert_no_secret()
+
+
+@pytest.fixture(params=list(CASES), ids=list(CASES))
+def case(request: pytest.FixtureRequest) -> Case:
+    chosen: Case = CASES[request.param]
+    return chosen
+
+
+@pytest.fixture
+def target(case: Case, hostile: Hostile) -> Iterator[str]:
+    server: AbstractContextManager[str] = (
+        raw_servers.serve_raw(case.raw) if case.raw else nullcontext(hostile.url)
+    )
+    with server as url:
+        yield url
+
+
+def test_a_hostile_staging_service_blocks_the_release_within_bounds(
+    pytester: pytest.Pytester, case: Case, target: str, hostile: Hostile, token_env: str
+) -> None:
+    run = rehearse(pytester, target, case.path)
+    assert run.ret == 1, run.stdout
+    assert run.report["verdict"] == "blocked"
+    health = run.check()
+    assert health["outcome"] == "failed"
+    got = "  got:      " + case.got.format(url=target, other=hostile.other_url)
+    assert got in health["message"]
+    assert got in run.stdout
+    assert run.report["rollback"]["output_tail"] == "rolling back as ***"  # case 39
+    assert hostile.other.received == []  # case 12: nothing was followed anywhere
+    assert_bounded_and_clean(run)
+
+
+def test_a_refused_connection_blocks_the_release_naming_the_cause(
+    pytester: pytest.Pytester, token_env: str
+) -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    run = rehearse(pytester, f"http://127.0.0.1:{port}", "/health")
+    assert run.ret == 1
+    assert (
+        "  got:      no response (could not connect: [Errno 111] Connection refused)"
+        in (run.check()["message"])
+    )
+    assert_bounded_and_clean(run)
+
+
+def test_a_flaky_502_then_200_is_ready(
+    pytester: pytest.Pytester, hostile: Hostile, token_env: str
+) -> None:
+    run = rehearse(pytester, hostile.url, "/flaky")
+    assert run.ret == 0, run.stdout
+    assert run.report["verdict"] == "ready"
+    assert hostile.app.hits["/flaky"] == 2
+    assert_bounded_and_clean(run)
+
+
+USER_TESTS = """
+import pytest
+
+@pytest.mark.rehearsal(owner="@web")
+def test_echo(staging):
+    assert staging.get("/echo-auth").text == "nothing secret"
+
+@pytest.mark.rehearsal(owner="@web")
+def test_drip(staging):
+    staging.get("/drip")
+
+@pytest.mark.rehearsal(owner="@web")
+def test_endless(staging):
+    staging.get("/endless")
+
+@pytest.mark.rehearsal(owner="@web")
+def test_loop(staging):
+    staging.get("/loop", follow_redirects=True)
+
+@pytest.mark.rehearsal(owner="@web")
+def test_away(staging):
+    staging.get("/away", follow_redirects=True)
+"""
+
+
+def test_user_checks_on_a_hostile_service_fail_clearly_even_with_locals_shown(
+    pytester: pytest.Pytester, hostile: Hostile, token_env: str
+) -> None:
+    """Cases 12, 14, 15, 18, 24 through the ``staging`` fixture; 37: ``-l --tb=long``."""
+    run = rehearse(pytester, hostile.url, "/health", "-l", "--tb=long", user_tests=USER_TESTS)
+    assert run.ret == 1
+    outcomes = {c["id"].rsplit("::", 1)[-1]: c["outcome"] for c in run.report["checks"]}
+    assert outcomes == {
+        "health": "passed",
+        "test_echo": "failed",
+        "test_drip": "failed",
+        "test_endless": "failed",
+        "test_loop": "failed",
+        "test_away": "failed",
+    }
+    # The reports keep the head of a long traceback; the terminal has the whole of it.
+    for line in [
+        "E       assert 'Traceback (m...***\"}}\\n' == 'nothing secret'",
+        f"httpx.TimeoutException: exceeded the 2s total deadline for GET {hostile.url}/drip",
+        f"pytest_rehearsal.client.BodyTooLarge: the body of GET "
+        f"{hostile.url}/endless is larger than 16MiB, the most the staging client reads "
+        f"into memory; read it piece by piece with staging.stream(...)",
+        f"httpx.TooManyRedirects: stopped after 5 redirects (a loop?); "
+        f"the next was to {hostile.url}/loop",
+        f"pytest_rehearsal.client.RedirectRefused: refused to follow a redirect "
+        f"to {hostile.other_url}/catch: another origin than {hostile.url}/; the rehearsal "
+        f"only talks to staging",
+    ]:
+        assert line in run.stdout, line
+    assert hostile.other.received == []
+    assert_bounded_and_clean(run)
