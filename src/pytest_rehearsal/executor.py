@@ -4,6 +4,7 @@ A check is a generator of probe batches (see :mod:`pytest_rehearsal.checks._base
 round, the executor collects the next batch of every unfinished check, sends all of them
 concurrently over the shared connection pool, and hands each check its replies. A rehearsal
 therefore costs about as many round trips as its longest chain of dependent requests.
+Identical safe requests of one round are sent once and their reply shared.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from .checks._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict
 __all__ = ["CheckOutcome", "execute"]
 
 MAX_PARALLEL_REQUESTS = 32
+# RFC 9110 safe methods: a second identical request in the same round can learn nothing new.
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,26 @@ def execute(
     with ThreadPoolExecutor(max_workers=MAX_PARALLEL_REQUESTS) as pool:
 
         def send_all(probes: Sequence[Probe]) -> list[Reply]:
-            return list(pool.map(send, probes))
+            # Identical safe requests of one round (the soft-404 baseline that every
+            # secrets[...] check asks for) go out once; every check gets the reply.
+            keys = [probe if _shareable(probe) else index for index, probe in enumerate(probes)]
+            distinct = dict(zip(keys, probes, strict=True))
+            replies = dict(zip(distinct, pool.map(send, distinct.values()), strict=True))
+            return [replies[key] for key in keys]
 
         for phase in (False, True):
             _drive([c for c in ordered if c.runs_last is phase], send_all, log, outcomes)
     return outcomes
+
+
+def _shareable(probe: Probe) -> bool:
+    """Whether one reply to *probe* can answer every check that sends the same request."""
+    return (
+        probe.method.upper() in _SAFE_METHODS
+        and probe.json is None
+        and probe.content is None
+        and probe.upload is None
+    )
 
 
 def _drive(

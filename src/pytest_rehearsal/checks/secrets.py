@@ -31,6 +31,7 @@ __all__ = [
     "ExposureCheck",
     "ResponsesScan",
     "artefact_for",
+    "baseline_path_for_run",
     "build",
     "is_exposed",
 ]
@@ -40,6 +41,7 @@ Marker = Callable[[Reply], "str | None"]
 _ASVS_EXPOSURE = "5.0.0: 13.4.1 13.4.2 13.4.5"
 _ASVS_LEAKS = "5.0.0: 16.5.1 13.4.2"  # generic errors, no stack traces; debug off
 _OTHER_URLS_SHOWN = 3
+_BASELINE_READ_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -245,14 +247,22 @@ def _leaked(findings: Sequence[Finding]) -> list[Finding]:
     return [f for f in findings if not f.rule.warn_only]
 
 
+def baseline_path_for_run() -> str:
+    """A path that cannot exist: what staging answers there is its "not found" page."""
+    return f"/__rehearsal_{uuid.uuid4().hex}"
+
+
 class ExposureCheck(Check):
     """``secrets[/path]``: the artefact at *path* is not served."""
 
-    def __init__(self, path: str, config: RehearsalConfig) -> None:
+    def __init__(
+        self, path: str, config: RehearsalConfig, baseline_path: str | None = None
+    ) -> None:
         section = config.checks.secrets or SecretsCheckConfig()
         super().__init__("secrets", path, meta_for(config, section.meta))
         self.path = path
         self.artefact = artefact_for(path)
+        self.baseline_path = baseline_path or baseline_path_for_run()
 
     def describe_expectation(self) -> str:
         return f"GET {self.path} does not serve {self.artefact.kind}"
@@ -264,7 +274,7 @@ class ExposureCheck(Check):
         )
 
     def run(self, seen: ReplyLog) -> CheckRun:
-        baseline_probe = Probe("GET", f"/__rehearsal_{uuid.uuid4().hex}", read_limit=64 * 1024)
+        baseline_probe = Probe("GET", self.baseline_path, read_limit=_BASELINE_READ_LIMIT)
         baseline, reply = yield [baseline_probe, self.probe]
         return self.judge(reply, baseline)
 
@@ -348,7 +358,9 @@ def build(config: RehearsalConfig) -> list[Check]:
     section = config.checks.secrets
     if section is None:
         return []
-    exposures = [ExposureCheck(path, config) for path in section.paths]
+    # One soft-404 baseline for every path: the executor sends identical GETs of a round once.
+    baseline = baseline_path_for_run()
+    exposures = [ExposureCheck(path, config, baseline) for path in section.paths]
     checks: list[Check] = list(exposures)
     if section.scan_bodies:
         elsewhere = [check.probe for check in exposures]
