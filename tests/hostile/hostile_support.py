@@ -105,8 +105,13 @@ def rehearse(
     timeout: str = "2s",
     config: str = "",
     user_tests: str | None = None,
+    conftest: str = "",
 ) -> Run:
-    """Rehearse against *url* with the health check on *path*; every report is written."""
+    """Rehearse against *url* with the health check on *path*; every report is written.
+
+    *config* is appended to ``rehearsal.yaml``, *conftest* to the project's ``conftest.py``,
+    and *user_tests* becomes ``test_user.py``.
+    """
     rollback = pytester.path / "rollback.sh"
     rollback.write_text('#!/bin/sh\necho "rolling back as $STAGING_TOKEN"\n')
     rollback.chmod(0o755)
@@ -118,7 +123,7 @@ def rehearse(
         f"  health: {{path: '{path}', expect_json: {{ok: true}}}}\n"
         "rollback: {command: ./rollback.sh}\n" + textwrap.dedent(config)
     )
-    pytester.makeconftest(_RSS_CONFTEST)
+    pytester.makeconftest(_RSS_CONFTEST + textwrap.dedent(conftest))
     if user_tests is not None:
         pytester.makepyfile(test_user=user_tests)
     started = time.monotonic()
