@@ -1,22 +1,25 @@
-"""The ``headers`` check: every rule of the default policy, profiles, require and forbid."""
+"""The ``headers`` check: every rule of the default policy, profiles, require, forbid, paths."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
 from checkdriver import Recorder, answer, drive
 from pytest_rehearsal.checks import headers as headers_check
 from pytest_rehearsal.checks._base import Verdict
-from pytest_rehearsal.checks.headers import PROBE_ORIGIN, HeaderPolicy, HeadersCheck
+from pytest_rehearsal.checks.headers import PROBE_ORIGIN, HeaderPolicy, HeadersCheck, Requirement
 from pytest_rehearsal.config import (
     ChecksConfig,
     Defaults,
     HeadersCheckConfig,
+    HeadersPathConfig,
     Meta,
     RehearsalConfig,
 )
+from pytest_rehearsal.config_loader import parse_config
 
 HTML_CSP = "default-src 'self'; frame-ancestors 'none'"
 GOOD_HTML: dict[str, str] = {
@@ -40,9 +43,20 @@ def config(**section: object) -> RehearsalConfig:
 
 
 def check_for(path: str = "/", **section: object) -> HeadersCheck:
-    (check,) = headers_check.build(config(paths=(path,), **section))
+    (check,) = headers_check.build(config(paths=(HeadersPathConfig(path),), **section))
     assert isinstance(check, HeadersCheck)
     return check
+
+
+def checks_for(*entries: HeadersPathConfig, **section: object) -> dict[str, HeadersCheck]:
+    """The checks of a section with these path entries, by path."""
+    built = headers_check.build(config(paths=entries, **section))
+    assert all(isinstance(check, HeadersCheck) for check in built)
+    return {check.path: check for check in built if isinstance(check, HeadersCheck)}
+
+
+def rules(policy_rules: tuple[Requirement, ...]) -> list[str]:
+    return [r.name if r.value is None else f"{r.name}: {r.value}" for r in policy_rules]
 
 
 def judge(
@@ -88,7 +102,10 @@ def test_ids_and_metadata_come_from_the_config() -> None:
     cfg = RehearsalConfig(
         defaults=Defaults(owner="@platform", rollback_note="flip back"),
         checks=ChecksConfig(
-            headers=HeadersCheckConfig(paths=("/", "/api"), meta=Meta(owner="@security"))
+            headers=HeadersCheckConfig(
+                paths=(HeadersPathConfig("/"), HeadersPathConfig("/api", profile="api")),
+                meta=Meta(owner="@security"),
+            )
         ),
     )
     checks = headers_check.build(cfg)
@@ -432,3 +449,182 @@ def test_header_policy_deny_list_defaults() -> None:
     deny = HeaderPolicy().deny_list()
     assert "X-Powered-By" in deny
     assert "Server" not in deny  # judged separately: only a version fails
+
+
+def test_a_required_header_is_exempt_from_prefix_patterns_too() -> None:
+    check = check_for(require=("X-B3-TraceId",), forbid=("X-Internal-*",))
+    headers = {**GOOD_JSON, "X-B3-TraceId": "80f198ee", "X-Internal-Host": "db-3"}
+    verdict = judge({**headers, "X-B3-SpanId": "e457b5a2"}, check=check)
+    assert "X-B3-Traceid" not in verdict.message
+    assert "X-B3-Spanid: discloses internals" in verdict.message  # the prefix still applies
+    assert "X-Internal-Host: discloses internals" in verdict.message
+
+
+# -- per-path rules ----------------------------------------------------------------------------
+
+
+def test_path_rules_add_to_the_section_rules_on_that_path_only() -> None:
+    checks = checks_for(
+        HeadersPathConfig("/"),
+        HeadersPathConfig(
+            "/api/orders",
+            profile="api",
+            require=("X-Request-Id",),
+            forbid=("Access-Control-Allow-Origin: *",),
+        ),
+        require=("Cache-Control: no-store",),
+        forbid=("X-Debug-Token",),
+    )
+    assert list(checks) == ["/", "/api/orders"]
+    home, orders = checks["/"].policy, checks["/api/orders"].policy
+    assert (home.profile, rules(home.require), rules(home.forbid)) == (
+        "auto",
+        ["Cache-Control: no-store"],
+        ["X-Debug-Token"],
+    )
+    assert (orders.profile, rules(orders.require), rules(orders.forbid)) == (
+        "api",
+        ["Cache-Control: no-store", "X-Request-Id"],
+        ["X-Debug-Token", "Access-Control-Allow-Origin: *"],
+    )
+    reply = {**GOOD_JSON, "Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"}
+    assert judge(reply, check=checks["/"]).passed
+    verdict = judge(reply, check=checks["/api/orders"])
+    assert "X-Request-Id: missing (required)" in verdict.message
+    assert """Access-Control-Allow-Origin: must not be '*' (seen: "*")""" in verdict.message
+    both = judge({**reply, "X-Debug-Token": "t0"}, check=checks["/"])
+    assert "X-Debug-Token: discloses internals" in both.message  # section rules on every path
+
+
+def test_a_path_profile_overrides_the_section_profile() -> None:
+    checks = checks_for(
+        HeadersPathConfig("/"), HeadersPathConfig("/api/status", profile="api"), profile="html"
+    )
+    # An API without CSP, framing or referrer rules: fails as html, passes as api.
+    assert "Content-Security-Policy: missing" in judge(GOOD_JSON, check=checks["/"]).message
+    verdict = judge(GOOD_JSON, check=checks["/api/status"])
+    assert verdict.passed, verdict.message
+    assert verdict.properties["profile"] == "api"
+    assert "(api)" in checks["/api/status"].expected
+
+
+@pytest.mark.parametrize(
+    ("section", "path", "require", "forbid"),
+    [
+        # A path's Name: value requirement replaces the section's requirement of that header.
+        (
+            HeadersCheckConfig(require=("X-Frame-Options: DENY",)),
+            HeadersPathConfig("/api", require=("X-Frame-Options: SAMEORIGIN",)),
+            ["X-Frame-Options: SAMEORIGIN"],
+            [],
+        ),
+        # A header the path forbids (by name or prefix) is no longer required by the section.
+        (
+            HeadersCheckConfig(require=("Server",)),
+            HeadersPathConfig("/api", forbid=("Server",)),
+            [],
+            ["Server"],
+        ),
+        (
+            HeadersCheckConfig(require=("X-Internal-Id",)),
+            HeadersPathConfig("/api", forbid=("X-Internal-*",)),
+            [],
+            ["X-Internal-*"],
+        ),
+        # ... nor a value the path forbids.
+        (
+            HeadersCheckConfig(require=("Cache-Control: public",)),
+            HeadersPathConfig("/api", forbid=("Cache-Control: PUBLIC",)),
+            [],
+            ["Cache-Control: PUBLIC"],
+        ),
+        # A value the path requires is no longer forbidden by the section.
+        (
+            HeadersCheckConfig(forbid=("Access-Control-Allow-Origin: *",)),
+            HeadersPathConfig("/api", require=("Access-Control-Allow-Origin: *",)),
+            ["Access-Control-Allow-Origin: *"],
+            [],
+        ),
+        # No contradiction: both levels apply.
+        (
+            HeadersCheckConfig(require=("Cache-Control: no-store",)),
+            HeadersPathConfig(
+                "/api", require=("Cache-Control",), forbid=("Cache-Control: public",)
+            ),
+            ["Cache-Control: no-store", "Cache-Control"],
+            ["Cache-Control: public"],
+        ),
+        (
+            HeadersCheckConfig(require=("Cache-Control",), forbid=("Pragma: no-cache",)),
+            HeadersPathConfig("/api", forbid=("Cache-Control: private", "Pragma: public")),
+            ["Cache-Control"],
+            ["Pragma: no-cache", "Cache-Control: private", "Pragma: public"],
+        ),
+    ],
+    ids=[
+        "value-replaces",
+        "forbidden-name",
+        "forbidden-prefix",
+        "forbidden-value",
+        "required-value",
+        "presence-and-value",
+        "forbids-add-up",
+    ],
+)
+def test_where_a_path_contradicts_the_section_the_path_wins(
+    section: HeadersCheckConfig, path: HeadersPathConfig, require: list[str], forbid: list[str]
+) -> None:
+    policy = HeaderPolicy.for_path(section, path)
+    assert rules(policy.require) == require
+    assert rules(policy.forbid) == forbid
+
+
+def test_a_path_forbidding_what_the_section_requires_fails_when_it_is_sent() -> None:
+    checks = checks_for(
+        HeadersPathConfig("/"),
+        HeadersPathConfig("/internal", forbid=("X-Powered-By",)),
+        require=("X-Powered-By",),
+    )
+    reply = {**GOOD_JSON, "X-Powered-By": "our-brand"}
+    assert judge(reply, check=checks["/"]).passed
+    assert "X-Powered-By: discloses internals" in judge(reply, check=checks["/internal"]).message
+    assert "X-Powered-By: missing (required)" in judge(GOOD_JSON, check=checks["/"]).message
+
+
+def test_the_expectation_names_the_rules_of_the_path() -> None:
+    checks = checks_for(
+        HeadersPathConfig("/"),
+        HeadersPathConfig("/api", require=("X-Request-Id",), forbid=("Cache-Control: public",)),
+        require=("Permissions-Policy",),
+    )
+    assert checks["/"].expected == (
+        "GET / carries the secure-headers policy (html or api by content type); "
+        "required: Permissions-Policy"
+    )
+    assert checks["/api"].expected == (
+        "GET /api carries the secure-headers policy (html or api by content type); "
+        "required: Permissions-Policy, X-Request-Id; forbidden: Cache-Control: public"
+    )
+
+
+def test_paths_from_a_config_file_build_one_item_each_with_its_policy(tmp_path: Path) -> None:
+    config = parse_config(
+        """
+checks:
+  headers:
+    require: ['Cache-Control: no-store']
+    paths:
+      - /
+      - {path: /api/orders, profile: api, require: [X-Request-Id], forbid: [Server]}
+""",
+        tmp_path / "rehearsal.yaml",
+    )
+    checks = headers_check.build(config)
+    assert [c.id for c in checks] == ["headers[/]", "headers[/api/orders]"]
+    home, orders = (c for c in checks if isinstance(c, HeadersCheck))
+    assert home.policy == HeaderPolicy(require=(Requirement("Cache-Control", "no-store"),))
+    assert orders.policy == HeaderPolicy(
+        profile="api",
+        require=(Requirement("Cache-Control", "no-store"), Requirement("X-Request-Id", None)),
+        forbid=(Requirement("Server", None),),
+    )

@@ -64,6 +64,26 @@ def test_a_correct_endpoint_passes_in_three_rounds_with_one_fresh_quoted_key() -
     assert server.created == 1
 
 
+def test_the_bare_key_format_sends_the_raw_uuid_in_every_round() -> None:
+    server = Server()
+    recorder = Recorder(server)
+    verdict = drive(check(key_format="bare"), recorder)
+    assert verdict.passed, verdict.message
+    keys = [dict(probe.headers)["Idempotency-Key"] for probe in recorder.probes]
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", keys[0])
+    assert keys == [keys[0]] * 3
+    assert server.created == 1
+
+
+@pytest.mark.parametrize(
+    ("key_format", "shown"),
+    [("quoted", 'Idempotency-Key: "<uuid4>"'), ("bare", "Idempotency-Key: <uuid4>")],
+)
+def test_a_refused_original_names_the_key_form_that_was_sent(key_format: str, shown: str) -> None:
+    verdict = drive(check(key_format=key_format), lambda p: answer(p, 400, (), "bad key"))
+    assert f"the endpoint must accept {shown}" in verdict.message
+
+
 def test_every_run_uses_a_fresh_key() -> None:
     keys = set()
     for _ in range(2):

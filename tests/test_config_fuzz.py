@@ -45,7 +45,20 @@ VALID: dict[str, Any] = {
     "defaults": {"owner": "@platform", "timeout": "10s", "retries": 2, "rollback_note": "n"},
     "checks": {
         "health": {"path": "/health", "expect_status": 200, "expect_json": {"ok": True}},
-        "headers": {"paths": ["/"], "require": ["X-Frame-Options"], "profile": "auto"},
+        "headers": {
+            "paths": [
+                "/",
+                {
+                    "path": "/api/orders",
+                    "profile": "api",
+                    "require": ["Cache-Control: no-store"],
+                    "forbid": ["Server"],
+                },
+            ],
+            "require": ["X-Frame-Options"],
+            "forbid": ["Access-Control-Allow-Origin: *"],
+            "profile": "auto",
+        },
         "secrets": {"paths": ["/.env"], "scan_bodies": True},
         "permissions": {
             "protected": ["/admin"],
@@ -57,6 +70,7 @@ VALID: dict[str, Any] = {
                 "method": "POST",
                 "path": "/orders",
                 "json": {"sku": "A1"},
+                "key_format": "bare",
                 "conflict_status": [409, 422],
                 "ignore_fields": ["id"],
                 "owner": "@orders",
@@ -282,6 +296,9 @@ def mutated_documents(draw: st.DrawFn) -> str:
 def test_the_unmutated_document_loads() -> None:
     config = parse_config(yaml.safe_dump(VALID, sort_keys=False), PATH)
     assert config.checks.uploads is not None
+    assert config.checks.headers is not None
+    assert [entry.path for entry in config.checks.headers.paths] == ["/", "/api/orders"]
+    assert config.checks.retry_safe[0].key_format == "bare"
     assert config.rollback.command == ("./deploy.sh", "rollback")
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
 
+from pytest_rehearsal.checks import uploads
 from pytest_rehearsal.config import (
     DEFAULT_SECRET_PATHS,
     AuthConfig,
@@ -16,6 +18,7 @@ from pytest_rehearsal.config import (
     ConfigError,
     Defaults,
     HeadersCheckConfig,
+    HeadersPathConfig,
     HealthCheckConfig,
     InputEntry,
     Meta,
@@ -36,6 +39,7 @@ from pytest_rehearsal.config_loader import (
     split_command,
     validate_staging_url,
 )
+from pytest_rehearsal.upload_probe import multipart_framing
 
 FULL = r"""
 staging_url: https://staging.example.com/
@@ -52,8 +56,19 @@ checks:
     owner: '@sre'
     expect: 'healthy in 250ms'
     rollback_note: 'nothing to undo'
-  headers: {paths: [/, /app], require: ['X-Frame-Options: DENY'], forbid: [Server], profile: html,
-            owner: '@web'}
+  headers:
+    paths:
+      - /
+      - path: /api/orders
+        profile: api
+        require: [X-Request-Id]
+        forbid: ['Cache-Control: public']
+      - {path: /app}
+    require: ['X-Frame-Options: DENY']
+    forbid: [Server]
+    profile: html
+    owner: '@web'
+
   secrets: {paths: [/.env, /.git/config], scan_bodies: false, expect: 'nothing exposed'}
   permissions:
     protected: [/admin]
@@ -62,7 +77,7 @@ checks:
   uploads: {path: /upload, field: document, max_bytes: 10MiB, method: put, owner: '@files'}
   retry_safe:
     - {method: post, path: /orders, json: {sku: 'A1', qty: 2}, idempotency_header: Idem-Key,
-       conflict_status: [409], ignore_fields: [id, created_at], owner: '@orders'}
+       key_format: bare, conflict_status: [409], ignore_fields: [id, created_at], owner: '@orders'}
     - {method: PUT, path: /carts/1}
   inputs:
     - {method: POST, path: /orders, json: {quantity: 'x'}, expect_status: 400, mentions: [quantity],
@@ -138,7 +153,16 @@ def test_every_key_of_the_schema_loads_to_its_dataclass(tmp_path: Path) -> None:
                 meta=Meta(owner="@sre", expect="healthy in 250ms", rollback_note="nothing to undo"),
             ),
             headers=HeadersCheckConfig(
-                paths=("/", "/app"),
+                paths=(
+                    HeadersPathConfig("/"),
+                    HeadersPathConfig(
+                        "/api/orders",
+                        profile="api",
+                        require=("X-Request-Id",),
+                        forbid=("Cache-Control: public",),
+                    ),
+                    HeadersPathConfig("/app"),
+                ),
                 require=("X-Frame-Options: DENY",),
                 forbid=("Server",),
                 profile="html",
@@ -170,6 +194,7 @@ def test_every_key_of_the_schema_loads_to_its_dataclass(tmp_path: Path) -> None:
                     path="/orders",
                     json={"sku": "A1", "qty": 2},
                     idempotency_header="Idem-Key",
+                    key_format="bare",
                     conflict_status=(409,),
                     ignore_fields=("id", "created_at"),
                     meta=Meta(owner="@orders"),
@@ -266,12 +291,106 @@ def test_durations(tmp_path: Path, text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("512KiB", 512 * 1024), ("10MiB", 10 * 1024**2), ("1MB", 10**6), ("4096", 4096)],
+    [
+        ("512KiB", 512 * 1024),
+        ("10MiB", 10 * 1024**2),
+        ("1MB", 10**6),
+        ("4096", 4096),
+        ("1KiB", 1024),
+        ("1024", 1024),
+    ],
 )
 def test_sizes(tmp_path: Path, text: str, size: int) -> None:
     config = load(tmp_path, f"checks: {{uploads: {{path: /u, max_bytes: {text}}}}}")
     assert config.checks.uploads is not None
     assert config.checks.uploads.max_bytes == size
+
+
+def test_upload_sizes_below_1kib_are_refused(tmp_path: Path) -> None:
+    for text, shown in [("512", "512"), ("0", "0"), ("1KB", "'1KB'"), ("'1023'", "'1023'")]:
+        message = failure(tmp_path, f"checks:\n  uploads: {{path: /u, max_bytes: {text}}}\n")
+        assert message.endswith(
+            "checks.uploads.max_bytes: too small to hold a multipart upload; "
+            f"found {shown}, expected at least 1KiB"
+        ), message
+
+
+def test_the_upload_floor_holds_the_framing_of_the_longest_field(tmp_path: Path) -> None:
+    # The loader's promise: whatever it accepts, the upload probe can frame (no ValueError).
+    for character in ("x", '"', "\U0001f600"):  # plain, percent-encoded, 4 bytes in UTF-8
+        field = character * 128
+        config = load(
+            tmp_path, f"checks: {{uploads: {{path: /u, max_bytes: 1KiB, field: '{field}'}}}}"
+        )
+        (check,) = uploads.build(config)
+        assert isinstance(check, uploads.UploadCheck)
+        for size in (check.small_size, check.big_size):
+            upload = check.probe(size).upload
+            assert upload is not None
+            preamble, zeros, epilogue = multipart_framing(upload, f"rehearsal-{uuid.uuid4().hex}")
+            assert len(preamble) + zeros + len(epilogue) == size
+    message = failure(
+        tmp_path, f"checks: {{uploads: {{path: /u, max_bytes: 1KiB, field: {'x' * 129}}}}}"
+    )
+    assert "checks.uploads.field: field name too long for the upload probe" in message
+    assert "expected a form field name of at most 128 characters" in message
+
+
+def test_headers_paths_are_strings_or_mappings(tmp_path: Path) -> None:
+    headers = load(
+        tmp_path,
+        """
+        checks:
+          headers:
+            paths: [/, {path: /api/status, profile: api}, {path: /app, require: [], forbid: []}]
+        """,
+    ).checks.headers
+    assert headers == HeadersCheckConfig(
+        paths=(
+            HeadersPathConfig("/"),
+            HeadersPathConfig("/api/status", profile="api"),
+            HeadersPathConfig("/app"),
+        )
+    )
+    assert HeadersCheckConfig().paths == (HeadersPathConfig("/"),)
+    assert load(tmp_path, "checks: {headers: true}").checks.headers == HeadersCheckConfig()
+
+
+def test_every_problem_of_the_headers_paths_is_reported(tmp_path: Path) -> None:
+    message = failure(
+        tmp_path,
+        """\
+        checks:
+          headers:
+            paths:
+              - /api
+              - {path: api, profil: api}
+              - {path: /api, require: [X-Request-Id]}
+              - /api
+        """,
+    )
+    duplicate = "duplicate path '/api' (first at line 4); found '/api'"
+    expected = [
+        ":5:16: checks.headers.paths[1].path: path does not start with '/'; found 'api'",
+        ":5:21: checks.headers.paths[1].profil: unknown key 'profil' (did you mean 'profile'?)",
+        f":6:16: checks.headers.paths[2].path: {duplicate}",
+        f":7:9: checks.headers.paths[3]: {duplicate}",
+    ]
+    lines = message.splitlines()
+    assert len(lines) == len(expected), message
+    for line, start in zip(lines, expected, strict=True):
+        assert line.startswith(f"{tmp_path / 'rehearsal.yaml'}{start}"), line
+
+
+def test_key_format_is_quoted_unless_bare(tmp_path: Path) -> None:
+    def key_format(extra: str) -> str:
+        text = f"checks: {{retry_safe: [{{method: POST, path: /o{extra}}}]}}"
+        (entry,) = load(tmp_path, text).checks.retry_safe
+        return entry.key_format
+
+    assert key_format("") == "quoted"
+    assert key_format(", key_format: quoted") == "quoted"
+    assert key_format(", key_format: bare") == "bare"
 
 
 def test_small_conveniences(tmp_path: Path) -> None:
@@ -568,6 +687,104 @@ MISTAKES = [
         2,
         ["checks.headers.profile", "found 'xml'", "auto, html, api"],
         id="bad-profile",
+    ),
+    pytest.param(
+        "checks:\n  headers:\n    paths: [/, {path: /api, profil: api}]\n",
+        3,
+        [
+            "checks.headers.paths[1].profil",
+            "unknown key 'profil' (did you mean 'profile'?)",
+            "one of: path, profile, require, forbid",
+        ],
+        id="headers-path-unknown-key",
+    ),
+    pytest.param(
+        "checks:\n  headers: {paths: [{path: api/orders}]}\n",
+        2,
+        ["checks.headers.paths[0].path", "does not start with '/'", "found 'api/orders'"],
+        id="headers-path-without-slash",
+    ),
+    pytest.param(
+        "checks:\n  headers: {paths: [{profile: api}]}\n",
+        2,
+        ["checks.headers.paths[0].path", "missing key 'path'", "found {profile: ...}"],
+        id="headers-path-missing",
+    ),
+    pytest.param(
+        "checks:\n  headers: {paths: [[/a]]}\n",
+        2,
+        ["checks.headers.paths[0]", "wrong type (a list)", "found ['/a']", "or a mapping {path:"],
+        id="headers-path-entry-type",
+    ),
+    pytest.param(
+        "checks:\n  headers: {paths: []}\n",
+        2,
+        ["checks.headers.paths", "empty list", "at least one"],
+        id="headers-paths-empty",
+    ),
+    pytest.param(
+        "checks:\n  headers:\n    paths:\n      - /api\n      - {path: /api, profile: api}\n",
+        5,
+        [
+            ":5:16:",
+            "checks.headers.paths[1].path",
+            "duplicate path '/api' (first at line 4)",
+            "found '/api'",
+            "each path at most once",
+        ],
+        id="headers-path-duplicate",
+    ),
+    pytest.param(
+        "checks:\n  headers: {paths: [/, /]}\n",
+        2,
+        ["checks.headers.paths[1]", "duplicate path '/' (first at line 2)"],
+        id="headers-path-duplicate-string",
+    ),
+    pytest.param(
+        "checks:\n  headers: {paths: [{path: /a, require: X-Request-Id}]}\n",
+        2,
+        ["checks.headers.paths[0].require", "wrong type (a string)", "a list of header names"],
+        id="headers-path-require-not-list",
+    ),
+    pytest.param(
+        "checks:\n  headers: {paths: [{path: /a, forbid: ['Bad Header: x']}]}\n",
+        2,
+        ["checks.headers.paths[0].forbid[0]", "not a valid header name", "'Bad Header: x'"],
+        id="headers-path-bad-rule",
+    ),
+    pytest.param(
+        "checks:\n  headers: {paths: [{path: /a, profile: json}]}\n",
+        2,
+        ["checks.headers.paths[0].profile", "unknown profile", "found 'json'", "auto, html, api"],
+        id="headers-path-bad-profile",
+    ),
+    pytest.param(
+        "checks:\n  retry_safe: [{method: POST, path: /o, key_format: Quote}]\n",
+        2,
+        [
+            "checks.retry_safe[0].key_format",
+            "unknown key format (did you mean 'quoted'?)",
+            "found 'Quote'",
+            "expected one of: quoted, bare",
+        ],
+        id="key-format-near-miss",
+    ),
+    pytest.param(
+        "checks:\n  retry_safe: [{method: POST, path: /o, key_format: true}]\n",
+        2,
+        ["checks.retry_safe[0].key_format", "wrong type (a boolean)", "one of: quoted, bare"],
+        id="key-format-type",
+    ),
+    pytest.param(
+        "checks:\n  uploads: {path: /u, max_bytes: 512}\n",
+        2,
+        [
+            ":2:34:",
+            "checks.uploads.max_bytes",
+            "too small to hold a multipart upload",
+            "found 512, expected at least 1KiB",
+        ],
+        id="upload-below-floor",
     ),
     pytest.param(
         "checks:\n  health: {expect_json: {when: 2024-01-01}}\n",

@@ -19,6 +19,7 @@ __all__ = [
     "ConfigError",
     "Defaults",
     "HeadersCheckConfig",
+    "HeadersPathConfig",
     "HealthCheckConfig",
     "InputEntry",
     "Meta",
@@ -85,9 +86,19 @@ class HealthCheckConfig:
 
 
 @dataclass(frozen=True)
+class HeadersPathConfig:
+    """One ``headers.paths`` entry: a path and the rules it adds to the section's."""
+
+    path: str
+    profile: str | None = None  # None: the section's profile
+    require: tuple[str, ...] = ()
+    forbid: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class HeadersCheckConfig:
-    paths: tuple[str, ...] = ("/",)
-    # Header names (or "Name: value" requirements) added to / removed from the default policy.
+    paths: tuple[HeadersPathConfig, ...] = (HeadersPathConfig("/"),)
+    # Header names (or "Name: value" rules) required / forbidden on every path of the section.
     require: tuple[str, ...] = ()
     forbid: tuple[str, ...] = ()
     # "auto" decides per response (JSON bodies get the API profile), or force "html" / "api".
@@ -158,6 +169,8 @@ class RetrySafeEntry:
     path: str
     json: Any = None
     idempotency_header: str = "Idempotency-Key"
+    # "quoted": the key as an RFC 8941 sf-string (IETF draft); "bare": the raw UUID (Stripe).
+    key_format: str = "quoted"
     # Statuses that count as refusing a different payload under a reused key (IETF draft: 422).
     conflict_status: tuple[int, ...] = (409, 422)
     # JSON fields whose values may differ between the original response and its replay.

@@ -30,6 +30,7 @@ from .config import (
     ConfigError,
     Defaults,
     HeadersCheckConfig,
+    HeadersPathConfig,
     HealthCheckConfig,
     InputEntry,
     Meta,
@@ -43,7 +44,7 @@ from .config import (
     VerifyConfig,
 )
 from .redact import MASK
-from .units import DURATION_EXPECTED, SIZE_EXPECTED, parse_duration, parse_size
+from .units import DURATION_EXPECTED, SIZE_EXPECTED, format_size, parse_duration, parse_size
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -102,6 +103,12 @@ _SECRET_KEYS = frozenset({"token", "password", "secret", "api_key", "apikey"})
 _HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _UPLOAD_METHODS = ("POST", "PUT", "PATCH")
 _PROFILES = ("auto", "html", "api")
+_KEY_FORMATS = ("quoted", "bare")
+# The small upload probe is 1 KiB, and its multipart framing (about 200 bytes plus the field
+# name, up to 4 bytes a character once encoded) must fit in it: upload_probe.send_upload
+# raises ValueError for a body smaller than its framing.
+_MIN_UPLOAD_BYTES = 1024
+_MAX_FIELD_CHARS = 128
 _META_KEYS = ("owner", "expect", "rollback_note")
 
 _URL_EXPECTED = "an http:// or https:// URL with a host, such as https://staging.example.com"
@@ -109,6 +116,8 @@ _PATH_EXPECTED = "a path starting with '/', such as /health"
 _COMMAND_EXPECTED = (
     "a command as a list of arguments or a string, such as ['./deploy.sh', 'rollback']"
 )
+_UPLOAD_FLOOR = f"at least {format_size(_MIN_UPLOAD_BYTES)}"
+_UPLOAD_SIZE_EXPECTED = f"{SIZE_EXPECTED} ({_UPLOAD_FLOOR})"
 _ENV_EXPECTED = "an environment variable name such as STAGING_TOKEN ([A-Za-z_][A-Za-z0-9_]*)"
 _HIDDEN = "a value that is not shown (it may be a secret)"
 
@@ -780,8 +789,8 @@ def _duration(*, positive: bool) -> Converter[float]:
     return convert
 
 
-def _size(context: _Context, node: Node, keypath: str) -> int:
-    expected = f"{SIZE_EXPECTED} (more than zero)"
+def _upload_size(context: _Context, node: Node, keypath: str) -> int:
+    expected = _UPLOAD_SIZE_EXPECTED
     value: str | int
     if _kind(node) == "scalar" and node.tag == _STR:
         value = node.value
@@ -793,9 +802,17 @@ def _size(context: _Context, node: Node, keypath: str) -> int:
         size = parse_size(value)
     except ValueError:
         raise _Invalid("not a size", expected) from None
-    if size <= 0:
-        raise _Invalid("must be more than zero", expected)
+    if size < _MIN_UPLOAD_BYTES:
+        raise _Invalid("too small to hold a multipart upload", _UPLOAD_FLOOR)
     return size
+
+
+def _form_field(context: _Context, node: Node, keypath: str) -> str:
+    value = _text(context, node, keypath)
+    if len(value) > _MAX_FIELD_CHARS:
+        expected = f"a form field name of at most {_MAX_FIELD_CHARS} characters"
+        raise _Invalid("field name too long for the upload probe", expected)
+    return value
 
 
 def _url_path(context: _Context, node: Node, keypath: str) -> str:
@@ -861,11 +878,23 @@ def _secret_env_name(context: _Context, node: Node, keypath: str) -> str:
     return value
 
 
-def _profile(context: _Context, node: Node, keypath: str) -> str:
-    value = _string(node, _one_of(_PROFILES))
-    if value not in _PROFILES:
-        raise _Invalid("unknown profile", _one_of(_PROFILES))
-    return value
+def _choice(allowed: Sequence[str], what: str) -> Converter[str]:
+    """One of the words in *allowed*; a near miss gets a "did you mean"."""
+    expected = _one_of(allowed)
+
+    def convert(context: _Context, node: Node, keypath: str) -> str:
+        value = _string(node, expected)
+        if value not in allowed:
+            close = difflib.get_close_matches(value.lower(), allowed, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _Invalid(f"unknown {what}{hint}", expected)
+        return value
+
+    return convert
+
+
+_profile = _choice(_PROFILES, "profile")
+_key_format = _choice(_KEY_FORMATS, "key format")
 
 
 def _regex(context: _Context, node: Node, keypath: str) -> str:
@@ -1200,14 +1229,72 @@ def _health(context: _Context, node: Node, keypath: str) -> HealthCheckConfig:
     return mapping.build(HealthCheckConfig, kwargs)
 
 
+_header_rules = _list_of(_header_rule, "header names or 'Name: value' rules")
+_HEADERS_PATH_EXPECTED = (
+    "a path starting with '/', or a mapping {path: ..., profile: ..., require: [...], "
+    "forbid: [...]}"
+)
+
+
+def _headers_path(context: _Context, node: Node, keypath: str) -> HeadersPathConfig:
+    """One ``headers.paths`` entry: a path, or a path with rules of its own."""
+    if _kind(node) == "scalar":
+        return HeadersPathConfig(_url_path(context, node, keypath))
+    if _kind(node) != "mapping":
+        raise _Invalid(f"wrong type ({_what(node)})", _HEADERS_PATH_EXPECTED)
+    keys = ("path", "profile", "require", "forbid")
+    mapping = _Mapping(context, node, keypath, keys, {"path": _PATH_EXPECTED})
+    kwargs: dict[str, Any] = {}
+    mapping.put(kwargs, "path", _url_path)
+    mapping.put(kwargs, "profile", _profile)
+    mapping.put(kwargs, "require", _header_rules)
+    mapping.put(kwargs, "forbid", _header_rules)
+    return mapping.build(HeadersPathConfig, kwargs)
+
+
+def _path_node(entry: Node) -> Node:
+    """Where an entry's path is written: the entry itself, or its ``path`` value."""
+    if _kind(entry) == "mapping":
+        for key, value in entry.value:
+            if _kind(key) == "scalar" and key.value == "path":
+                found: Node = value
+                return found
+    return entry
+
+
+def _header_paths(context: _Context, node: Node, keypath: str) -> tuple[HeadersPathConfig, ...]:
+    """The ``headers.paths`` list: at least one entry, each path at most once."""
+    expected = f"a list of entries, each {_HEADERS_PATH_EXPECTED}"
+    if _kind(node) != "sequence":
+        raise _Invalid(f"wrong type ({_what(node)})", expected)
+    if not node.value:
+        raise _Invalid("empty list", f"{expected}, at least one")
+    results: list[tuple[HeadersPathConfig] | None] = []
+    first_lines: dict[str, int] = {}
+    for index, item in enumerate(node.value):
+        where = f"{keypath}[{index}]"
+        result = context.attempt(_headers_path, item, where)
+        if result is not None:
+            path, at = result[0].path, _path_node(item)
+            if path in first_lines:
+                # Two items would share the id headers[path]; one policy per path.
+                problem = f"duplicate path {_clip(repr(path))} (first at line {first_lines[path]})"
+                keyed = where if at is item else f"{where}.path"
+                context.record(at, keyed, problem, _show(at), "each path at most once")
+                result = None
+            else:
+                first_lines[path] = at.start_mark.line + 1
+        results.append(result)
+    return tuple(_all_or_recorded(results))
+
+
 def _headers(context: _Context, node: Node, keypath: str) -> HeadersCheckConfig:
     keys = ("paths", "require", "forbid", "profile", *_META_KEYS)
     mapping = _Mapping(context, node, keypath, keys)
     kwargs: dict[str, Any] = {}
-    rules = _list_of(_header_rule, "header names or 'Name: value' rules")
-    mapping.put(kwargs, "paths", _list_of(_url_path, "paths starting with '/'", non_empty=True))
-    mapping.put(kwargs, "require", rules)
-    mapping.put(kwargs, "forbid", rules)
+    mapping.put(kwargs, "paths", _header_paths)
+    mapping.put(kwargs, "require", _header_rules)
+    mapping.put(kwargs, "forbid", _header_rules)
     mapping.put(kwargs, "profile", _profile)
     kwargs["meta"] = mapping.meta()
     return mapping.build(HeadersCheckConfig, kwargs)
@@ -1267,12 +1354,12 @@ def _permissions(context: _Context, node: Node, keypath: str) -> PermissionsChec
 
 def _uploads(context: _Context, node: Node, keypath: str) -> UploadsCheckConfig:
     keys = ("path", "field", "max_bytes", "method", *_META_KEYS)
-    required = {"path": _PATH_EXPECTED, "max_bytes": SIZE_EXPECTED}
+    required = {"path": _PATH_EXPECTED, "max_bytes": _UPLOAD_SIZE_EXPECTED}
     mapping = _Mapping(context, node, keypath, keys, required)
     kwargs: dict[str, Any] = {}
     mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "field", _text)
-    mapping.put(kwargs, "max_bytes", _size)
+    mapping.put(kwargs, "field", _form_field)
+    mapping.put(kwargs, "max_bytes", _upload_size)
     mapping.put(kwargs, "method", _method(_UPLOAD_METHODS))
     kwargs["meta"] = mapping.meta()
     return mapping.build(UploadsCheckConfig, kwargs)
@@ -1287,6 +1374,7 @@ def _retry_safe(context: _Context, node: Node, keypath: str) -> RetrySafeEntry:
         "path",
         "json",
         "idempotency_header",
+        "key_format",
         "conflict_status",
         "ignore_fields",
         *_META_KEYS,
@@ -1297,6 +1385,7 @@ def _retry_safe(context: _Context, node: Node, keypath: str) -> RetrySafeEntry:
     mapping.put(kwargs, "path", _url_path)
     mapping.put(kwargs, "json", _json_value)
     mapping.put(kwargs, "idempotency_header", _header_name)
+    mapping.put(kwargs, "key_format", _key_format)
     mapping.put(kwargs, "conflict_status", _list_of(_status, "HTTP statuses", non_empty=True))
     mapping.put(kwargs, "ignore_fields", _names)
     kwargs["meta"] = mapping.meta()

@@ -4,6 +4,9 @@ The default policy follows the OWASP Secure Headers Project, the MDN HTTP Observ
 OWASP ASVS 5.0 (V3.4, 13.4.6); docs/checks.md cites each rule. A JSON response gets the modest
 API profile (ASVS V3 does not apply to machine-to-machine responses): nosniff, HSTS, cookies,
 CORS and no version disclosure. Every violation of one page is reported in one message.
+
+Each path is judged against the section's rules with its own ``headers.paths`` rules on top
+(:meth:`HeaderPolicy.for_path`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..config import HeadersCheckConfig, RehearsalConfig
+from ..config import HeadersCheckConfig, HeadersPathConfig, RehearsalConfig
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, excerpt, fail
 from ._headersyntax import effective_referrer_policy, hsts_max_age, parse_csp, parse_set_cookie
 from ._support import describe, is_json, meta_for, origin, tag
@@ -105,6 +108,19 @@ class Requirement:
         name, sep, value = text.partition(":")
         return cls(name.strip(), value.strip() if sep else None)
 
+    def same_value(self, other: Requirement) -> bool:
+        """Whether both rules name the same header with the same value (case-insensitive)."""
+        return (
+            self.value is not None
+            and other.value is not None
+            and self.name.lower() == other.name.lower()
+            and self.value.lower() == other.value.lower()
+        )
+
+
+def _rules(texts: tuple[str, ...]) -> tuple[Requirement, ...]:
+    return tuple(Requirement.parse(text) for text in texts)
+
 
 @dataclass(frozen=True)
 class HeaderPolicy:
@@ -117,18 +133,50 @@ class HeaderPolicy:
     forbid: tuple[Requirement, ...] = ()
 
     @classmethod
-    def from_config(cls, config: HeadersCheckConfig) -> HeaderPolicy:
+    def for_path(cls, section: HeadersCheckConfig, entry: HeadersPathConfig) -> HeaderPolicy:
+        """The policy of one path: the section's rules with the path's own on top.
+
+        The path's profile, when it has one, replaces the section's; its ``require`` and
+        ``forbid`` add to the section's. Where the two contradict each other, the path (the
+        more specific) wins: a ``Name: value`` it requires replaces the section's requirement
+        of that header, a header or value it forbids is no longer required by the section,
+        and a value it requires is no longer forbidden by the section.
+        """
+        own_require, own_forbid = _rules(entry.require), _rules(entry.forbid)
+
+        def given_way(rule: Requirement) -> bool:
+            replaced = any(
+                own.value is not None and own.name.lower() == rule.name.lower()
+                for own in own_require
+            )
+            forbidden = any(
+                _matches(own.name, rule.name) if own.value is None else own.same_value(rule)
+                for own in own_forbid
+            )
+            return replaced or forbidden
+
+        require = tuple(rule for rule in _rules(section.require) if not given_way(rule))
+        forbid = tuple(
+            rule
+            for rule in _rules(section.forbid)
+            if not any(rule.same_value(own) for own in own_require)
+        )
         return cls(
-            profile=config.profile,
-            require=tuple(Requirement.parse(text) for text in config.require),
-            forbid=tuple(Requirement.parse(text) for text in config.forbid),
+            profile=entry.profile or section.profile,
+            require=require + own_require,
+            forbid=forbid + own_forbid,
         )
 
     def deny_list(self) -> tuple[str, ...]:
-        """Forbidden header patterns; a header the team requires is taken off the list."""
-        required = {req.name.lower() for req in self.require}
-        names = DISCLOSURE_HEADERS + tuple(f.name for f in self.forbid if f.value is None)
-        return tuple(name for name in names if name.lower() not in required)
+        """Forbidden header patterns: the built-in list and the team's ``Name`` rules.
+
+        A header the team requires is exempt from every pattern when a reply is judged.
+        """
+        return DISCLOSURE_HEADERS + tuple(f.name for f in self.forbid if f.value is None)
+
+    def required_names(self) -> frozenset[str]:
+        """The lower-cased names of the required headers."""
+        return frozenset(req.name.lower() for req in self.require)
 
 
 @dataclass(frozen=True)
@@ -274,10 +322,13 @@ def _disclosure(reply: Reply, policy: HeaderPolicy) -> tuple[list[Violation], li
     violations: list[Violation] = []
     notes: list[str] = []
     deny = policy.deny_list()
+    required = policy.required_names()
     for name, value in reply.headers:
+        if name.lower() in required:
+            continue  # the team requires it: no pattern forbids it, not even a prefix
         if any(_matches(pattern, name) for pattern in deny):
             violations.append(Violation(_display(name), "discloses internals; remove it", value))
-        elif name.lower() == "server" and "server" not in {r.name.lower() for r in policy.require}:
+        elif name.lower() == "server":
             if _VERSION.search(value):
                 violations.append(Violation("Server", "discloses a software version", value))
             else:
@@ -350,10 +401,11 @@ class HeadersCheck(Check):
             "html or api by content type" if self.policy.profile == "auto" else self.policy.profile
         )
         text = f"GET {self.path} carries the secure-headers policy ({profile})"
-        if self.policy.require:
-            text += "; required: " + ", ".join(
-                r.name if r.value is None else f"{r.name}: {r.value}" for r in self.policy.require
-            )
+        for label, rules in (("required", self.policy.require), ("forbidden", self.policy.forbid)):
+            if rules:
+                text += f"; {label}: " + ", ".join(
+                    r.name if r.value is None else f"{r.name}: {r.value}" for r in rules
+                )
         return text
 
     def probe(self) -> Probe:
@@ -386,9 +438,11 @@ class HeadersCheck(Check):
 
 
 def build(config: RehearsalConfig) -> list[Check]:
-    """One check per configured path; none when ``checks.headers`` is off."""
+    """One check per configured path, with that path's policy; none when ``headers`` is off."""
     section = config.checks.headers
     if section is None:
         return []
-    policy = HeaderPolicy.from_config(section)
-    return [HeadersCheck(path, policy, config) for path in section.paths]
+    return [
+        HeadersCheck(entry.path, HeaderPolicy.for_path(section, entry), config)
+        for entry in section.paths
+    ]

@@ -2,7 +2,8 @@
 
 Per draft-ietf-httpapi-idempotency-key-header (and Stripe's behaviour), in three rounds:
 
-1. the request with a fresh key (a UUID4, sent as an RFC 8941 sf-string ``"<uuid>"``);
+1. the request with a fresh key: a UUID4, sent as an RFC 8941 sf-string ``"<uuid>"`` as the
+   draft says (``key_format: quoted``), or bare as Stripe-style APIs expect (``bare``);
 2. the same request with the same key: the same status and body must come back (fields in
    ``ignore_fields`` may differ, at any depth), not a second execution;
 3. the same key with a different payload: refused with a ``conflict_status`` (default 409
@@ -143,9 +144,13 @@ class RetrySafeCheck(Check):
             f"under that key is refused with {self.refusals}"
         )
 
+    def key_value(self, key: str) -> str:
+        """*key* as the header carries it: an RFC 8941 sf-string, or bare."""
+        return key if self.entry.key_format == "bare" else f'"{key}"'
+
     def probe(self, key: str, payload: Any) -> Probe:
         """A keyed request; idempotent by the endpoint's promise (retried with its key)."""
-        header = (self.entry.idempotency_header, f'"{key}"')  # RFC 8941 sf-string
+        header = (self.entry.idempotency_header, self.key_value(key))
         method = self.entry.method.upper()
         return Probe(method, self.entry.path, headers=(header,), json=payload, idempotent=True)
 
@@ -172,7 +177,7 @@ class RetrySafeCheck(Check):
             why = (
                 "the original request was refused, so nothing can be replayed: the entry needs "
                 "a payload the endpoint accepts (checks.retry_safe json), and the endpoint must "
-                f'accept {self.entry.idempotency_header}: "<uuid4>"'
+                f"accept {self.entry.idempotency_header}: {self.key_value('<uuid4>')}"
             )
             return fail(first, expected, f"{describe(first)} · {why}")
         return Verdict.ok()
