@@ -261,7 +261,7 @@ class Deadline:
         """A deadline *seconds* from now, or at *not_after* if that comes first."""
         now = time.monotonic()
         at = now + seconds if not_after is None else min(now + seconds, not_after)
-        return cls(at, at - now, what)
+        return cls(at, max(0.0, at - now), what)
 
     def left(self) -> float:
         return self.at - time.monotonic()
@@ -302,19 +302,16 @@ def _bound(timeout: float | None) -> tuple[float | None, Deadline | None]:
     return left, deadline
 
 
-def _socket_call(
-    sock: socket.socket,
+def _bounded(
     timeout: float | None,
-    call: Callable[[], _T],
+    call: Callable[[float | None], _T],
     on_timeout: type[Exception],
     on_error: type[Exception],
 ) -> _T:
-    """Run ``call()`` on *sock* within the bounded timeout, raising httpcore's exceptions."""
+    """``call(limit)`` with the operation's bounded timeout, raising httpcore's exceptions."""
     limit, deadline = _bound(timeout)
     try:
-        sock.settimeout(limit)
-        result: _T = call()
-        return result
+        return call(limit)
     except TimeoutError as exc:
         if deadline is not None:
             raise DeadlineExceeded(deadline.message()) from exc
@@ -329,27 +326,24 @@ class _DeadlineStream(httpcore.NetworkStream):
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
 
+    def _timed(self, call: Callable[[], _T]) -> Callable[[float | None], _T]:
+        def run(limit: float | None) -> _T:
+            self._sock.settimeout(limit)
+            return call()
+
+        return run
+
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return _socket_call(
-            self._sock,
-            timeout,
-            lambda: self._sock.recv(max_bytes),
-            httpcore.ReadTimeout,
-            httpcore.ReadError,
-        )
+        receive = functools.partial(self._sock.recv, max_bytes)
+        return _bounded(timeout, self._timed(receive), httpcore.ReadTimeout, httpcore.ReadError)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         view = memoryview(buffer)
         while view:
             # Bounded per send, and the loop re-checks the deadline: a server reading
             # slowly cannot stretch one write.
-            sent: int = _socket_call(
-                self._sock,
-                timeout,
-                functools.partial(self._sock.send, view),
-                httpcore.WriteTimeout,
-                httpcore.WriteError,
-            )
+            send = functools.partial(self._sock.send, view)
+            sent = _bounded(timeout, self._timed(send), httpcore.WriteTimeout, httpcore.WriteError)
             view = view[sent:]
 
     def close(self) -> None:
@@ -363,13 +357,12 @@ class _DeadlineStream(httpcore.NetworkStream):
     ) -> httpcore.NetworkStream:
         # The socket timeout bounds the whole handshake in CPython's ssl module, so a
         # server dripping its handshake also stops at the deadline.
+        handshake = functools.partial(
+            ssl_context.wrap_socket, self._sock, server_hostname=server_hostname
+        )
         try:
-            tls: socket.socket = _socket_call(
-                self._sock,
-                timeout,
-                lambda: ssl_context.wrap_socket(self._sock, server_hostname=server_hostname),
-                httpcore.ConnectTimeout,
-                httpcore.ConnectError,
+            tls = _bounded(
+                timeout, self._timed(handshake), httpcore.ConnectTimeout, httpcore.ConnectError
             )
         except Exception:
             self._sock.close()
@@ -417,15 +410,11 @@ class DeadlineBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         source = None if local_address is None else (local_address, 0)
-        limit, deadline = _bound(timeout)
-        try:
-            sock = socket.create_connection((host, port), limit, source)
-        except TimeoutError as exc:
-            if deadline is not None:
-                raise DeadlineExceeded(deadline.message()) from exc
-            raise httpcore.ConnectTimeout(str(exc) or "timed out") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+
+        def connect(limit: float | None) -> socket.socket:
+            return socket.create_connection((host, port), limit, source)
+
+        sock = _bounded(timeout, connect, httpcore.ConnectTimeout, httpcore.ConnectError)
         for option in socket_options or ():
             sock.setsockopt(*option)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -751,7 +740,9 @@ class StagingClient(httpx.Client):
 
     - Each call of :meth:`send` (every request method goes through it), its retries,
       ``Retry-After`` waits, redirects and body included, ends within *request_budget*
-      seconds (the staging timeout), or raises :class:`httpx.TimeoutException` saying so.
+      seconds (the staging timeout; a larger ``timeout=`` passed for one request extends
+      it), or raises :class:`httpx.TimeoutException` saying so. A streamed body must be
+      read within the same budget.
     - Idempotent requests with a replayable body are retried on transient failures
       (connection errors other than TLS, 429/502/503/504), within that budget.
     - Redirects are followed only when asked (``follow_redirects=True``), only within the
@@ -786,7 +777,7 @@ class StagingClient(httpx.Client):
             else bool(follow_redirects)
         )
         what = f"{request.method} {mask_url(str(request.url))}"
-        deadline = Deadline.after(self._request_budget, what)
+        deadline = Deadline.after(self._budget_for(request), what)
         limit = None if stream else self._body_limit
         first = request.url
         history: list[httpx.Response] = []
@@ -812,6 +803,12 @@ class StagingClient(httpx.Client):
                 response.close()
                 raise
         return response
+
+    def _budget_for(self, request: httpx.Request) -> float:
+        """The staging timeout, or a larger timeout passed for this request (``timeout=60``)."""
+        own = request.extensions.get("timeout")
+        values = [float(v) for v in own.values() if v is not None] if isinstance(own, dict) else []
+        return max([self._request_budget, *values])
 
     def _send_with_retries(
         self, request: httpx.Request, auth: Any, deadline: Deadline

@@ -164,3 +164,11 @@ def test_a_500_echoing_the_credential_is_returned_as_is(
     response = staging.get("/echo-auth")
     assert response.status_code == 500
     assert hostile.app.received[-1][1]["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_a_larger_timeout_passed_for_one_request_extends_its_budget(
+    staging: StagingClient, hostile: Hostile
+) -> None:
+    with pytest.raises(httpx.TimeoutException) as caught:
+        staging.get("/drip", timeout=3.0)
+    assert str(caught.value) == f"exceeded the 3s total deadline for GET {hostile.url}/drip"
