@@ -20,7 +20,10 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src
 
 test: lint
-	$(BIN)/python -m pytest -n auto
+	env -u STAGING_URL -u GITHUB_STEP_SUMMARY $(BIN)/python -m pytest -n auto
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -344,3 +345,37 @@ def test_under_xdist_the_rollback_runs_once_after_every_check(
 
 def test_environment_is_left_clean() -> None:
     assert "STAGING_URL" not in os.environ
+
+
+def test_under_xdist_the_built_in_checks_run_together_and_the_body_scan_sees_every_reply(
+    pytester: pytest.Pytester, shared_app_factory: Any
+) -> None:
+    url = shared_app_factory("leak-secret")
+    write_rollback_script(pytester.path, "rollback.sh", "exit 0\n")
+    write_config(
+        pytester,
+        "checks: {secrets: {paths: [/.env, /.git/config]}}\nrollback: {command: ./rollback.sh}\n",
+    )
+    pytester.makepyfile(
+        test_user="import pytest\n\n@pytest.mark.parametrize('n', range(8))\n"
+        "def test_n(n):\n    pass\n"
+    )
+    result = pytester.runpytest_subprocess(
+        f"--staging-url={url}",
+        "-n",
+        "3",
+        "-v",
+        "-p",
+        "no:cacheprovider",
+        "--rehearsal-report=r.json",
+    )
+    assert result.ret == 1
+    workers = {
+        line.split("]")[0] + "]"
+        for line in result.stdout.lines
+        if line.startswith("[gw") and "rehearsal::" in line
+    }
+    assert len(workers) == 1, workers  # every built-in item went to the same worker
+    outcomes = {c["id"]: c["outcome"] for c in load_report(pytester.path / "r.json")["checks"]}
+    assert outcomes["rehearsal::secrets[responses]"] == "failed"
+    assert outcomes["rehearsal::headers[/]"] == "passed"

@@ -133,6 +133,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if engine is not None:
         config.stash[ENGINE_KEY] = engine
         config.pluginmanager.register(engine, "rehearsal-session")
+        if engine.is_controller and config.pluginmanager.hasplugin("xdist"):
+            from .xdist_support import XdistController
+
+            config.pluginmanager.register(XdistController(config), "rehearsal-xdist")
 
 
 def _start_engine(config: pytest.Config) -> RehearsalSession | None:
@@ -162,8 +166,10 @@ def _start_engine(config: pytest.Config) -> RehearsalSession | None:
         from .session import RehearsalSession
 
         credentials = Credentials.from_config(settings.config, os.environ)
-    except (ConfigError, LookupError) as exc:
-        raise pytest.UsageError(str(exc).strip("'\"")) from None
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    except LookupError as exc:  # str() of a KeyError-like error adds quotes
+        raise pytest.UsageError(str(exc.args[0])) from None
     return RehearsalSession(config, settings, credentials)
 
 
@@ -173,6 +179,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         engine.close()
         config.pluginmanager.unregister(engine)
         del config.stash[ENGINE_KEY]
+        xdist_controller = config.pluginmanager.get_plugin("rehearsal-xdist")
+        if xdist_controller is not None:
+            config.pluginmanager.unregister(xdist_controller)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

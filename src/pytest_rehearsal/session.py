@@ -114,6 +114,10 @@ class RehearsalSession:
         self.credentials = credentials
         self.redact = redactor_for(credentials)
         self.is_controller = not hasattr(config, "workerinput")
+        # Whether this process runs every built-in check it runs any of (see xdist_support).
+        self.checks_together = self.is_controller or bool(
+            config.workerinput.get("rehearsal_checks_together", False)  # type: ignore[attr-defined]
+        )
         self.checks = build_checks(settings.config)
         self.log = ReplyLog()
         self._outcomes: dict[str, CheckOutcome] = {}
@@ -211,7 +215,7 @@ class RehearsalSession:
     def outcome_for(self, item: RehearsalItem) -> CheckOutcome:
         """The outcome of *item*'s check, running it (and its siblings) on first demand."""
         if item.check.id not in self._outcomes:
-            if self.is_controller:
+            if self.checks_together:
                 # One concurrent batch for every selected built-in check of this run.
                 batch = [
                     i.check
@@ -219,7 +223,7 @@ class RehearsalSession:
                     if isinstance(i, RehearsalItem) and i.check.id not in self._outcomes
                 ]
             else:
-                # An xdist worker does not know which items it will be sent next.
+                # Under --dist worksteal a worker cannot know which items it will get next.
                 batch = [item.check]
             self._outcomes.update(execute(batch, self.send, self.log))
         return self._outcomes[item.check.id]
