@@ -1130,10 +1130,10 @@ def test_check_production() -> None:
         check_production("https://api.example.com", patterns, "rehearsal.yaml")
     assert str(info.value) == (
         "staging URL 'https://api.example.com' matches production pattern "
-        "'^https://api\\\\.example\\\\.com' from rehearsal.yaml; "
+        "'^https://api\\.example\\.com' from rehearsal.yaml; "
         "refusing to rehearse against production (no override)"
     )
-    with pytest.raises(ConfigError, match=r"pattern '\\\\.prod\\\\.'"):
+    with pytest.raises(ConfigError, match=r"pattern '\\\.prod\\\.'"):
         check_production("https://eu.prod.example.com/v1", patterns, "r.yaml")
 
 

@@ -331,7 +331,7 @@ def check_production(url: str, patterns: tuple[str, ...], where: str) -> None:
     if match is not None:
         raise ConfigError(
             f"staging URL {_clip(repr(_masked_url(url)))} matches production pattern "
-            f"{match!r} from {where}; refusing to rehearse against production (no override)"
+            f"'{match}' from {where}; refusing to rehearse against production (no override)"
         )
 
 

@@ -165,7 +165,7 @@ class RehearsalSession:
                     reply,
                     status=None,
                     error=f"{reply.status} redirect to {mask_url(target)}, which matches "
-                    f"production pattern {pattern!r}: not followed",
+                    f"production pattern '{pattern}': not followed",
                 )
         return reply
 
