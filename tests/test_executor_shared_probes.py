@@ -1,16 +1,17 @@
-"""Identical safe requests of one round go out once; every check that asked gets the reply."""
+"""The executor's round: identical safe requests go out once, uploads beside the pool."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from pytest_rehearsal.checks import build_checks
-from pytest_rehearsal.checks._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict
+from pytest_rehearsal.checks._base import Check, CheckRun, Probe, Reply, ReplyLog, Upload, Verdict
 from pytest_rehearsal.checks.secrets import ExposureCheck
 from pytest_rehearsal.config import Meta
 from pytest_rehearsal.config_loader import parse_config
-from pytest_rehearsal.executor import execute
+from pytest_rehearsal.executor import MAX_PARALLEL_REQUESTS, execute
 
 
 class Asks(Check):
@@ -77,3 +78,22 @@ def test_the_secrets_checks_of_one_run_share_their_soft_404_baseline(tmp_path: P
     log, sent = ReplyLog(), list[Probe]()
     execute(exposures, serve(sent, log), log)
     assert len(sent) == 4  # one baseline and three paths
+
+
+def test_uploads_do_not_wait_for_a_thread_of_the_pooled_requests() -> None:
+    # MAX_PARALLEL_REQUESTS GETs fill the pool; the upload must be in flight beside them.
+    everyone = threading.Barrier(MAX_PARALLEL_REQUESTS + 1, timeout=10)
+    broken: list[str] = []
+
+    def send(probe: Probe) -> Reply:
+        try:
+            everyone.wait()
+        except threading.BrokenBarrierError:
+            broken.append(probe.path)
+        return Reply(probe, "http://staging" + probe.path, 200)
+
+    gets = [Probe("GET", f"/{i}") for i in range(MAX_PARALLEL_REQUESTS)]
+    upload = Probe("POST", "/upload", upload=Upload("file", 2048), idempotent=False)
+    log = ReplyLog()
+    execute([Asks("a", *gets, upload)], send, log)
+    assert broken == []

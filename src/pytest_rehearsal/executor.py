@@ -17,7 +17,9 @@ from .checks._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict
 
 __all__ = ["CheckOutcome", "execute"]
 
+#: As many as the probe client's pool has connections (client.MAX_CONNECTIONS).
 MAX_PARALLEL_REQUESTS = 32
+MAX_PARALLEL_UPLOADS = 4
 # RFC 9110 safe methods: a second identical request in the same round can learn nothing new.
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
@@ -36,14 +38,23 @@ def execute(
     """Run *checks* to completion; ``runs_last`` checks start after all the others."""
     ordered = list(checks)
     outcomes: dict[str, CheckOutcome] = {}
-    with ThreadPoolExecutor(max_workers=MAX_PARALLEL_REQUESTS) as pool:
+    with (
+        ThreadPoolExecutor(max_workers=MAX_PARALLEL_REQUESTS) as pool,
+        ThreadPoolExecutor(max_workers=MAX_PARALLEL_UPLOADS) as uploads,
+    ):
 
         def send_all(probes: Sequence[Probe]) -> list[Reply]:
             # Identical safe requests of one round (the soft-404 baseline that every
             # secrets[...] check asks for) go out once; every check gets the reply.
             keys = [probe if _shareable(probe) else index for index, probe in enumerate(probes)]
             distinct = dict(zip(keys, probes, strict=True))
-            replies = dict(zip(distinct, pool.map(send, distinct.values()), strict=True))
+            # Uploads go over sockets of their own (upload_probe), not the client's pool:
+            # on threads of their own they never make a pooled request wait a round trip.
+            futures = [
+                (uploads if probe.upload is not None else pool).submit(send, probe)
+                for probe in distinct.values()
+            ]
+            replies = dict(zip(distinct, (f.result() for f in futures), strict=True))
             return [replies[key] for key in keys]
 
         for phase in (False, True):
