@@ -57,10 +57,24 @@ def test_json_report_follows_the_schema() -> None:
     assert document["verdict"] == "blocked"
     assert document["duration_s"] == 1.235
     assert set(document["checks"][0]) >= {
-        "id", "name", "outcome", "owner", "expect", "rollback_note", "message", "duration_s"
+        "id",
+        "name",
+        "outcome",
+        "owner",
+        "expect",
+        "rollback_note",
+        "message",
+        "duration_s",
     }
     assert set(document["rollback"]) >= {
-        "outcome", "command", "exit_code", "duration_s", "message", "output_tail", "owner", "note"
+        "outcome",
+        "command",
+        "exit_code",
+        "duration_s",
+        "message",
+        "output_tail",
+        "owner",
+        "note",
     }
 
 
