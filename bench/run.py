@@ -355,7 +355,7 @@ def target_dormant(bench: Bench) -> list[Row]:
     times = interleave(
         {"dormant": suite(), "disabled": suite("-p", "no:rehearsal")},
         warmups=2,
-        repeats=bench.repeats(15, 3),
+        repeats=bench.repeats(20, 3),
     )
     overhead = ratio(times["dormant"], times["disabled"])
     return [
