@@ -53,6 +53,7 @@ class HostileApp:
     """The hostile staging service; ``received`` holds ``(path, headers)`` of every request."""
 
     def __init__(self, other_origin: str = "") -> None:
+        gzip_bomb()  # built now (once per process), not while a client's deadline runs
         self.other_origin = other_origin
         self.received: list[tuple[str, dict[str, str]]] = []
         self.hits: Counter[str] = Counter()

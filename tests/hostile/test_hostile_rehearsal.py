@@ -1,7 +1,7 @@
 """Whole rehearsals against a hostile staging service, in a pytester subprocess.
 
 For each misbehaviour the health check is pointed at it and the run must end: within the
-staging timeout plus slack (a hang guard), with the verdict ``blocked`` and a message that
+staging timeout plus slack (hang guards), with the verdict ``blocked`` and a message that
 names what went wrong, a peak RSS under 150 MiB, and the token in none of stdout, stderr,
 JUnit XML, the JSON report or the Markdown summary (the rollback script echoes it, too).
 """
@@ -15,14 +15,15 @@ from dataclasses import dataclass
 
 import pytest
 import raw_servers
-from hostile_support import TIMEOUT, Run, rehearse
+from hostile_support import SLACK, TIMEOUT, Run, rehearse
 
 from conftest import Hostile
 
 MIB = 1024 * 1024
-#: A subprocess starts pytest, imports the plugin and rolls back: budget plus this is a
-#: hang guard, not a benchmark.
-E2E_SLACK = 10.0
+#: The rehearsal itself (the report's duration: from the plugin's start to the report)
+#: ends within the budget plus SLACK; the whole subprocess, Python's start-up included,
+#: within the budget plus this much, a hang guard that a loaded machine does not trip.
+SUBPROCESS_SLACK = 30.0
 MAX_RSS = 150 * MIB
 TRUNCATED = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello"
 
@@ -87,7 +88,8 @@ CASES = {
 
 
 def assert_bounded_and_clean(run: Run) -> None:
-    assert run.elapsed < TIMEOUT + E2E_SLACK
+    assert run.report["duration_s"] < TIMEOUT + SLACK
+    assert run.elapsed < TIMEOUT + SUBPROCESS_SLACK
     assert 0 < run.peak_rss < MAX_RSS, f"peak RSS {run.peak_rss / MIB:.0f} MiB"
     run.assert_no_secret()
 
