@@ -147,7 +147,7 @@ def test_an_untrusted_issuer_points_at_the_ca_bundle_option() -> None:
     [
         (
             httpx.ConnectError("[Errno 111] Connection refused"),
-            "could not connect: [Errno 111] Connection refused",
+            "connection failed: [Errno 111] Connection refused",
         ),
         (
             httpx.RemoteProtocolError("Server disconnected without sending a response."),

@@ -219,7 +219,7 @@ def describe_transport_error(exc: BaseException) -> str:
             return "protocol error: the response head is too large (Receive buffer too long)"
         return f"protocol error: {text}" if text else "the server closed the connection"
     if isinstance(exc, httpx.ConnectError):
-        return f"could not connect: {text or type(exc).__name__}"
+        return f"connection failed: {text or type(exc).__name__}"
     if isinstance(exc, (httpx.ReadError, httpx.WriteError)):
         if any(isinstance(item, ConnectionResetError) for item in chain):
             return f"the server reset the connection ({text})"

@@ -174,7 +174,7 @@ def test_a_refused_connection_is_retried_briefly_and_named() -> None:
         placeholder.bind(("127.0.0.1", 0))
         port = placeholder.getsockname()[1]
     reply, elapsed = timed_send(probe_sender(f"http://127.0.0.1:{port}"), Probe("GET", "/health"))
-    assert reply.error == "could not connect: [Errno 111] Connection refused"
+    assert reply.error == "connection failed: [Errno 111] Connection refused"
     assert reply.attempts == 3
     assert elapsed < TIMEOUT + SLACK
 

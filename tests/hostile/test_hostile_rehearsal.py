@@ -134,7 +134,7 @@ def test_a_refused_connection_blocks_the_release_naming_the_cause(
     run = rehearse(pytester, f"http://127.0.0.1:{port}", "/health")
     assert run.ret == 1
     assert (
-        "  got:      no response (could not connect: [Errno 111] Connection refused)"
+        "  got:      no response (connection failed: [Errno 111] Connection refused)"
         in (run.check()["message"])
     )
     assert_bounded_and_clean(run)
