@@ -696,10 +696,11 @@ def _reason(response: httpx.Response, truncated: bool, limit: int) -> str:
         notes.append(f"redirect to {mask_url(str(next_request.url))}, not followed")
     encoding = _content_encoding(response.headers)
     if truncated:
-        note = f"body longer than {format_size(limit)}; only that much was read"
+        size = format_size(limit)
+        longer = f"body longer than {size}"
         if encoding in _INFLATABLE:
-            note += f" after inflating it ({encoding}, although identity was asked for)"
-        notes.append(note)
+            longer = f"{encoding} body although identity was asked for, over {size} once inflated"
+        notes.append(f"{longer}; only the first {size} was read")
     if encoding and encoding != "identity" and encoding not in _INFLATABLE:
         notes.append(f"body left {encoding}-encoded: identity was asked for")
     reason = response.reason_phrase

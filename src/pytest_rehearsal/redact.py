@@ -34,7 +34,7 @@ MASK = "***"
 # Shorter values would mask innocent text everywhere (a token "1" would eat every digit).
 _MIN_SECRET_LENGTH = 4
 # A fragment of a secret cut by an excerpt is masked from this many characters on.
-_MIN_FRAGMENT = 4
+_MIN_FRAGMENT = 6
 _ELLIPSES = ("…", "...")
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
 _TOKEN_QUERY = re.compile(

@@ -45,12 +45,12 @@ CASES = {
         raw=raw_servers.header_drip,
     ),
     "18-endless-body": Case(
-        "/endless", "200 OK (body longer than 1MiB; only that much was read) · xxxxxxxx"
+        "/endless", "200 OK (body longer than 1MiB; only the first 1MiB was read) · xxxxxxxx"
     ),
     "19-gzip-bomb": Case(
         "/gzip-bomb",
-        "200 OK (body longer than 1MiB; only that much was read after inflating it "
-        "(gzip, although identity was asked for))",
+        "200 OK (gzip body although identity was asked for, over 1MiB once inflated; "
+        "only the first 1MiB was read)",
     ),
     "14-redirect-loop": Case(
         "/loop", "302 Found (redirect to {url}/loop, not followed) · empty body"
