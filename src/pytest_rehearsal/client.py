@@ -683,7 +683,7 @@ class ProbeSender:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx.DecodingError):
         return f"could not decode the body: {exc}"
-    if isinstance(exc, (httpx.TransportError, httpcore.TimeoutException)):
+    if isinstance(exc, httpx.TransportError):
         return describe_transport_error(exc)
     return f"unexpected {type(exc).__name__}: {exc}"
 
@@ -720,20 +720,29 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or default
 
 
-def _redirect_problem(first: httpx.URL, here: httpx.URL, there: httpx.URL, hops: int) -> str:
-    """Why the redirect from *here* to *there* must not be followed ('' when it may)."""
+def _refusal(
+    request: httpx.Request, first: httpx.URL, there: httpx.URL, hops: int
+) -> httpx.RequestError | None:
+    """Why the redirect from *request* to *there* must not be followed (None: it may)."""
     target = mask_url(str(there))
     if hops > MAX_REDIRECTS:
-        return f"stopped after {MAX_REDIRECTS} redirects (a loop?); the next was to {target}"
-    if here.scheme == "https" and there.scheme != "https":
-        return f"refused to follow a redirect from https to {target}: that would drop TLS"
-    if _origin(there) != _origin(first):
-        return (
-            f"refused to follow a redirect to {target}: another origin than "
-            f"{mask_url(str(first.copy_with(path='/', query=None, fragment=None)))}; "
-            f"the rehearsal only talks to staging"
+        return httpx.TooManyRedirects(
+            f"stopped after {MAX_REDIRECTS} redirects (a loop?); the next was to {target}",
+            request=request,
         )
-    return ""
+    if request.url.scheme == "https" and there.scheme != "https":
+        return RedirectRefused(
+            f"refused to follow a redirect from https to {target}: that would drop TLS",
+            request=request,
+        )
+    if _origin(there) != _origin(first):
+        origin = mask_url(str(first.copy_with(path="/", query=None, fragment=None)))
+        return RedirectRefused(
+            f"refused to follow a redirect to {target}: another origin than {origin}; "
+            f"the rehearsal only talks to staging",
+            request=request,
+        )
+    return None
 
 
 class StagingClient(httpx.Client):
@@ -789,12 +798,11 @@ class StagingClient(httpx.Client):
             next_request = response.next_request
             if not follow or next_request is None:
                 break
-            problem = _redirect_problem(first, request.url, next_request.url, len(history) + 1)
+            refusal = _refusal(request, first, next_request.url, len(history) + 1)
             # Closed unread: a redirect's body is not worth reading, and it could be endless.
             response.close()
-            if problem:
-                error = httpx.TooManyRedirects if "stopped after" in problem else RedirectRefused
-                raise error(problem, request=request)
+            if refusal is not None:
+                raise refusal
             history.append(response)
             request = next_request
         if not stream:
