@@ -30,6 +30,8 @@ def test_a_dormant_run_imports_nothing_heavy_and_skips_rehearsal_tests(
 
         def pytest_sessionfinish(session):
             print("HEAVY:", sorted(set({HEAVY!r}) & set(sys.modules)))
+            # Only the glue: the config schema and settings are the active run's business.
+            print("LOADED:", sorted(m for m in sys.modules if m.startswith("pytest_rehearsal")))
         """
     )
     pytester.makepyfile(
@@ -53,7 +55,12 @@ def test_a_dormant_run_imports_nothing_heavy_and_skips_rehearsal_tests(
     result = pytester.runpytest_subprocess("-p", "pytest_rehearsal.plugin", "-rs", "-s")
     result.assert_outcomes(passed=1, skipped=3)
     result.stdout.fnmatch_lines(
-        ["*HEAVY: []", *["SKIPPED [[]1[]] *.py:*: no staging URL (pass --staging-url)"] * 3]
+        [
+            "*HEAVY: []",
+            "LOADED: ['pytest_rehearsal', 'pytest_rehearsal.activation', "
+            "'pytest_rehearsal.errors', 'pytest_rehearsal.hooks', 'pytest_rehearsal.plugin']",
+            *["SKIPPED [[]1[]] *.py:*: no staging URL (pass --staging-url)"] * 3,
+        ]
     )
     assert "rehearsal::" not in result.stdout.str()
 

@@ -130,10 +130,13 @@ def test_a_crashing_xdist_worker_does_not_stop_the_single_rollback(
         """
     )
     result = pytester.runpytest_subprocess(
-        f"--staging-url={url}", "-n", "2", "-p", "no:cacheprovider"
+        f"--staging-url={url}", "-n", "2", "-p", "no:cacheprovider", "--rehearsal-report=r.json"
     )
     assert result.ret == 1
     assert log.read_text().splitlines() == ["rollback"]
+    report = load_report(pytester.path / "r.json")
+    assert report["verdict"] == "blocked"  # a crashed test fails the run: never "ready"
+    assert report["other_failures"] == 1
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

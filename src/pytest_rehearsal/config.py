@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 __all__ = [
     "DEFAULT_SECRET_PATHS",
     "AuthConfig",
@@ -32,10 +34,6 @@ __all__ = [
     "UploadsCheckConfig",
     "VerifyConfig",
 ]
-
-
-class ConfigError(Exception):
-    """A usage error in the configuration: the message names file, line, key and value."""
 
 
 @dataclass(frozen=True)

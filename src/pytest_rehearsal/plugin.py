@@ -140,32 +140,45 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _start_engine(config: pytest.Config) -> RehearsalSession | None:
-    from .settings import Options, resolve
+    from .activation import find_config_file, rehearsal_requested
+    from .errors import ConfigError
 
     option = config.option
-    options = Options(
-        staging_url=option.staging_url,
-        config_path=option.rehearsal_config,
-        config_ini=config.getini("rehearsal_config"),
-        rollback_command=option.rollback_command,
-        no_rollback=option.no_rollback,
-        staging_wait=option.staging_wait,
-        staging_timeout=option.staging_timeout,
-        report_path=option.rehearsal_report,
-        summary_path=option.rehearsal_summary,
-        ca_bundle=option.staging_ca_bundle,
-    )
-    from .config import ConfigError
-
     try:
-        settings = resolve(options, os.environ, config.rootpath, config.invocation_params.dir)
+        config_file = find_config_file(
+            option.rehearsal_config,
+            config.getini("rehearsal_config"),
+            config.rootpath,
+            config.invocation_params.dir,
+        )
+        if not rehearsal_requested(option.staging_url, os.environ, config_file):
+            return None
+        # Only now, with a rehearsal ahead, are yaml, httpx and tenacity imported.
+        from .client import Credentials, redactor_for
+        from .redact import secret_in_arguments
+        from .session import RehearsalSession
+        from .settings import Options, resolve
+
+        options = Options(
+            staging_url=option.staging_url,
+            rollback_command=option.rollback_command,
+            no_rollback=option.no_rollback,
+            staging_wait=option.staging_wait,
+            staging_timeout=option.staging_timeout,
+            report_path=option.rehearsal_report,
+            summary_path=option.rehearsal_summary,
+            ca_bundle=option.staging_ca_bundle,
+        )
+        settings = resolve(options, os.environ, config_file, config.invocation_params.dir)
         if settings is None:
             return None
-        # The engine (httpx, yaml, tenacity) is imported only for an active rehearsal.
-        from .client import Credentials
-        from .session import RehearsalSession
-
         credentials = Credentials.from_config(settings.config, os.environ)
+        problem = secret_in_arguments(
+            [*config.invocation_params.args, *config.getini("addopts")],
+            redactor_for(credentials),
+        )
+        if problem is not None:
+            raise ConfigError(problem)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     except LookupError as exc:  # str() of a KeyError-like error adds quotes
@@ -176,7 +189,7 @@ def _start_engine(config: pytest.Config) -> RehearsalSession | None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     engine = _engine(config)
     if engine is not None:
-        engine.close()
+        engine.stop()
         config.pluginmanager.unregister(engine)
         del config.stash[ENGINE_KEY]
         xdist_controller = config.pluginmanager.get_plugin("rehearsal-xdist")

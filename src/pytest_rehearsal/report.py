@@ -60,10 +60,19 @@ class RollbackRecord:
 
 
 def decide_verdict(
-    checks: Sequence[CheckRecord], rollback: RollbackRecord, *, interrupted: bool
+    checks: Sequence[CheckRecord],
+    rollback: RollbackRecord,
+    *,
+    interrupted: bool,
+    other_failures: int = 0,
 ) -> str:
-    """``blocked`` if anything failed or the run was cut short; ``incomplete`` without rollback."""
-    if interrupted or rollback.outcome == "failed" or any(c.outcome in FAILING for c in checks):
+    """``blocked`` if anything failed or the run was cut short; ``incomplete`` without rollback.
+
+    *other_failures* counts failed tests outside the checklist: they fail the pytest run, so
+    a report that said ``ready`` beside exit status 1 would mislead a gate that reads it.
+    """
+    failed = other_failures or any(c.outcome in FAILING for c in checks)
+    if interrupted or failed or rollback.outcome == "failed":
         return "blocked"
     if rollback.outcome != "passed":
         return "incomplete"
@@ -81,10 +90,16 @@ class RehearsalReport:
     rollback: RollbackRecord
     interrupted: bool = False
     config_path: str | None = None
+    other_failures: int = 0  # failed tests outside the checklist
 
     @property
     def verdict(self) -> str:
-        return decide_verdict(self.checks, self.rollback, interrupted=self.interrupted)
+        return decide_verdict(
+            self.checks,
+            self.rollback,
+            interrupted=self.interrupted,
+            other_failures=self.other_failures,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -94,6 +109,7 @@ class RehearsalReport:
             "duration_s": round(self.duration_s, 3),
             "verdict": self.verdict,
             "interrupted": self.interrupted,
+            "other_failures": self.other_failures,
             "config": self.config_path,
             "checks": [_rounded(asdict(check)) for check in self.checks],
             "rollback": _rounded(asdict(self.rollback)),
@@ -106,6 +122,8 @@ class RehearsalReport:
         parts = [f"{passed} of {len(self.checks)} checks passed"]
         if failed:
             parts.append(f"{len(failed)} failed")
+        if self.other_failures:
+            parts.append(f"{self.other_failures} other test(s) failed")
         rollback = self.rollback
         if rollback.outcome == "skipped":
             parts.append(f"rollback not rehearsed ({rollback.message})")

@@ -37,7 +37,7 @@ from .client import (
 from .config_loader import production_match
 from .executor import CheckOutcome, execute
 from .plugin import ENGINE_KEY
-from .redact import Redactor, mask_url
+from .redact import Redactor, install_log_redaction, mask_url
 from .report import (
     CheckRecord,
     RehearsalReport,
@@ -113,6 +113,8 @@ class RehearsalSession:
         self.settings = settings
         self.credentials = credentials
         self.redact = redactor_for(credentials)
+        # Every log record of the process, live logging and --log-file included.
+        self.log_redaction = install_log_redaction(self.redact) if self.redact else None
         self.is_controller = not hasattr(config, "workerinput")
         # Whether this process runs every built-in check it runs any of (see xdist_support).
         self.checks_together = self.is_controller or bool(
@@ -127,6 +129,7 @@ class RehearsalSession:
         self.started_at = datetime.now(timezone.utc)
         self._started = time.monotonic()
         self.records: dict[str, CheckRecord] = {}
+        self.other_failures: set[str] = set()  # failed tests outside the checklist
         self.rollback_outcome: RollbackOutcome | None = None
         self.interrupted = False
         self.report: RehearsalReport | None = None
@@ -183,6 +186,13 @@ class RehearsalSession:
         if self._sender is not None:
             self._sender.client.close()
             self._sender = None
+
+    def stop(self) -> None:
+        """End of the pytest run: close the connection pool, stop redacting log records."""
+        self.close()
+        if self.log_redaction is not None:
+            self.log_redaction.uninstall()
+            self.log_redaction = None
 
     # -- collection and running -----------------------------------------------------------
 
@@ -265,7 +275,11 @@ class RehearsalSession:
             return
         props = dict(report.user_properties)
         name = props.get(PROPERTY_PREFIX + "check")
-        if name is None or report.nodeid == ROLLBACK_NODEID:
+        if report.nodeid == ROLLBACK_NODEID:
+            return
+        if name is None:
+            if report.failed:
+                self.other_failures.add(report.nodeid)
             return
         outcome = _phase_outcome(report)
         if outcome is None:
@@ -463,6 +477,7 @@ class RehearsalSession:
             rollback=rollback,
             interrupted=self.interrupted,
             config_path=str(self.settings.config.path) if self.settings.config.path else None,
+            other_failures=len(self.other_failures),
         )
 
 
@@ -498,7 +513,8 @@ def _report_message(report: pytest.TestReport, redact: Redactor) -> str:
     else:
         text = report.longreprtext
     text = redact(text)
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+    # The end of a long traceback holds the error itself: keep that part.
+    return text if len(text) <= MESSAGE_LIMIT else "…" + text[-(MESSAGE_LIMIT - 1) :]
 
 
 def _redact_report(report: pytest.TestReport, redact: Redactor) -> None:

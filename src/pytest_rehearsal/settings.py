@@ -16,20 +16,17 @@ CA bundle              ``--staging-ca-bundle``                ``ca_bundle:``   s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError, RehearsalConfig
+from .config import RehearsalConfig
+from .errors import ConfigError
 from .units import parse_duration
 
-__all__ = ["DEFAULT_CONFIG_NAME", "DEFAULT_TIMEOUT", "Options", "Settings", "resolve"]
+__all__ = ["DEFAULT_TIMEOUT", "Options", "Settings", "resolve"]
 
-DEFAULT_CONFIG_NAME = "rehearsal.yaml"
 DEFAULT_TIMEOUT = 10.0
-# A top-level `staging_url:` line; lets a dormant run decide without importing yaml.
-_TOP_LEVEL_URL = re.compile(r"^staging_url\s*:", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -37,8 +34,6 @@ class Options:
     """Raw values from pytest's command line and ini file (strings, as the user wrote them)."""
 
     staging_url: str | None = None
-    config_path: str | None = None
-    config_ini: str | None = None
     rollback_command: str | None = None
     no_rollback: bool = False
     staging_wait: str | None = None
@@ -68,41 +63,14 @@ class Settings:
         return self.config.defaults.retries
 
 
-def find_config_file(options: Options, rootpath: Path, invocation_dir: Path) -> Path | None:
-    """The config file to read: ``--rehearsal-config``, the ini key, or ``rehearsal.yaml``."""
-    if options.config_path:
-        path = invocation_dir / options.config_path
-        where = "--rehearsal-config"
-    elif options.config_ini:
-        path = rootpath / options.config_ini
-        where = "ini option rehearsal_config"
-    else:
-        default = rootpath / DEFAULT_CONFIG_NAME
-        return default if default.is_file() else None
-    if not path.is_file():
-        raise ConfigError(f"{where}: config file {str(path)!r} not found; expected a YAML file")
-    return path
-
-
-def _file_may_set_url(path: Path | None) -> bool:
-    if path is None:
-        return False
-    try:
-        return bool(_TOP_LEVEL_URL.search(path.read_text(encoding="utf-8", errors="replace")))
-    except OSError:
-        return True  # let the loader report the problem properly
-
-
 def resolve(
-    options: Options, environ: Mapping[str, str], rootpath: Path, invocation_dir: Path
+    options: Options, environ: Mapping[str, str], config_file: Path | None, invocation_dir: Path
 ) -> Settings | None:
-    """The rehearsal's settings, or ``None`` when no staging URL is given anywhere (dormant)."""
-    config_file = find_config_file(options, rootpath, invocation_dir)
-    env_url = environ.get("STAGING_URL") or None
-    if not (options.staging_url or env_url or _file_may_set_url(config_file)):
-        return None
+    """The rehearsal's settings, or ``None`` when no staging URL is given anywhere (dormant).
 
-    # Only now, with a rehearsal ahead, is yaml worth importing.
+    *config_file* is the one :func:`pytest_rehearsal.activation.find_config_file` found.
+    """
+    env_url = environ.get("STAGING_URL") or None
     from .config_loader import (
         check_production,
         load_config,

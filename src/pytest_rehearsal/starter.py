@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .settings import DEFAULT_CONFIG_NAME
+from .activation import DEFAULT_CONFIG_NAME
 
 __all__ = ["STARTER_CONFIG", "describe_next_steps", "write_starter_config"]
 

@@ -11,26 +11,38 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from xdist.scheduler import LoadGroupScheduling  # type: ignore[import-untyped]
+from xdist.scheduler import LoadScheduling  # type: ignore[import-untyped]
 
 __all__ = ["WORKERINPUT_KEY", "XdistController"]
 
 #: Tells a worker that it receives either all built-in items or none of them.
 WORKERINPUT_KEY = "rehearsal_checks_together"
 # Distribution modes in which the built-in items stay together: "rehearsal::" is one module
-# scope for loadscope/loadfile, every worker runs everything under "each", and "load" and
-# "loadgroup" are served by the scheduler below. Only "worksteal" splits them.
-_TOGETHER = frozenset({"load", "loadgroup", "loadscope", "loadfile", "each"})
+# scope for loadscope/loadfile, every worker runs everything under "each", and "load" is
+# served by the scheduler below. "loadgroup" and "worksteal" split them.
+_TOGETHER = frozenset({"load", "loadscope", "loadfile", "each"})
 
 
-class _RehearsalGroupScheduling(LoadGroupScheduling):  # type: ignore[misc]
-    """``load`` / ``loadgroup`` scheduling, with every built-in check in one work unit."""
+class _RehearsalLoadScheduling(LoadScheduling):  # type: ignore[misc]
+    """xdist's ``load`` scheduling, except that the built-in items travel as one chunk.
 
-    def _split_scope(self, nodeid: str) -> str:
-        if nodeid.startswith("rehearsal::"):
-            return "rehearsal::"
-        scope: str = super()._split_scope(nodeid)
-        return scope
+    Whenever a chunk of tests for a worker would include a built-in item, every built-in
+    item still pending joins that chunk. Everything else (chunk sizes, crash handling,
+    rescheduling) is xdist's own.
+    """
+
+    def _send_tests(self, node: Any, num: int) -> None:
+        pending: list[int] = self.pending
+        if any(self._is_builtin(index) for index in pending[:num]):
+            rest = [index for index in pending[num:] if self._is_builtin(index)]
+            if rest:
+                others = [index for index in pending[num:] if not self._is_builtin(index)]
+                pending[:] = pending[:num] + rest + others
+                num += len(rest)
+        super()._send_tests(node, num)
+
+    def _is_builtin(self, index: int) -> bool:
+        return bool(self.collection[index].startswith("rehearsal::"))
 
 
 class XdistController:
@@ -45,6 +57,6 @@ class XdistController:
 
     @pytest.hookimpl(tryfirst=True, optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
-        if config.getvalue("dist") in {"load", "loadgroup"}:
-            return _RehearsalGroupScheduling(config, log)
+        if config.getvalue("dist") == "load":
+            return _RehearsalLoadScheduling(config, log)
         return None

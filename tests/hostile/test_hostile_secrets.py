@@ -76,10 +76,6 @@ def test_installed_log_redaction_covers_live_logging_and_log_files(
     _assert_logs_masked(run, (pytester.path / "run.log").read_text())
 
 
-@pytest.mark.xfail(
-    reason="needs the engine to call redact.install_log_redaction at start (report: session.py)",
-    strict=True,
-)
 def test_the_engine_redacts_live_logging_and_log_files(
     pytester: pytest.Pytester, hostile: Hostile, token_env: str
 ) -> None:
@@ -89,10 +85,6 @@ def test_the_engine_redacts_live_logging_and_log_files(
     _assert_logs_masked(run, (pytester.path / "run.log").read_text())
 
 
-@pytest.mark.xfail(
-    reason="needs plugin.py to refuse redact.secret_in_arguments at configure (see report)",
-    strict=True,
-)
 def test_a_secret_on_the_command_line_is_a_usage_error(
     pytester: pytest.Pytester, hostile: Hostile, token_env: str
 ) -> None:
