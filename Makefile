@@ -28,5 +28,8 @@ docs: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site .demo
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site .demo bench/.venvs bench/results
