@@ -1156,3 +1156,24 @@ def test_url_from_the_file_is_validated_like_the_option(tmp_path: Path) -> None:
     config = load(tmp_path, "staging_url: HTTPS://Staging.Example.com/base/\n")
     assert config.staging_url == "https://staging.example.com/base"
     assert validate_staging_url(config.staging_url, "x") == config.staging_url
+
+
+@pytest.mark.parametrize(
+    ("section", "keypath"),
+    [
+        ("secrets: {paths: [/.env, /x, /.env]}", "checks.secrets.paths[2]"),
+        ("permissions: {protected: [/admin, /admin, /x]}", "checks.permissions.protected[1]"),
+        (
+            "permissions: {roles: {viewer: {token_env: V, denied: [/a, /a]}}}",
+            "checks.permissions.roles.viewer.denied[1]",
+        ),
+    ],
+)
+def test_a_path_listed_twice_would_repeat_an_item_id(section: str, keypath: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(f"checks:\n  {section}\n", Path("r.yaml"))
+    message = str(info.value)
+    assert message.startswith("r.yaml:2:")
+    assert f"{keypath}: duplicate '/" in message
+    assert "(first at line 2)" in message
+    assert "expected each value at most once" in message

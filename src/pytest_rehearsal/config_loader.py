@@ -1078,8 +1078,9 @@ def _all_or_recorded(results: list[tuple[_T] | None]) -> list[_T]:
 
 
 def _list_of(
-    converter: Converter[_T], what: str, *, non_empty: bool = False
+    converter: Converter[_T], what: str, *, non_empty: bool = False, unique: bool = False
 ) -> Converter[tuple[_T, ...]]:
+    """A list converter; *unique* refuses a repeated value (it would repeat an item id)."""
     expected = f"a list of {what}"
 
     def convert(context: _Context, node: Node, keypath: str) -> tuple[_T, ...]:
@@ -1087,10 +1088,20 @@ def _list_of(
             raise _Invalid(f"wrong type ({_what(node)})", expected)
         if non_empty and not node.value:
             raise _Invalid("empty list", f"{expected}, at least one")
-        results = [
-            context.attempt(converter, item, f"{keypath}[{index}]")
-            for index, item in enumerate(node.value)
-        ]
+        results = []
+        first_lines: dict[object, int] = {}
+        for index, item in enumerate(node.value):
+            where = f"{keypath}[{index}]"
+            result = context.attempt(converter, item, where)
+            if unique and result is not None:
+                (value,) = result
+                if value in first_lines:
+                    problem = f"duplicate {_clip(repr(value))} (first at line {first_lines[value]})"
+                    context.record(item, where, problem, _show(item), "each value at most once")
+                    result = None
+                else:
+                    first_lines[value] = item.start_mark.line + 1
+            results.append(result)
         return tuple(_all_or_recorded(results))
 
     return convert
@@ -1213,7 +1224,7 @@ def _entries(converter: Converter[_T], what: str) -> Converter[tuple[_T, ...]]:
     return convert
 
 
-_paths = _list_of(_url_path, "paths starting with '/'")
+_paths = _list_of(_url_path, "paths starting with '/'", unique=True)
 _names = _list_of(_text, "non-empty strings")
 
 

@@ -12,7 +12,6 @@ from ._base import Reply, Verdict
 __all__ = [
     "combine",
     "content_type",
-    "describe",
     "entry_params",
     "is_html",
     "is_json",
@@ -57,11 +56,6 @@ def tag(verdict: Verdict, **properties: str) -> Verdict:
 def not_idempotent(reply: Reply) -> Reply:
     """*reply* whose probe is marked not idempotent: the evidence showed a repeat is unsafe."""
     return dataclasses.replace(reply, probe=dataclasses.replace(reply.probe, idempotent=False))
-
-
-def describe(reply: Reply, limit: int = 200) -> str:
-    """Shorthand for :meth:`Reply.describe`, which masks secrets in the body excerpt."""
-    return reply.describe(limit)
 
 
 def content_type(reply: Reply) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ..config import HeadersCheckConfig, HeadersPathConfig, RehearsalConfig
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, excerpt, fail
 from ._headersyntax import effective_referrer_policy, hsts_max_age, parse_csp, parse_set_cookie
-from ._support import describe, is_json, meta_for, origin, tag
+from ._support import is_json, meta_for, origin, tag
 
 __all__ = [
     "DISCLOSURE_HEADERS",
@@ -421,10 +421,10 @@ class HeadersCheck(Check):
             return fail(reply, expected="a response whose headers can be judged")
         if reply.status == 404:
             expected = "the page to exist (a 404 means staging does not serve this path: "
-            return fail(reply, expected + "fix checks.headers.paths)", describe(reply))
+            return fail(reply, expected + "fix checks.headers.paths)", reply.describe())
         if reply.status >= 500:
             expected = "a page whose headers can be judged (the server failed)"
-            return fail(reply, expected, describe(reply))
+            return fail(reply, expected, reply.describe())
         profile = profile_of(reply, self.policy)
         violations, notes = judge(reply, self.policy)
         properties = {"asvs": _ASVS[profile], "profile": profile}

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from ..config import InputEntry, RehearsalConfig
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
 from ._leaks import scan_reply
-from ._support import describe, entry_params, meta_for, tag
+from ._support import entry_params, meta_for, tag
 
 __all__ = ["InputCheck", "build", "input_probe"]
 
@@ -66,7 +66,7 @@ class InputCheck(Check):
         if not problems:
             return tag(Verdict.ok(), asvs=_ASVS)
         # A body with a leak is not quoted (the finding is shown redacted instead).
-        got = f"{reply.status} {reply.reason}".strip() if findings else describe(reply)
+        got = f"{reply.status} {reply.reason}".strip() if findings else reply.describe()
         bullets = "".join(f"\n    - {problem}" for problem in problems)
         return tag(fail(reply, expected, got + bullets), asvs=_ASVS)
 

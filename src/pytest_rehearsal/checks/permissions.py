@@ -16,7 +16,7 @@ from collections.abc import Generator, Sequence
 
 from ..config import PermissionsCheckConfig, RehearsalConfig
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
-from ._support import describe, meta_for, origin, resolve_location, staging_path, tag
+from ._support import meta_for, origin, resolve_location, staging_path, tag
 
 __all__ = ["LOGIN_PATH", "MAX_HOPS", "AnonymousCheck", "RoleCheck", "build"]
 
@@ -84,7 +84,7 @@ class _PermissionCheck(Check):
         if problem is None:
             return Verdict.ok()
         via = f" (redirected from {', '.join(hops)})" if hops else ""
-        return fail(reply, expected, f"{describe(reply)} · {problem}{via}")
+        return fail(reply, expected, f"{reply.describe()} · {problem}{via}")
 
     def common_problem(self, reply: Reply) -> str:
         """The explanation of a reply that refuses nothing, for any caller."""

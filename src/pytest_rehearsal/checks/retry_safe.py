@@ -25,7 +25,7 @@ from typing import Any
 from ..config import RehearsalConfig, RetrySafeEntry
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, excerpt, fail
 from ._leaks import mask_secrets
-from ._support import combine, describe, entry_params, meta_for, not_idempotent, tag
+from ._support import combine, entry_params, meta_for, not_idempotent, tag
 
 __all__ = ["RetrySafeCheck", "build", "first_difference", "variant"]
 
@@ -172,14 +172,14 @@ class RetrySafeCheck(Check):
         if first.status is None:
             return fail(first, expected)
         if first.status >= 500:
-            return fail(first, expected, f"{describe(first)} · the original request failed")
+            return fail(first, expected, f"{first.describe()} · the original request failed")
         if first.status >= 400:
             why = (
                 "the original request was refused, so nothing can be replayed: the entry needs "
                 "a payload the endpoint accepts (checks.retry_safe json), and the endpoint must "
                 f"accept {self.entry.idempotency_header}: {self.key_value('<uuid4>')}"
             )
-            return fail(first, expected, f"{describe(first)} · {why}")
+            return fail(first, expected, f"{first.describe()} · {why}")
         return Verdict.ok()
 
     def judge(self, first: Reply, replay: Reply, mismatch: Reply, change: str) -> Verdict:
@@ -197,13 +197,13 @@ class RetrySafeCheck(Check):
         if replay.status is None:
             return fail(not_idempotent(replay), expected)
         if replay.status != first.status:
-            got = f"{describe(replay)} · the status changed from {first.status}"
+            got = f"{replay.describe()} · the status changed from {first.status}"
             return fail(not_idempotent(replay), expected, got)
         difference = first_difference(first.body, replay.body, self.entry.ignore_fields)
         if difference is None:
             return Verdict.ok()
         got = (
-            f"{describe(replay)} · {mask_secrets(difference)}: the request was executed again, "
+            f"{replay.describe()} · {mask_secrets(difference)}: the request was executed again, "
             "so a client retrying after a timeout repeats its effect "
             "(list volatile fields in ignore_fields)"
         )
@@ -226,7 +226,7 @@ class RetrySafeCheck(Check):
             )
         else:
             why = f"refused with {mismatch.status}, expected {self.refusals}"
-        return fail(not_idempotent(mismatch), expected, f"{describe(mismatch)} · {why}")
+        return fail(not_idempotent(mismatch), expected, f"{mismatch.describe()} · {why}")
 
 
 def build(config: RehearsalConfig) -> list[Check]:

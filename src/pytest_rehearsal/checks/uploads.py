@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ..config import RehearsalConfig, UploadsCheckConfig
 from ..units import format_size
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Upload, Verdict, fail
-from ._support import combine, describe, meta_for, tag
+from ._support import combine, meta_for, tag
 
 __all__ = ["SMALL_BODY", "UploadCheck", "build"]
 
@@ -80,7 +80,7 @@ class UploadCheck(Check):
                 f"the small body was refused ({status}): check that the endpoint takes a "
                 f"multipart file in the field {self.section.field!r} (checks.uploads.field)"
             )
-        return fail(reply, expected, f"{describe(reply)} · {why}")
+        return fail(reply, expected, f"{reply.describe()} · {why}")
 
     def _judge_big(self, reply: Reply) -> Verdict:
         expected = f"413 for an upload of max_bytes + 1 ({self.big_size} bytes)"
@@ -103,7 +103,7 @@ class UploadCheck(Check):
             why = "the server failed instead of refusing the body with 413"
         else:
             why = f"refused with {status} instead of 413: clients cannot tell the body was too big"
-        return fail(reply, expected, f"{describe(reply)} · {why}")
+        return fail(reply, expected, f"{reply.describe()} · {why}")
 
 
 def build(config: RehearsalConfig) -> list[Check]:
