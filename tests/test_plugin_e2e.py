@@ -376,6 +376,9 @@ def test_under_xdist_the_built_in_checks_run_together_and_the_body_scan_sees_eve
         if line.startswith("[gw") and "rehearsal::" in line
     }
     assert len(workers) == 1, workers  # every built-in item went to the same worker
-    outcomes = {c["id"]: c["outcome"] for c in load_report(pytester.path / "r.json")["checks"]}
-    assert outcomes["rehearsal::secrets[responses]"] == "failed"
-    assert outcomes["rehearsal::headers[/]"] == "passed"
+    checks = {c["id"]: c for c in load_report(pytester.path / "r.json")["checks"]}
+    assert checks["rehearsal::secrets[responses]"]["outcome"] == "failed"
+    assert checks["rehearsal::headers[/]"]["outcome"] == "passed"
+    # What a check reports beside its verdict reaches the JSON report (and JUnit properties).
+    assert checks["rehearsal::headers[/]"]["properties"]["profile"] == "html"
+    assert checks["rehearsal::headers[/]"]["properties"]["asvs"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ class CheckRecord:
     rollback_note: str | None = None
     message: str = ""
     duration_s: float = 0.0
+    # Extra facts a check reports, such as the ASVS requirement it maps to.
+    properties: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

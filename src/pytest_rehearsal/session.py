@@ -54,7 +54,14 @@ from .units import format_duration
 __all__ = ["ROLLBACK_NODEID", "RehearsalItem", "RehearsalSession"]
 
 ROLLBACK_NODEID = "rehearsal::rollback"
+#: In an xdist worker's ``workerinput``: it receives either all built-in items or none.
+CHECKS_TOGETHER_KEY = "rehearsal_checks_together"
 PROPERTY_PREFIX = "rehearsal_"
+NOTE_PROPERTY = PROPERTY_PREFIX + "note"
+# Properties that become fields of a check's record rather than entries of its properties.
+_RECORD_FIELDS = frozenset(
+    PROPERTY_PREFIX + name for name in ("check", "owner", "expect", "rollback_note", "note")
+)
 MESSAGE_LIMIT = 4000
 # When phases disagree, the worst one names the check's outcome.
 _RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
@@ -88,10 +95,19 @@ class RehearsalItem(pytest.Item):
         engine: RehearsalSession = self.config.stash[ENGINE_KEY]
         outcome = engine.outcome_for(self)
         if outcome.error is not None:
-            raise outcome.error
-        assert outcome.verdict is not None
-        if not outcome.verdict.passed:
-            pytest.fail(engine.redact(outcome.verdict.message), pytrace=False)
+            raise outcome.error  # a bug in the check itself: shown with its traceback
+        verdict = outcome.verdict
+        if verdict is None:
+            return
+        # Report properties (ASVS ids, the header profile) reach JUnit and the JSON report;
+        # so does the note of a passing check (a warning, such as a JWT in a response).
+        self.user_properties.extend(
+            (PROPERTY_PREFIX + key, value) for key, value in verdict.properties.items()
+        )
+        if verdict.passed and verdict.message:
+            self.user_properties.append((NOTE_PROPERTY, engine.redact(verdict.message)))
+        if not verdict.passed:
+            pytest.fail(engine.redact(verdict.message), pytrace=False)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         # Shown like a file name in progress lines: "rehearsal ....".
@@ -118,7 +134,7 @@ class RehearsalSession:
         self.is_controller = not hasattr(config, "workerinput")
         # Whether this process runs every built-in check it runs any of (see xdist_support).
         self.checks_together = self.is_controller or bool(
-            config.workerinput.get("rehearsal_checks_together", False)  # type: ignore[attr-defined]
+            config.workerinput.get(CHECKS_TOGETHER_KEY, False)  # type: ignore[attr-defined]
         )
         self.checks = build_checks(settings.config)
         self.log = ReplyLog()
@@ -134,8 +150,9 @@ class RehearsalSession:
         self.interrupted = False
         self.report: RehearsalReport | None = None
         self._previous_sigterm: Any = None
-        # httpx logs every request URL at INFO; keep it out of captured logs and reports.
-        for name in ("httpx", "httpcore"):
+        # httpx logs every request at INFO: noise in captured logs and reports. Restored at stop.
+        self._log_levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
+        for name in self._log_levels:
             logging.getLogger(name).setLevel(logging.WARNING)
 
     # -- the staging connection ---------------------------------------------------------
@@ -193,6 +210,8 @@ class RehearsalSession:
         if self.log_redaction is not None:
             self.log_redaction.uninstall()
             self.log_redaction = None
+        for name, level in self._log_levels.items():
+            logging.getLogger(name).setLevel(level)
 
     # -- collection and running -----------------------------------------------------------
 
@@ -298,6 +317,11 @@ class RehearsalSession:
             rollback_note=_str_or_none(props.get(PROPERTY_PREFIX + "rollback_note")),
             message=_report_message(report, self.redact),
             duration_s=duration,
+            properties={
+                key.removeprefix(PROPERTY_PREFIX): str(value)
+                for key, value in props.items()
+                if key.startswith(PROPERTY_PREFIX) and key not in _RECORD_FIELDS
+            },
         )
 
     @pytest.hookimpl(tryfirst=True)
@@ -507,7 +531,7 @@ def _phase_outcome(report: pytest.TestReport) -> str | None:
 
 def _report_message(report: pytest.TestReport, redact: Redactor) -> str:
     if report.passed:
-        return ""
+        return str(dict(report.user_properties).get(NOTE_PROPERTY, ""))
     if report.skipped and isinstance(report.longrepr, tuple):
         text = str(report.longrepr[2])
     else:

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from xdist.scheduler import LoadScheduling  # type: ignore[import-untyped]
 
-__all__ = ["WORKERINPUT_KEY", "XdistController"]
+from .session import CHECKS_TOGETHER_KEY
 
-#: Tells a worker that it receives either all built-in items or none of them.
-WORKERINPUT_KEY = "rehearsal_checks_together"
+__all__ = ["XdistController"]
+
 # Distribution modes in which the built-in items stay together: "rehearsal::" is one module
 # scope for loadscope/loadfile, every worker runs everything under "each", and "load" is
 # served by the scheduler below. "loadgroup" and "worksteal" split them.
@@ -53,7 +53,7 @@ class XdistController:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[WORKERINPUT_KEY] = self.together
+        node.workerinput[CHECKS_TOGETHER_KEY] = self.together
 
     @pytest.hookimpl(tryfirst=True, optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
