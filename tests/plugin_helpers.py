@@ -66,3 +66,15 @@ checks:
 def load_report(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+def counting_rollback(pytester: pytest.Pytester, extra_config: str = "") -> Path:
+    """A project whose rollback appends ``rollback`` to the returned log file on each run.
+
+    Only the health check is on (``QUIET_CHECKS``); tests append their own lines to the log
+    to show the order of events.
+    """
+    log = pytester.path / "events.log"
+    write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
+    write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n" + extra_config)
+    return log

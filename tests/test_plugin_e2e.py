@@ -11,6 +11,7 @@ from plugin_helpers import (
     QUIET_CHECKS,
     TOKEN,
     TinyStaging,
+    counting_rollback,
     load_report,
     write_config,
     write_rollback_script,
@@ -317,9 +318,7 @@ def test_under_xdist_the_rollback_runs_once_after_every_check(
     pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
     _, url = tiny_staging
-    log = pytester.path / "events.log"
-    write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
-    write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n")
+    log = counting_rollback(pytester)
     pytester.makepyfile(
         test_many=f"""
         import pytest

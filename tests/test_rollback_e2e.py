@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from plugin_helpers import (
     QUIET_CHECKS,
     TinyStaging,
+    counting_rollback,
     load_report,
     write_config,
     write_rollback_script,
@@ -101,9 +104,7 @@ def test_with_x_the_rollback_still_runs_once(
     pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
     _, url = tiny_staging
-    log = pytester.path / "events.log"
-    write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
-    write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n")
+    log = counting_rollback(pytester)
     pytester.makepyfile("def test_a():\n    assert False\n\ndef test_b():\n    pass\n")
     result = pytester.runpytest(f"--staging-url={url}", "-x", "-rA")
     assert result.ret == 1
@@ -115,9 +116,7 @@ def test_a_crashing_xdist_worker_does_not_stop_the_single_rollback(
     pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
     _, url = tiny_staging
-    log = pytester.path / "events.log"
-    write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
-    write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n")
+    log = counting_rollback(pytester)
     pytester.makepyfile(
         """
         import os
@@ -144,9 +143,7 @@ def test_an_interrupt_before_the_rollback_means_it_is_not_started(
     pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str], sig: signal.Signals
 ) -> None:
     _, url = tiny_staging
-    log = pytester.path / "events.log"
-    write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
-    write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n")
+    log = counting_rollback(pytester)
     pytester.makepyfile(
         f"""
         import os, signal, time
@@ -257,14 +254,9 @@ def test_hooks_around_the_rollback_and_the_report(
 def test_sigterm_to_the_controller_stops_the_workers_and_skips_the_rollback(
     pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    import subprocess
-    import sys
-
     _, url = tiny_staging
-    log = pytester.path / "events.log"
+    log = counting_rollback(pytester)
     worker_pids = pytester.path / "workers"
-    write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
-    write_config(pytester, QUIET_CHECKS + "rollback: {command: ./rollback.sh}\n")
     pytester.makepyfile(
         f"""
         import os, time, pytest
