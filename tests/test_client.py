@@ -23,6 +23,7 @@ from starlette.routing import Route
 from pytest_rehearsal.checks._base import Probe, ReplyLog
 from pytest_rehearsal.client import (
     INFLATE_PIECE,
+    TRANSIENT_STATUSES,
     Credentials,
     Deadline,
     DeadlineExceeded,
@@ -35,6 +36,7 @@ from pytest_rehearsal.client import (
     parse_retry_after,
     redactor_for,
 )
+from pytest_rehearsal.client import _retrying as retrying
 from pytest_rehearsal.config import (
     AuthConfig,
     ChecksConfig,
@@ -113,6 +115,111 @@ def test_an_earlier_not_after_shortens_the_deadline() -> None:
     second = Deadline.after(10.0, "GET /", not_after=first.at - 9.0)
     assert second.at < first.at
     assert second.seconds <= 1.0
+
+
+# -- the retry policy both senders share ---------------------------------------------------------
+
+
+class _Attempts:
+    """Plays a script of outcomes (a status, or an exception to raise), one per attempt."""
+
+    def __init__(self, *script: int | Exception, retry_after: float | None = None) -> None:
+        self.script = list(script)
+        self.retry_after = retry_after
+        self.calls = 0
+        self.released: list[int] = []
+
+    def __call__(self) -> int:
+        outcome = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def pushback(self, status: int) -> tuple[int | None, float | None] | None:
+        return (status, self.retry_after) if status in TRANSIENT_STATUSES else None
+
+
+def _noted(status: int, note: str) -> int:
+    raise AssertionError(f"noted {status}: {note}")
+
+
+def test_the_policy_retries_a_transient_status_up_to_the_attempts_and_releases_it() -> None:
+    attempts = _Attempts(502, 503, 200)
+    policy = retrying(
+        3, Deadline.after(5.0, "GET /"), attempts.pushback, release=attempts.released.append
+    )
+    assert policy(attempts) == 200
+    assert (attempts.calls, attempts.released) == (3, [502, 503])
+
+
+def test_the_policy_returns_the_last_transient_result_unreleased() -> None:
+    attempts = _Attempts(502)
+    policy = retrying(
+        2, Deadline.after(5.0, "GET /"), attempts.pushback, release=attempts.released.append
+    )
+    assert policy(attempts) == 502
+    assert (attempts.calls, attempts.released) == (2, [502])
+
+
+def test_the_policy_retries_connection_errors_but_not_tls_or_time() -> None:
+    refused = _Attempts(httpx.ConnectError("[Errno 111] Connection refused"), 200)
+    assert retrying(3, Deadline.after(5.0, "GET /"), refused.pushback)(refused) == 200
+    assert refused.calls == 2
+    tls = httpx.ConnectError("handshake")
+    tls.__cause__ = ssl.SSLError(1, "WRONG_VERSION_NUMBER")
+    for error in (tls, httpx.ReadTimeout("timed out"), ValueError("a bug")):
+        once = _Attempts(error, 200)
+        with pytest.raises(type(error)) as raised:
+            retrying(3, Deadline.after(5.0, "GET /"), once.pushback)(once)
+        assert (raised.value, once.calls) == (error, 1)
+
+
+def test_the_policy_reraises_the_last_transient_error() -> None:
+    error = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    attempts = _Attempts(error)
+    with pytest.raises(httpx.RemoteProtocolError) as raised:
+        retrying(2, Deadline.after(5.0, "GET /"), attempts.pushback)(attempts)
+    assert (raised.value, attempts.calls) == (error, 2)
+
+
+def test_a_retry_after_that_does_not_fit_ends_retrying_with_a_note() -> None:
+    notes: list[str] = []
+
+    def noted(status: int, note: str) -> int:
+        notes.append(note)
+        return -status
+
+    limited = _Attempts(429, 200, retry_after=3600.0)
+    assert retrying(3, Deadline.after(2.0, "GET /"), limited.pushback, noted=noted)(limited) == -429
+    unavailable = _Attempts(503, 200, retry_after=3600.0)
+    policy = retrying(3, Deadline.after(2.0, "GET /"), unavailable.pushback, noted=noted)
+    assert policy(unavailable) == -503
+    assert (limited.calls, unavailable.calls) == (1, 1)
+    assert notes == [
+        "rate limited: Retry-After 3600s exceeds the 2s budget",
+        "unavailable: Retry-After 3600s exceeds the 2s budget",
+    ]
+
+
+def test_after_the_last_attempt_there_is_no_note() -> None:
+    limited = _Attempts(429, retry_after=3600.0)
+    assert retrying(1, Deadline.after(2.0, "GET /"), limited.pushback, noted=_noted)(limited) == 429
+
+
+def test_a_retry_after_that_fits_is_waited_for() -> None:
+    busy = _Attempts(503, 200, retry_after=0.2)
+    deadline = Deadline.after(5.0, "GET /")
+    assert retrying(3, deadline, busy.pushback, noted=_noted)(busy) == 200
+    assert busy.calls == 2
+    assert deadline.seconds - deadline.left() >= 0.2
+
+
+def test_a_backoff_that_does_not_fit_the_time_left_ends_retrying_silently() -> None:
+    # The first backoff is at least 100ms: it cannot fit in 50ms.
+    flaky = _Attempts(502, 200)
+    assert retrying(3, Deadline.after(0.05, "GET /"), flaky.pushback, noted=_noted)(flaky) == 502
+    assert flaky.calls == 1
 
 
 # -- describing failures ---------------------------------------------------------------------------

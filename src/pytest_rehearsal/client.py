@@ -1,6 +1,6 @@
 """HTTP to staging that survives a hostile service: bounded in time and memory, no secret leaked.
 
-Imported only when a rehearsal is active (it imports httpx and httpcore at the top).
+Imported only when a rehearsal is active (it imports httpx, httpcore and tenacity at the top).
 
 Time. httpx's timeouts limit each socket operation, so a server dripping one byte every
 0.1 s never trips them. Every request here also has a total :class:`Deadline`: the clients
@@ -17,7 +17,8 @@ becomes a 50 MiB allocation.
 
 Retries. Only idempotent requests, only on failures that may pass: connection errors other
 than TLS, a server that closed the connection, and 429/502/503/504. Never a TLS failure
-(verification is never downgraded either), never a request that ran out of time.
+(verification is never downgraded either), never a request that ran out of time. Both
+senders retry through one tenacity policy, :func:`_retrying`.
 
 Redirects. The built-in checks never follow them: a 3xx is a result, its reply says where it
 pointed. The ``staging`` client follows them only when asked (``follow_redirects=True``), and
@@ -33,6 +34,7 @@ import contextvars
 import dataclasses
 import email.utils
 import functools
+import itertools
 import random
 import select
 import socket
@@ -48,6 +50,8 @@ from typing import Any, TypeVar
 
 import httpcore
 import httpx
+import tenacity
+from tenacity.stop import stop_base
 
 from . import __version__
 from .checks._base import Probe, Reply, ReplyLog
@@ -572,6 +576,83 @@ def _plan_retry(
     return (pause, None) if pause < left else (None, None)
 
 
+#: The status and ``Retry-After`` (seconds) of a result worth another attempt.
+_Pushback = tuple[int | None, float | None]
+
+
+class _RetryPlan(stop_base):
+    """Stops when the pause before the next attempt does not fit the time left.
+
+    tenacity asks both its stop and its wait after an attempt (in an order that differs
+    between versions); both read one plan made once per attempt, so the jitter is drawn
+    once and they cannot disagree.
+    """
+
+    def __init__(self, deadline: Deadline, pushback: Callable[[Any], _Pushback | None]) -> None:
+        self._deadline = deadline
+        self._pushback = pushback
+        self._made: tuple[int, float | None, str | None] = (0, None, None)
+
+    def plan(self, state: tenacity.RetryCallState) -> tuple[float | None, str | None]:
+        """The pause after this attempt (``None``: stop), and why it stopped, if it says."""
+        if self._made[0] != state.attempt_number:
+            outcome = state.outcome
+            assert outcome is not None  # tenacity plans only after an attempt
+            pushback = None if outcome.failed else self._pushback(outcome.result())
+            status, retry_after = pushback or (None, None)
+            planned = _plan_retry(state.attempt_number, status, retry_after, self._deadline)
+            self._made = (state.attempt_number, *planned)
+        return self._made[1], self._made[2]
+
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        return self.plan(state)[0] is None
+
+    def wait(self, state: tenacity.RetryCallState) -> float:
+        """tenacity's wait: the planned pause (0 when it stops instead)."""
+        return self.plan(state)[0] or 0.0
+
+
+def _retrying(
+    attempts: int,
+    deadline: Deadline,
+    pushback: Callable[[_T], _Pushback | None],
+    *,
+    release: Callable[[_T], object] | None = None,
+    noted: Callable[[_T, str], _T] | None = None,
+) -> tenacity.Retrying:
+    """The retries of one request: at most *attempts*, every pause within *deadline*.
+
+    A transport error is retried when :func:`_is_transient_error` says so; a result when
+    *pushback* gives its status and ``Retry-After`` (``None``: the result is final).
+    *release* frees a result before it is retried (an open response); *noted* adds to the
+    last result why no further attempt fitted (a ``Retry-After`` beyond the deadline).
+    When retrying stops, the last result is returned, or the last error raised.
+    """
+    plan = _RetryPlan(deadline, pushback)
+
+    def release_retried(state: tenacity.RetryCallState) -> None:
+        if release is not None and state.outcome is not None and not state.outcome.failed:
+            release(state.outcome.result())
+
+    def give_up(state: tenacity.RetryCallState) -> Any:
+        assert state.outcome is not None  # tenacity gives up only after an attempt
+        result = state.outcome.result()  # raises the last error
+        # After the last allowed attempt there is no early stop to explain.
+        if noted is None or state.attempt_number >= attempts:
+            return result
+        _, note = plan.plan(state)
+        return noted(result, note) if note else result
+
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts) | plan,
+        wait=plan.wait,
+        retry=tenacity.retry_if_exception(_is_transient_error)
+        | tenacity.retry_if_result(lambda result: pushback(result) is not None),
+        before_sleep=release_retried,
+        retry_error_callback=give_up,
+    )
+
+
 def _seconds(value: float) -> str:
     return format_duration(round(value, 1) if value >= 1 else value)
 
@@ -614,20 +695,14 @@ class ProbeSender:
         deadline = Deadline.after(
             self.timeout, f"{probe.method.upper()} {mask_url(probe.path)}", not_after
         )
-        attempts = 1 + self.retries if probe.is_idempotent else 1
-        attempt = 1
-        while True:
-            reply, transient = self._send_once(probe, attempt, deadline)
-            if not transient or attempt >= attempts:
-                break
-            retry_after = parse_retry_after(reply.header("retry-after"))
-            pause, note = _plan_retry(attempt, reply.status, retry_after, deadline)
-            if pause is None:
-                if note:
-                    reply = _noted(reply, note)
-                break
-            time.sleep(pause)
-            attempt += 1
+        retrying = _retrying(
+            1 + self.retries if probe.is_idempotent else 1,
+            deadline,
+            _reply_pushback,
+            noted=lambda outcome, note: (_noted(outcome[0], note), outcome[1]),
+        )
+        numbers = itertools.count(1)
+        reply, _ = retrying(lambda: self._send_once(probe, next(numbers), deadline))
         self.log.add(reply)
         return reply
 
@@ -678,6 +753,12 @@ class ProbeSender:
             attempts=attempt,
         )
         return reply, response.status_code in TRANSIENT_STATUSES
+
+
+def _reply_pushback(outcome: tuple[Reply, bool]) -> _Pushback | None:
+    """What :func:`_retrying` needs of a probe's attempt (``None``: not worth another)."""
+    reply, transient = outcome
+    return (reply.status, parse_retry_after(reply.header("retry-after"))) if transient else None
 
 
 def _describe(exc: BaseException) -> str:
@@ -825,28 +906,24 @@ class StagingClient(httpx.Client):
         replayable = request.method.upper() in _REPLAYABLE_METHODS and isinstance(
             request.stream, httpx.ByteStream
         )
-        attempts = 1 + self._retries if replayable else 1
-        attempt = 1
-        while True:
-            try:
-                with _deadline_scope(deadline):
-                    response = super().send(request, stream=True, auth=auth, follow_redirects=False)
-            except httpx.TransportError as exc:
-                if attempt >= attempts or not _is_transient_error(exc):
-                    raise
-                pause, _ = _plan_retry(attempt, None, None, deadline)
-                if pause is None:
-                    raise
-            else:
-                if response.status_code not in TRANSIENT_STATUSES or attempt >= attempts:
-                    return response
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                pause, _ = _plan_retry(attempt, response.status_code, retry_after, deadline)
-                if pause is None:
-                    return response
-                response.close()
-            time.sleep(pause)
-            attempt += 1
+        retrying = _retrying(
+            1 + self._retries if replayable else 1,
+            deadline,
+            _response_pushback,
+            release=httpx.Response.close,
+        )
+        return retrying(self._send_once, request, auth, deadline)
+
+    def _send_once(self, request: httpx.Request, auth: Any, deadline: Deadline) -> httpx.Response:
+        with _deadline_scope(deadline):
+            return super().send(request, stream=True, auth=auth, follow_redirects=False)
+
+
+def _response_pushback(response: httpx.Response) -> _Pushback | None:
+    """What :func:`_retrying` needs of a response (``None``: not worth another attempt)."""
+    if response.status_code not in TRANSIENT_STATUSES:
+        return None
+    return response.status_code, parse_retry_after(response.headers.get("retry-after"))
 
 
 def _guard(response: httpx.Response, deadline: Deadline, limit: int | None) -> None:
