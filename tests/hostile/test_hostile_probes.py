@@ -14,29 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import raw_servers
-from hostile_support import TOKEN
+from hostile_support import MIB, SLACK, TIMEOUT, probe_sender
 
 from conftest import Hostile
-from pytest_rehearsal.checks._base import Probe, Reply, ReplyLog
-from pytest_rehearsal.client import Credentials, ProbeSender, make_probe_client, make_ssl_context
-from pytest_rehearsal.redact import Secret
-
-TIMEOUT = 2.0
-SLACK = 5.0
-MIB = 1024 * 1024
-CREDENTIALS = Credentials("Authorization", "Bearer", {"default": Secret(TOKEN)})
-
-
-def probe_sender(url: str, *, timeout: float = TIMEOUT, retries: int = 2) -> ProbeSender:
-    context = make_ssl_context(url, None)
-    return ProbeSender(
-        make_probe_client(url, timeout, context),
-        CREDENTIALS,
-        timeout=timeout,
-        retries=retries,
-        log=ReplyLog(),
-        ssl_context=context,
-    )
+from pytest_rehearsal.checks._base import Probe, Reply
+from pytest_rehearsal.client import ProbeSender
 
 
 def timed_send(sender: ProbeSender, probe: Probe) -> tuple[Reply, float]:
