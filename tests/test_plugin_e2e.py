@@ -381,3 +381,15 @@ def test_under_xdist_the_built_in_checks_run_together_and_the_body_scan_sees_eve
     # What a check reports beside its verdict reaches the JSON report (and JUnit properties).
     assert checks["rehearsal::headers[/]"]["properties"]["profile"] == "html"
     assert checks["rehearsal::headers[/]"]["properties"]["asvs"]
+
+
+def test_a_report_that_cannot_be_written_fails_the_run_clearly(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    _, url = tiny_staging
+    _project(pytester)
+    (pytester.path / "taken").write_text("a file where the report's folder should be")
+    result = pytester.runpytest(f"--staging-url={url}", "--rehearsal-report=taken/report.json")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["rehearsal: ERROR: could not write *taken*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()

@@ -149,6 +149,7 @@ class RehearsalSession:
         self.rollback_outcome: RollbackOutcome | None = None
         self.interrupted = False
         self.report: RehearsalReport | None = None
+        self.write_errors: list[str] = []  # reports that could not be written
         self._previous_sigterm: Any = None
         # httpx logs every request at INFO: noise in captured logs and reports. Restored at stop.
         self._log_levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
@@ -336,16 +337,21 @@ class RehearsalSession:
         document = self.report.to_json()
         self.config.hook.pytest_rehearsal_report(config=self.config, report=document)
         settings = self.settings
-        if settings.report_path is not None:
-            write_atomically(settings.report_path, report_json_text(self.report, self.redact))
         markdown = self.redact(render_markdown(self.report))
-        if settings.summary_path is not None:
-            write_atomically(settings.summary_path, markdown)
-        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if step_summary:
-            with open(step_summary, "a", encoding="utf-8") as handle:
-                handle.write(markdown)
-        if self.report.verdict == "blocked" and session.exitstatus == pytest.ExitCode.OK:
+        try:
+            if settings.report_path is not None:
+                write_atomically(settings.report_path, report_json_text(self.report, self.redact))
+            if settings.summary_path is not None:
+                write_atomically(settings.summary_path, markdown)
+            step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+            if step_summary:
+                with open(step_summary, "a", encoding="utf-8") as handle:
+                    handle.write(markdown)
+        except OSError as exc:
+            # A gate that reads the report must not pass without it: say so and fail the run.
+            self.write_errors.append(f"could not write {exc.filename}: {exc.strerror or exc}")
+        failed = self.report.verdict == "blocked" or self.write_errors
+        if failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -359,6 +365,10 @@ class RehearsalSession:
             tr.write_line(self.redact(line))
         colour = {"ready": "green", "blocked": "red", "incomplete": "yellow"}[report.verdict]
         tr.write_sep("-", self.redact(report.verdict_line()), **{colour: True, "bold": True})
+        if self.write_errors:
+            for error in self.write_errors:
+                tr.write_line(f"rehearsal: ERROR: {error}", red=True, bold=True)
+            return
         for path in (self.settings.report_path, self.settings.summary_path):
             if path is not None:
                 tr.write_line(f"rehearsal: wrote {path}")
