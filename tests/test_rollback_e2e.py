@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from plugin_helpers import (
     write_config,
     write_rollback_script,
 )
+from processes import read_pids, survivors
 
 
 def test_a_missing_rollback_is_announced_in_the_header_and_fails_after_the_checks(
@@ -84,20 +84,7 @@ def test_a_hanging_rollback_that_ignores_sigterm_is_killed_with_its_children(
     assert elapsed < 1 + 10  # timeout + grace + a generous margin: a hang guard, not a benchmark
     rollback = load_report(pytester.path / "r.json")["rollback"]
     assert "SIGKILL" in rollback["message"]
-    for pid in map(int, pids.read_text().split()):
-        assert not _alive(pid), pid
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (not reaped by this container's PID 1) is dead for our purpose
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    assert survivors(read_pids(pids), within=0) == []
 
 
 def test_with_x_the_rollback_still_runs_once(
@@ -190,8 +177,7 @@ def test_an_interrupt_during_the_rollback_ends_its_process_group(
     rollback = load_report(pytester.path / "r.json")["rollback"]
     assert rollback["outcome"] == "failed"
     assert "interrupted" in rollback["message"]
-    for pid in map(int, pids.read_text().split()):
-        assert not _alive(pid), pid
+    assert survivors(read_pids(pids), within=0) == []
 
 
 def test_a_redirect_towards_production_fails_the_check_naming_the_hop(
@@ -302,9 +288,5 @@ def test_sigterm_to_the_controller_stops_the_workers_and_skips_the_rollback(
         proc.stdout.close()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED
     assert not log.exists()
-    deadline = time.monotonic() + 10
-    pids = {int(p) for p in worker_pids.read_text().split()}
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.1)
-    assert not any(_alive(p) for p in pids)
+    assert survivors(read_pids(worker_pids), within=10) == []
     assert load_report(pytester.path / "r.json")["interrupted"] is True
