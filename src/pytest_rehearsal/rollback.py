@@ -706,22 +706,6 @@ class RollbackOutcome:
             props["restore_timed_out"] = _flag(self.restore_result.timed_out)
         return props
 
-    def as_report(self) -> dict[str, object]:
-        """The ``"rollback"`` object of the JSON report (contract fields, then extras)."""
-        return {
-            "outcome": self.outcome,
-            "command": list(self.command),
-            "exit_code": self.exit_code,
-            "duration_s": round(self.duration_s, 3),
-            "message": self.message,
-            "output_tail": self.output_tail,
-            "owner": self.owner,
-            "note": self.note,
-            "expect": self.expect,
-            "phase": self.phase,
-            "interrupted": self.interrupted,
-        }
-
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"

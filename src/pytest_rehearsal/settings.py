@@ -48,7 +48,6 @@ class Settings:
     """Everything an active rehearsal needs to know, validated."""
 
     staging_url: str
-    url_source: str
     config: RehearsalConfig
     rollback_command: tuple[str, ...] | None
     no_rollback: bool
@@ -108,7 +107,6 @@ def resolve(
         raise ConfigError(f"CA bundle {str(ca_bundle)!r} not found; expected a PEM file")
     return Settings(
         staging_url=url,
-        url_source=source,
         config=config,
         rollback_command=command,
         no_rollback=options.no_rollback,
