@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import ssl
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -35,8 +37,8 @@ from pytest_rehearsal.client import (
     make_staging_client,
     parse_retry_after,
     redactor_for,
+    with_retries,
 )
-from pytest_rehearsal.client import _retrying as retrying
 from pytest_rehearsal.config import (
     AuthConfig,
     ChecksConfig,
@@ -146,32 +148,48 @@ def _noted(status: int, note: str) -> int:
 
 def test_the_policy_retries_a_transient_status_up_to_the_attempts_and_releases_it() -> None:
     attempts = _Attempts(502, 503, 200)
-    policy = retrying(
-        3, Deadline.after(5.0, "GET /"), attempts.pushback, release=attempts.released.append
-    )
-    assert policy(attempts) == 200
+    deadline = Deadline.after(5.0, "GET /")
+    released = attempts.released.append
+    assert with_retries(attempts, 3, deadline, attempts.pushback, release=released) == 200
     assert (attempts.calls, attempts.released) == (3, [502, 503])
 
 
 def test_the_policy_returns_the_last_transient_result_unreleased() -> None:
     attempts = _Attempts(502)
-    policy = retrying(
-        2, Deadline.after(5.0, "GET /"), attempts.pushback, release=attempts.released.append
-    )
-    assert policy(attempts) == 502
+    deadline = Deadline.after(5.0, "GET /")
+    released = attempts.released.append
+    assert with_retries(attempts, 2, deadline, attempts.pushback, release=released) == 502
     assert (attempts.calls, attempts.released) == (2, [502])
+
+
+def test_a_final_first_answer_needs_neither_a_retry_nor_tenacity() -> None:
+    # Run in a fresh interpreter: tenacity is imported on the first retry only.
+    script = (
+        "import sys\n"
+        "from pytest_rehearsal.client import Deadline, with_retries\n"
+        "deadline = Deadline.after(5.0, 'GET /')\n"
+        "assert with_retries(lambda: 200, 3, deadline, lambda status: None) == 200\n"
+        "print('tenacity' in sys.modules)\n"
+        "busy = iter([502, 200]).__next__\n"
+        "with_retries(busy, 3, deadline, lambda s: (s, 0.0) if s == 502 else None)\n"
+        "print('tenacity' in sys.modules)\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert ran.stdout.split() == ["False", "True"]
 
 
 def test_the_policy_retries_connection_errors_but_not_tls_or_time() -> None:
     refused = _Attempts(httpx.ConnectError("[Errno 111] Connection refused"), 200)
-    assert retrying(3, Deadline.after(5.0, "GET /"), refused.pushback)(refused) == 200
+    assert with_retries(refused, 3, Deadline.after(5.0, "GET /"), refused.pushback) == 200
     assert refused.calls == 2
     tls = httpx.ConnectError("handshake")
     tls.__cause__ = ssl.SSLError(1, "WRONG_VERSION_NUMBER")
     for error in (tls, httpx.ReadTimeout("timed out"), ValueError("a bug")):
         once = _Attempts(error, 200)
         with pytest.raises(type(error)) as raised:
-            retrying(3, Deadline.after(5.0, "GET /"), once.pushback)(once)
+            with_retries(once, 3, Deadline.after(5.0, "GET /"), once.pushback)
         assert (raised.value, once.calls) == (error, 1)
 
 
@@ -179,8 +197,18 @@ def test_the_policy_reraises_the_last_transient_error() -> None:
     error = httpx.RemoteProtocolError("Server disconnected without sending a response.")
     attempts = _Attempts(error)
     with pytest.raises(httpx.RemoteProtocolError) as raised:
-        retrying(2, Deadline.after(5.0, "GET /"), attempts.pushback)(attempts)
+        with_retries(attempts, 2, Deadline.after(5.0, "GET /"), attempts.pushback)
     assert (raised.value, attempts.calls) == (error, 2)
+
+
+def test_a_single_attempt_returns_or_raises_what_it_got() -> None:
+    error = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    failing = _Attempts(error, 200)
+    with pytest.raises(httpx.RemoteProtocolError):
+        with_retries(failing, 1, Deadline.after(5.0, "GET /"), failing.pushback)
+    busy = _Attempts(503, 200)
+    assert with_retries(busy, 1, Deadline.after(5.0, "GET /"), busy.pushback) == 503
+    assert (failing.calls, busy.calls) == (1, 1)
 
 
 def test_a_retry_after_that_does_not_fit_ends_retrying_with_a_note() -> None:
@@ -191,10 +219,10 @@ def test_a_retry_after_that_does_not_fit_ends_retrying_with_a_note() -> None:
         return -status
 
     limited = _Attempts(429, 200, retry_after=3600.0)
-    assert retrying(3, Deadline.after(2.0, "GET /"), limited.pushback, noted=noted)(limited) == -429
+    deadline = Deadline.after(2.0, "GET /")
+    assert with_retries(limited, 3, deadline, limited.pushback, noted=noted) == -429
     unavailable = _Attempts(503, 200, retry_after=3600.0)
-    policy = retrying(3, Deadline.after(2.0, "GET /"), unavailable.pushback, noted=noted)
-    assert policy(unavailable) == -503
+    assert with_retries(unavailable, 3, deadline, unavailable.pushback, noted=noted) == -503
     assert (limited.calls, unavailable.calls) == (1, 1)
     assert notes == [
         "rate limited: Retry-After 3600s exceeds the 2s budget",
@@ -204,13 +232,14 @@ def test_a_retry_after_that_does_not_fit_ends_retrying_with_a_note() -> None:
 
 def test_after_the_last_attempt_there_is_no_note() -> None:
     limited = _Attempts(429, retry_after=3600.0)
-    assert retrying(1, Deadline.after(2.0, "GET /"), limited.pushback, noted=_noted)(limited) == 429
+    deadline = Deadline.after(2.0, "GET /")
+    assert with_retries(limited, 1, deadline, limited.pushback, noted=_noted) == 429
 
 
 def test_a_retry_after_that_fits_is_waited_for() -> None:
     busy = _Attempts(503, 200, retry_after=0.2)
     deadline = Deadline.after(5.0, "GET /")
-    assert retrying(3, deadline, busy.pushback, noted=_noted)(busy) == 200
+    assert with_retries(busy, 3, deadline, busy.pushback, noted=_noted) == 200
     assert busy.calls == 2
     assert deadline.seconds - deadline.left() >= 0.2
 
@@ -218,7 +247,8 @@ def test_a_retry_after_that_fits_is_waited_for() -> None:
 def test_a_backoff_that_does_not_fit_the_time_left_ends_retrying_silently() -> None:
     # The first backoff is at least 100ms: it cannot fit in 50ms.
     flaky = _Attempts(502, 200)
-    assert retrying(3, Deadline.after(0.05, "GET /"), flaky.pushback, noted=_noted)(flaky) == 502
+    deadline = Deadline.after(0.05, "GET /")
+    assert with_retries(flaky, 3, deadline, flaky.pushback, noted=_noted) == 502
     assert flaky.calls == 1
 
 

@@ -18,7 +18,7 @@ becomes a 50 MiB allocation.
 Retries. Only idempotent requests, only on failures that may pass: connection errors other
 than TLS, a server that closed the connection, and 429/502/503/504. Never a TLS failure
 (verification is never downgraded either), never a request that ran out of time. Both
-senders retry through one tenacity policy, :func:`_retrying`.
+senders retry through one policy, :func:`with_retries` (tenacity, in :mod:`.retry`).
 
 Redirects. The built-in checks never follow them: a 3xx is a result, its reply says where it
 pointed. The ``staging`` client follows them only when asked (``follow_redirects=True``), and
@@ -35,7 +35,6 @@ import dataclasses
 import email.utils
 import functools
 import itertools
-import random
 import select
 import socket
 import ssl
@@ -46,18 +45,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpcore
 import httpx
-import tenacity
-from tenacity.stop import stop_base
 
 from . import __version__
 from .checks._base import Probe, Reply, ReplyLog
 from .config import RehearsalConfig
 from .redact import Redactor, Secret, mask_url
-from .units import format_duration, format_size
+from .units import format_elapsed, format_size
+
+if TYPE_CHECKING:
+    from .retry import Pushback
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -90,9 +90,6 @@ MAX_REDIRECTS = 5
 STAGING_BODY_LIMIT = 16 * 1024 * 1024
 #: Inflated bodies come out in pieces no larger than this, however well they compress.
 INFLATE_PIECE = 64 * 1024
-# Retries wait briefly: staging that is down for longer is a finding, not something to sit out.
-_BACKOFF_FIRST = 0.1
-_BACKOFF_MAX = 1.0
 _REPLAYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _INFLATABLE = frozenset({"gzip", "x-gzip", "deflate"})
 _T = TypeVar("_T")
@@ -271,7 +268,7 @@ class Deadline:
         return self.at - time.monotonic()
 
     def message(self) -> str:
-        return f"exceeded the {_seconds(self.seconds)} total deadline for {self.what}"
+        return f"exceeded the {format_elapsed(self.seconds)} total deadline for {self.what}"
 
 
 class DeadlineExceeded(httpcore.TimeoutException):
@@ -557,104 +554,49 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def _plan_retry(
-    attempt: int, status: int | None, retry_after: float | None, deadline: Deadline
-) -> tuple[float | None, str | None]:
-    """How long to wait before the next attempt (``None``: stop), and why we stopped."""
-    left = deadline.left()
-    if retry_after is not None:
-        if retry_after >= left:
-            label = "rate limited" if status == 429 else "unavailable"
-            return None, (
-                f"{label}: Retry-After {retry_after:g}s exceeds the "
-                f"{_seconds(deadline.seconds)} budget"
-            )
-        return retry_after, None
-    base = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (attempt - 1))
-    # Jitter, so that the 32 parallel probes of a round do not all retry in step.
-    pause = base + random.uniform(0, base / 2)
-    return (pause, None) if pause < left else (None, None)
-
-
-#: The status and ``Retry-After`` (seconds) of a result worth another attempt.
-_Pushback = tuple[int | None, float | None]
-
-
-class _RetryPlan(stop_base):
-    """Stops when the pause before the next attempt does not fit the time left.
-
-    tenacity asks both its stop and its wait after an attempt (in an order that differs
-    between versions); both read one plan made once per attempt, so the jitter is drawn
-    once and they cannot disagree.
-    """
-
-    def __init__(self, deadline: Deadline, pushback: Callable[[Any], _Pushback | None]) -> None:
-        self._deadline = deadline
-        self._pushback = pushback
-        self._made: tuple[int, float | None, str | None] = (0, None, None)
-
-    def plan(self, state: tenacity.RetryCallState) -> tuple[float | None, str | None]:
-        """The pause after this attempt (``None``: stop), and why it stopped, if it says."""
-        if self._made[0] != state.attempt_number:
-            outcome = state.outcome
-            assert outcome is not None  # tenacity plans only after an attempt
-            pushback = None if outcome.failed else self._pushback(outcome.result())
-            status, retry_after = pushback or (None, None)
-            planned = _plan_retry(state.attempt_number, status, retry_after, self._deadline)
-            self._made = (state.attempt_number, *planned)
-        return self._made[1], self._made[2]
-
-    def __call__(self, state: tenacity.RetryCallState) -> bool:
-        return self.plan(state)[0] is None
-
-    def wait(self, state: tenacity.RetryCallState) -> float:
-        """tenacity's wait: the planned pause (0 when it stops instead)."""
-        return self.plan(state)[0] or 0.0
-
-
-def _retrying(
+def with_retries(
+    attempt: Callable[[], _T],
     attempts: int,
     deadline: Deadline,
-    pushback: Callable[[_T], _Pushback | None],
+    pushback: Callable[[_T], Pushback | None],
     *,
     release: Callable[[_T], object] | None = None,
     noted: Callable[[_T, str], _T] | None = None,
-) -> tenacity.Retrying:
-    """The retries of one request: at most *attempts*, every pause within *deadline*.
+) -> _T:
+    """Call *attempt* at most *attempts* times within *deadline*, by :mod:`.retry`'s policy.
 
     A transport error is retried when :func:`_is_transient_error` says so; a result when
     *pushback* gives its status and ``Retry-After`` (``None``: the result is final).
-    *release* frees a result before it is retried (an open response); *noted* adds to the
-    last result why no further attempt fitted (a ``Retry-After`` beyond the deadline).
-    When retrying stops, the last result is returned, or the last error raised.
+    *release* frees a result before it is retried; *noted* adds to the last result why no
+    further attempt fitted. The last result is returned, or the last error raised.
     """
-    plan = _RetryPlan(deadline, pushback)
+    # The first attempt is made here, without the policy: most requests succeed at once, and
+    # only a retry needs tenacity (importing it costs every rehearsal ~5 ms of start-up).
+    try:
+        result = attempt()
+    except Exception as exc:
+        if attempts == 1 or not _is_transient_error(exc):
+            raise
+        error = exc
 
-    def release_retried(state: tenacity.RetryCallState) -> None:
-        if release is not None and state.outcome is not None and not state.outcome.failed:
-            release(state.outcome.result())
+        def first() -> _T:
+            raise error
 
-    def give_up(state: tenacity.RetryCallState) -> Any:
-        assert state.outcome is not None  # tenacity gives up only after an attempt
-        result = state.outcome.result()  # raises the last error
-        # After the last allowed attempt there is no early stop to explain.
-        if noted is None or state.attempt_number >= attempts:
+    else:
+        if attempts == 1 or pushback(result) is None:
             return result
-        _, note = plan.plan(state)
-        return noted(result, note) if note else result
 
-    return tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts) | plan,
-        wait=plan.wait,
-        retry=tenacity.retry_if_exception(_is_transient_error)
-        | tenacity.retry_if_result(lambda result: pushback(result) is not None),
-        before_sleep=release_retried,
-        retry_error_callback=give_up,
+        def first() -> _T:
+            return result
+
+    from .retry import retrying
+
+    # The policy takes over with the first outcome as its first attempt.
+    pending = [first]
+    policy = retrying(
+        attempts, deadline, _is_transient_error, pushback, release=release, noted=noted
     )
-
-
-def _seconds(value: float) -> str:
-    return format_duration(round(value, 1) if value >= 1 else value)
+    return policy(lambda: pending.pop()() if pending else attempt())
 
 
 # -- the built-in checks' sender --------------------------------------------------------------
@@ -695,14 +637,14 @@ class ProbeSender:
         deadline = Deadline.after(
             self.timeout, f"{probe.method.upper()} {mask_url(probe.path)}", not_after
         )
-        retrying = _retrying(
+        numbers = itertools.count(1)
+        reply, _ = with_retries(
+            lambda: self._send_once(probe, next(numbers), deadline),
             1 + self.retries if probe.is_idempotent else 1,
             deadline,
             _reply_pushback,
             noted=lambda outcome, note: (_noted(outcome[0], note), outcome[1]),
         )
-        numbers = itertools.count(1)
-        reply, _ = retrying(lambda: self._send_once(probe, next(numbers), deadline))
         self.log.add(reply)
         return reply
 
@@ -755,8 +697,8 @@ class ProbeSender:
         return reply, response.status_code in TRANSIENT_STATUSES
 
 
-def _reply_pushback(outcome: tuple[Reply, bool]) -> _Pushback | None:
-    """What :func:`_retrying` needs of a probe's attempt (``None``: not worth another)."""
+def _reply_pushback(outcome: tuple[Reply, bool]) -> Pushback | None:
+    """What :func:`with_retries` needs of a probe's attempt (``None``: not worth another)."""
     reply, transient = outcome
     return (reply.status, parse_retry_after(reply.header("retry-after"))) if transient else None
 
@@ -906,21 +848,21 @@ class StagingClient(httpx.Client):
         replayable = request.method.upper() in _REPLAYABLE_METHODS and isinstance(
             request.stream, httpx.ByteStream
         )
-        retrying = _retrying(
+        return with_retries(
+            functools.partial(self._send_once, request, auth, deadline),
             1 + self._retries if replayable else 1,
             deadline,
             _response_pushback,
             release=httpx.Response.close,
         )
-        return retrying(self._send_once, request, auth, deadline)
 
     def _send_once(self, request: httpx.Request, auth: Any, deadline: Deadline) -> httpx.Response:
         with _deadline_scope(deadline):
             return super().send(request, stream=True, auth=auth, follow_redirects=False)
 
 
-def _response_pushback(response: httpx.Response) -> _Pushback | None:
-    """What :func:`_retrying` needs of a response (``None``: not worth another attempt)."""
+def _response_pushback(response: httpx.Response) -> Pushback | None:
+    """What :func:`with_retries` needs of a response (``None``: not worth another attempt)."""
     if response.status_code not in TRANSIENT_STATUSES:
         return None
     return response.status_code, parse_retry_after(response.headers.get("retry-after"))

@@ -173,9 +173,9 @@ def _start_engine(config: pytest.Config) -> RehearsalSession | None:
         if settings is None:
             return None
         credentials = Credentials.from_config(settings.config, os.environ)
+        redactor = redactor_for(credentials)
         problem = secret_in_arguments(
-            [*config.invocation_params.args, *config.getini("addopts")],
-            redactor_for(credentials),
+            [*config.invocation_params.args, *config.getini("addopts")], redactor
         )
         if problem is not None:
             raise ConfigError(problem)
@@ -183,7 +183,7 @@ def _start_engine(config: pytest.Config) -> RehearsalSession | None:
         raise pytest.UsageError(str(exc)) from None
     except LookupError as exc:  # str() of a KeyError-like error adds quotes
         raise pytest.UsageError(str(exc.args[0])) from None
-    return RehearsalSession(config, settings, credentials)
+    return RehearsalSession(config, settings, credentials, redactor)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

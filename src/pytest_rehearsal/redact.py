@@ -16,7 +16,6 @@ import json
 import logging
 import re
 import urllib.parse
-import xml.sax.saxutils
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -95,7 +94,7 @@ def _spellings(value: str) -> set[str]:
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
         html.escape(value),
-        xml.sax.saxutils.escape(value, {'"': "&quot;"}),
+        html.escape(value, quote=False).replace('"', "&quot;"),  # XML writers leave ' as is
         urllib.parse.quote(value, safe=""),
         urllib.parse.quote_plus(value, safe=""),
     }
@@ -120,7 +119,7 @@ class Redactor:
         raw = value.reveal() if isinstance(value, Secret) else value
         if len(raw) >= _MIN_SECRET_LENGTH and raw not in self._values:
             self._values.add(raw)
-            self._pattern = self._compile()
+            self._pattern = None  # compiled again on first use: one compile for many values
 
     def _compile(self) -> re.Pattern[str]:
         whole = {s for value in self._values for s in _spellings(value)}
@@ -143,8 +142,10 @@ class Redactor:
         return bool(self._values)
 
     def __call__(self, text: str) -> str:
-        if self._pattern is None:
+        if not self._values:
             return text
+        if self._pattern is None:
+            self._pattern = self._compile()
         text = self._pattern.sub(MASK, text)
         text = _HEADER_CREDENTIAL.sub(_mask_value, text)
         return _SCHEME_CREDENTIAL.sub(_mask_value, text)
@@ -155,7 +156,7 @@ class Redactor:
 
     def bytes(self, data: bytes) -> bytes:
         """Redact raw output (for example a rollback's captured stdout)."""
-        if self._pattern is None:
+        if not self._values:
             return data
         return self(data.decode("utf-8", errors="replace")).encode()
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .checks._base import excerpt
 from .checks.health import describe_answer, judge_answer
-from .units import format_duration
+from .units import format_duration, format_elapsed
 
 if TYPE_CHECKING:
     from .config import RollbackConfig, VerifyConfig
@@ -827,7 +827,7 @@ def rehearse_rollback(
         message = f"rollback command `{shlex.join(argv)}` {result.describe()}{restore_note}"
         message += _tail_block(result)
         return finish("failed", "command", message, result, interrupted=result.interrupted)
-    done = [f"rollback command exited 0 in {_seconds(result.duration_s)}"]
+    done = [f"rollback command exited 0 in {format_elapsed(result.duration_s)}"]
     if result.notes:
         done[0] += f" ({'; '.join(result.notes)})"
 
@@ -860,7 +860,7 @@ def rehearse_rollback(
                 polls=polls,
                 interrupted=restored.interrupted,
             )
-        done.append(f"restore exited 0 in {_seconds(restored.duration_s)}")
+        done.append(f"restore exited 0 in {format_elapsed(restored.duration_s)}")
         return finish(
             "passed", "done", "; ".join(done), result, restore_result=restored, polls=polls
         )
@@ -873,10 +873,6 @@ def _tail_block(result: CommandResult) -> str:
         return "\n(no output)"
     indented = "\n".join(f"    {line}" for line in tail.splitlines())
     return f"\nlast lines of output ({result.output_bytes:,} bytes in all):\n{indented}"
-
-
-def _seconds(value: float) -> str:
-    return format_duration(round(value, 1) if value >= 1 else round(value, 3))
 
 
 def _verify(
@@ -904,7 +900,7 @@ def _verify(
             if last.error is None and judge_answer(
                 last.status, last.body, verify.expect_status, verify.expect_json
             ):
-                took = _seconds(clock() - started)
+                took = format_elapsed(clock() - started)
                 detail = f"GET {verify.path} answered {expected} after {polls} polls ({took})"
                 return True, polls, detail
             remaining = deadline - clock()

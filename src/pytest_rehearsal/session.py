@@ -32,7 +32,6 @@ from .client import (
     make_probe_client,
     make_ssl_context,
     make_staging_client,
-    redactor_for,
 )
 from .config_loader import production_match
 from .executor import CheckOutcome, execute
@@ -124,11 +123,17 @@ def _metadata_properties(
 class RehearsalSession:
     """Per-process rehearsal state and the hook implementations that act on it."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, credentials: Credentials) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        credentials: Credentials,
+        redactor: Redactor,
+    ) -> None:
         self.config = config
         self.settings = settings
         self.credentials = credentials
-        self.redact = redactor_for(credentials)
+        self.redact = redactor  # knows every token of *credentials*
         # Every log record of the process, live logging and --log-file included.
         self.log_redaction = install_log_redaction(self.redact) if self.redact else None
         self.is_controller = not hasattr(config, "workerinput")

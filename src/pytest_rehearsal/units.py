@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
+__all__ = ["format_duration", "format_elapsed", "format_size", "parse_duration", "parse_size"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -68,6 +68,11 @@ def format_duration(seconds: float) -> str:
     if seconds < 120 or seconds % 60:
         return f"{seconds:g}s"
     return f"{seconds / 60:g}m"
+
+
+def format_elapsed(seconds: float) -> str:
+    """Render a measured or remaining time: tenths of a second from 1s (``1.3s``, ``250ms``)."""
+    return format_duration(round(seconds, 1) if seconds >= 1 else round(seconds, 3))
 
 
 def format_size(size: int) -> str:
