@@ -1,7 +1,8 @@
 """The built-in checklist: one module per check, imported only when a rehearsal is active.
 
 Each module exposes ``build(config) -> list[Check]``, returning no checks when it is switched
-off or not configured. The registry holds module names, so importing this package is free.
+off or not configured. The registry holds module names, so importing this package is free, and
+a check's module is imported only when its section of the config is on.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BUILTIN", "build_checks"]
 
-#: Check name -> module; the order is the order of the items in the rehearsal.
+#: Check name (its section in ``ChecksConfig``) -> module, in the order of the rehearsal's items.
 BUILTIN: dict[str, str] = {
     "health": "pytest_rehearsal.checks.health",
     "headers": "pytest_rehearsal.checks.headers",
@@ -30,6 +31,8 @@ BUILTIN: dict[str, str] = {
 def build_checks(config: RehearsalConfig) -> list[Check]:
     """Every built-in check that *config* switches on, in checklist order."""
     checks: list[Check] = []
-    for module_name in BUILTIN.values():
-        checks.extend(importlib.import_module(module_name).build(config))
+    for name, module_name in BUILTIN.items():
+        # A section that is off (None) or empty has no checks: its module is not even imported.
+        if getattr(config.checks, name):
+            checks.extend(importlib.import_module(module_name).build(config))
     return checks
