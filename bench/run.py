@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import socket
@@ -26,7 +27,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -63,6 +64,8 @@ _DROPPED_ENV = frozenset(
     }
 )
 _PYTEST = ("-m", "pytest", "-q", "-p", "no:cacheprovider")
+# One line of ``python -X importtime``: self microseconds, cumulative, the module's name.
+_IMPORT_TIME = re.compile(r"^import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)$", re.MULTILINE)
 
 
 # -- rows of the table -------------------------------------------------------------------------
@@ -391,20 +394,33 @@ def target_dormant(bench: Bench) -> list[Row]:
 
 
 class Counted:
-    """Runs a command against a service and keeps how many requests each run sent."""
+    """Runs one command line against a service and keeps how many requests each run sent."""
 
-    def __init__(self, service: Service, command: Callable[[], Result]) -> None:
+    def __init__(
+        self, service: Service, argv: Sequence[str], cwd: Path, env: Mapping[str, str]
+    ) -> None:
         self.service = service
-        self.command = command
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.env = env
         self.requests: list[int] = []
         self.results: list[Result] = []
 
     def __call__(self) -> float:
         before = self.service.count()
-        result = self.command()
+        result = run(self.argv, cwd=self.cwd, env=self.env)
         self.requests.append(self.service.count() - before)
         self.results.append(result)
         return result.seconds
+
+    def import_times(self) -> dict[str, float]:
+        """One more run under ``python -X importtime``: seconds each module's import took.
+
+        With ``-s``: pytest's capture would swallow what is imported during collection.
+        """
+        python, *rest = self.argv
+        result = run([python, "-X", "importtime", *rest, "-s"], cwd=self.cwd, env=self.env)
+        return {m[2]: int(m[1]) / 1e6 for m in _IMPORT_TIME.finditer(result.stderr)}
 
 
 def _checklist_suites(bench: Bench, service: Service) -> dict[str, Counted]:
@@ -418,23 +434,18 @@ def _checklist_suites(bench: Bench, service: Service) -> dict[str, Counted]:
         "rehearsal", [(BENCH / "configs" / "checklist.yaml", "rehearsal.yaml")]
     )
 
-    def command(python: str, argv: Sequence[str], cwd: Path) -> Callable[[], Result]:
-        return lambda: run([python, *argv], cwd=cwd, env=env)
-
     suites = {
         "bare httpx script": Counted(
-            service, command(bench.peer.python, ["checklist_httpx.py"], floor_dir)
+            service, [bench.peer.python, "checklist_httpx.py"], floor_dir, env
         ),
-        "pytest + httpx": Counted(service, command(bench.peer.python, _PYTEST, httpx_dir)),
+        "pytest + httpx": Counted(service, [bench.peer.python, *_PYTEST], httpx_dir, env),
     }
     if bench.tavern is not None:
         tavern_files = [(p, p.name) for p in (peers / "tavern").iterdir() if p.is_file()]
         tavern_dir = bench.folder("tavern", tavern_files)
-        suites["Tavern"] = Counted(service, command(bench.tavern.python, _PYTEST, tavern_dir))
-    rehearsal = [*_PYTEST, f"--staging-url={service.url}", "--no-rollback"]
-    suites["pytest-rehearsal"] = Counted(
-        service, command(bench.plugin.python, rehearsal, plugin_dir)
-    )
+        suites["Tavern"] = Counted(service, [bench.tavern.python, *_PYTEST], tavern_dir, env)
+    rehearsal = [bench.plugin.python, *_PYTEST, f"--staging-url={service.url}", "--no-rollback"]
+    suites["pytest-rehearsal"] = Counted(service, rehearsal, plugin_dir, env)
     return suites
 
 
@@ -488,6 +499,7 @@ def target_checklist(bench: Bench) -> list[Row]:
         rows.append(
             Row("2 active", "  ÷ Tavern", value="not measured", limit=bench.tavern_problem[:60])
         )
+    rows.append(_extra_imports(suites["pytest-rehearsal"], suites["pytest + httpx"]))
     counts = {name: sorted(set(suite.requests)) for name, suite in suites.items()}
     same = all(values == [CHECKLIST_REQUESTS] for values in counts.values())
     shown = "; ".join(f"{name} {'/'.join(map(str, v))}" for name, v in counts.items())
@@ -503,6 +515,25 @@ def target_checklist(bench: Bench) -> list[Row]:
     return rows
 
 
+def _extra_imports(plugin: Counted, peer: Counted) -> Row:
+    """What the rehearsal imports that the hand-written suite does not, by package, in ms."""
+    theirs = peer.import_times()
+    by_package: dict[str, float] = {}
+    for module, seconds in plugin.import_times().items():
+        if module not in theirs:
+            package = module.partition(".")[0]
+            by_package[package] = by_package.get(package, 0.0) + seconds
+    ranked = sorted(by_package.items(), key=lambda item: item[1], reverse=True)
+    shown = [f"{name} {seconds * 1000:.0f}" for name, seconds in ranked[:4]]
+    rest = sum(seconds for _, seconds in ranked[4:])
+    total = sum(by_package.values())
+    return Row(
+        "2 active",
+        "  imports the hand-written suite lacks (one run, ms)",
+        value=f"{total * 1000:.0f}: {', '.join(shown)}, other {rest * 1000:.0f}",
+    )
+
+
 # -- target 3: latency-bound -------------------------------------------------------------------
 
 
@@ -512,7 +543,7 @@ def target_latency(bench: Bench, memory_rows: list[Row]) -> list[Row]:
 
     def full(service: Service) -> Counted:
         argv = [bench.plugin.python, *_PYTEST, f"--staging-url={service.url}", config]
-        return Counted(service, lambda: run(argv, cwd=folder, env=bench.env))
+        return Counted(service, argv, folder, bench.env)
 
     runs = {"0 ms": full(bench.fast), "100 ms": full(bench.slow)}
     times = interleave(dict(runs), warmups=1, repeats=bench.repeats(5))

@@ -10,11 +10,20 @@ import random
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from checkdriver import Recorder, answer, drive
 from pytest_rehearsal.checks import secrets as secrets_check
 from pytest_rehearsal.checks._base import Probe, Reply, ReplyLog
-from pytest_rehearsal.checks._leaks import mask_secrets, redact, scan_text, shannon_entropy
+from pytest_rehearsal.checks._leaks import (
+    RULES,
+    LeakRule,
+    mask_secrets,
+    redact,
+    scan_text,
+    shannon_entropy,
+)
 from pytest_rehearsal.checks.secrets import ExposureCheck, ResponsesScan, artefact_for
 from pytest_rehearsal.config import (
     ChecksConfig,
@@ -431,3 +440,15 @@ def test_scan_skips_replies_other_checks_already_judge() -> None:
     verdict = drive(check, lambda p: answer(p), log_of(judged_by_inputs, other))
     assert not verdict.passed
     assert "(also in" not in verdict.message
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[rule.name for rule in RULES])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_match_of_a_rule_holds_one_of_its_keywords(
+    rule: LeakRule, data: st.DataObject
+) -> None:
+    # The keyword filter may skip a rule's regex only where it could not match.
+    text = data.draw(st.from_regex(re.compile(rule.regex, rule.flags)))
+    assert rule.pattern.search(text) is not None
+    assert rule.may_match(text.lower())

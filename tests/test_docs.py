@@ -169,7 +169,7 @@ TROUBLESHOOTING = REPO / "docs" / "troubleshooting.md"
 # Where the config loader states a problem: the argument that holds the problem text.
 _LOADER_PROBLEM_ARGS = {"_Invalid": 0, "invalid": 0, "_Refused": 2, "error": 2, "record": 2}
 _USAGE_EXCEPTIONS = {"ConfigError", "UsageError", "LookupError", "FileExistsError"}
-# Functions of rollback.py whose texts explain why a rollback failed.
+# Functions of rollback.py and command.py whose texts explain why a rollback failed.
 _ROLLBACK_EXPLAINERS = {
     "preflight",
     "_check_executable",
@@ -227,10 +227,14 @@ def _raised_messages() -> set[str]:
 
 
 def _rollback_explanations() -> set[str]:
-    tree = ast.parse((SRC / "rollback.py").read_text(encoding="utf-8"))
-    functions = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    functions = {
+        node.name: node
+        for module in ("rollback.py", "command.py")
+        for node in ast.walk(ast.parse((SRC / module).read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef)
+    }
     missing = _ROLLBACK_EXPLAINERS - set(functions)
-    assert not missing, f"rollback.py no longer has {missing}: update _ROLLBACK_EXPLAINERS"
+    assert not missing, f"no function {missing} any more: update _ROLLBACK_EXPLAINERS"
     keys = set()
     for name in _ROLLBACK_EXPLAINERS:
         body = functions[name].body

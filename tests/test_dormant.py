@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from plugin_helpers import QUIET_CHECKS, TinyStaging, write_config
+
 HEAVY = ("httpx", "yaml", "tenacity")
 
 
@@ -63,6 +65,28 @@ def test_a_dormant_run_imports_nothing_heavy_and_skips_rehearsal_tests(
         ]
     )
     assert "rehearsal::" not in result.stdout.str()
+
+
+def test_an_active_run_loads_only_what_it_uses(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    # Lazy by design: no retry happens (tenacity), nothing is rolled back (the command
+    # runner), and only the configured checks' modules are needed.
+    _, url = tiny_staging
+    write_config(pytester, QUIET_CHECKS + "  health: {path: /health}\n")
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_sessionfinish(session):
+            print("LOADED:", sorted(m for m in sys.modules if m.startswith(
+                ("tenacity", "pytest_rehearsal.command", "pytest_rehearsal.checks."))))
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--staging-url={url}", "--no-rollback", "-s")
+    result.assert_outcomes(passed=1, skipped=1)
+    loaded = "LOADED: ['pytest_rehearsal.checks._base', 'pytest_rehearsal.checks.health']"
+    assert loaded in result.stdout.str()
 
 
 def test_the_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:

@@ -20,21 +20,23 @@ from types import FrameType
 import pytest
 
 from processes import alive, read_pids, survivors
-from pytest_rehearsal.config import RollbackConfig, VerifyConfig
-from pytest_rehearsal.redact import Redactor
-from pytest_rehearsal.rollback import (
+from pytest_rehearsal.command import (
     HEAD_BYTES,
     LINE_CHARS,
     LIVE_LINES,
-    NO_COMMAND_MESSAGE,
     TAIL_BYTES,
     CommandResult,
+    preflight,
+    run_command,
+)
+from pytest_rehearsal.config import RollbackConfig, VerifyConfig
+from pytest_rehearsal.redact import Redactor
+from pytest_rehearsal.rollback import (
+    NO_COMMAND_MESSAGE,
     FetchResult,
     RollbackOutcome,
     expected_result,
-    preflight,
     rehearse_rollback,
-    run_command,
 )
 
 SCRIPTS = Path(__file__).parent / "rollback_scripts"

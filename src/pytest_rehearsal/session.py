@@ -46,7 +46,7 @@ from .report import (
     terminal_rows,
     write_atomically,
 )
-from .rollback import FetchResult, RollbackOutcome, preflight, rehearse_rollback
+from .rollback import FetchResult, RollbackOutcome, rehearse_rollback
 from .settings import Settings
 from .units import format_duration
 
@@ -402,6 +402,8 @@ class RehearsalSession:
         command = self.settings.rollback_command
         if command is None or self.settings.no_rollback:
             return None
+        from .command import preflight  # only a run that will roll back needs the runner
+
         rollback = self.settings.config.rollback
         problem = preflight(command, rollback.cwd, env=rollback.env)
         if problem is None and rollback.restore:

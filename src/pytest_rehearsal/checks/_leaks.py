@@ -2,12 +2,15 @@
 
 The secret rules are ported from gitleaks ``config/gitleaks.toml`` (@b58d3f10) and tested under
 Python ``re``. Like gitleaks, a rule can require a minimum Shannon entropy of the secret, so
-that ``AKIAAAAAAAAAAAAAAAAA`` in a test fixture is not a leak. Findings are only ever shown
-redacted: the first four characters and an ellipsis.
+that ``AKIAAAAAAAAAAAAAAAAA`` in a test fixture is not a leak, and a rule has keywords: its
+regular expression runs only on text that contains one of them (lower-cased), and is compiled
+only then. Most responses contain none, so most rules cost a substring search. Findings are
+only ever shown redacted: the first four characters and an ellipsis.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -41,22 +44,35 @@ class LeakRule:
     """One thing a response must not contain.
 
     ``kind`` is ``"secret"`` (shown redacted) or ``"trace"`` (a stack trace or debug page,
-    shown by its first line). ``warn_only`` rules are reported without failing.
+    shown by its first line). ``warn_only`` rules are reported without failing. Every match
+    of ``regex`` contains one of ``keywords`` once lower-cased (tests hold each rule to it).
     """
 
     name: str
     label: str
-    pattern: re.Pattern[str]
+    regex: str
+    keywords: tuple[str, ...]
+    flags: int = 0
     kind: str = "secret"
     entropy: float = 0.0
-    allow: re.Pattern[str] | None = None
+    allow: str | None = None
     warn_only: bool = False
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """``regex``, compiled on first use."""
+        return re.compile(self.regex, self.flags)
+
+    def may_match(self, lowered: str) -> bool:
+        """Whether *lowered* (a text, lower-cased) holds a keyword, so the regex may match."""
+        return any(keyword in lowered for keyword in self.keywords)
 
 
 def _secret(
     name: str,
     label: str,
     regex: str,
+    keywords: tuple[str, ...],
     entropy: float = 0.0,
     *,
     flags: int = 0,
@@ -64,17 +80,12 @@ def _secret(
     warn_only: bool = False,
 ) -> LeakRule:
     return LeakRule(
-        name,
-        label,
-        re.compile(regex, flags),
-        entropy=entropy,
-        allow=re.compile(allow) if allow else None,
-        warn_only=warn_only,
+        name, label, regex, keywords, flags, entropy=entropy, allow=allow, warn_only=warn_only
     )
 
 
-def _trace(name: str, label: str, regex: str, flags: int = 0) -> LeakRule:
-    return LeakRule(name, label, re.compile(regex, flags), kind="trace")
+def _trace(name: str, label: str, regex: str, keywords: tuple[str, ...]) -> LeakRule:
+    return LeakRule(name, label, regex, keywords, kind="trace")
 
 
 SECRET_RULES: tuple[LeakRule, ...] = (
@@ -82,6 +93,7 @@ SECRET_RULES: tuple[LeakRule, ...] = (
         "aws-access-token",
         "an AWS access key id",
         r"\b((?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b",
+        ("a3t", "akia", "asia", "abia", "acca"),
         3.0,
         allow=r".+EXAMPLE$",
     ),
@@ -89,43 +101,60 @@ SECRET_RULES: tuple[LeakRule, ...] = (
         "private-key",
         "a private key",
         r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[\s\S-]{64,}?KEY(?: BLOCK)?-----",
-        flags=re.IGNORECASE,
+        ("-----begin",),
+        flags=re.IGNORECASE | re.ASCII,  # ASCII: the keyword is then in every match
     ),
-    _secret("putty-private-key", "a PuTTY private key", r"PuTTY-User-Key-File-[23]: \S+"),
-    _secret("github-pat", "a GitHub personal access token", r"ghp_[0-9a-zA-Z]{36}", 3.0),
-    _secret("github-fine-grained-pat", "a GitHub fine-grained token", r"github_pat_\w{82}", 3.0),
-    _secret("github-oauth", "a GitHub OAuth token", r"gho_[0-9a-zA-Z]{36}", 3.0),
-    _secret("gitlab-pat", "a GitLab personal access token", r"glpat-[\w-]{20}", 3.0),
+    _secret(
+        "putty-private-key",
+        "a PuTTY private key",
+        r"PuTTY-User-Key-File-[23]: \S+",
+        ("putty-user-key-file-",),
+    ),
+    _secret("github-pat", "a GitHub personal access token", r"ghp_[0-9a-zA-Z]{36}", ("ghp_",), 3.0),
+    _secret(
+        "github-fine-grained-pat",
+        "a GitHub fine-grained token",
+        r"github_pat_\w{82}",
+        ("github_pat_",),
+        3.0,
+    ),
+    _secret("github-oauth", "a GitHub OAuth token", r"gho_[0-9a-zA-Z]{36}", ("gho_",), 3.0),
+    _secret("gitlab-pat", "a GitLab personal access token", r"glpat-[\w-]{20}", ("glpat-",), 3.0),
     _secret(
         "slack-bot-token",
         "a Slack bot token",
         r"xoxb-[0-9]{10,13}-[0-9]{10,13}[a-zA-Z0-9-]*",
+        ("xoxb-",),
         3.0,
     ),
     _secret(
         "slack-webhook-url",
         "a Slack webhook URL",
         r"(?:https?://)?hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/]{43,56}",
+        ("hooks.slack.com/",),
     ),
     _secret(
         "stripe-access-token",
         "a Stripe secret key",
         r"\b((?:sk|rk)_(?:test|live|prod)_[a-zA-Z0-9]{10,99})" + _END,
+        ("sk_test_", "sk_live_", "sk_prod_", "rk_test_", "rk_live_", "rk_prod_"),
         2.0,
     ),
-    _secret("gcp-api-key", "a Google Cloud API key", r"\b(AIza[\w-]{35})" + _END, 4.0),
+    _secret("gcp-api-key", "a Google Cloud API key", r"\b(AIza[\w-]{35})" + _END, ("aiza",), 4.0),
     _secret(
         "npm-access-token",
         "an npm access token",
         r"\b(npm_[a-z0-9]{36})" + _END,
+        ("npm_",),
         2.0,
-        flags=re.IGNORECASE,
+        flags=re.IGNORECASE | re.ASCII,  # ASCII: the keyword is then in every match
     ),
     # A JWT in a body is often legitimate (a login response): reported, never failing.
     _secret(
         "jwt",
         "a JSON Web Token",
         r"\b(ey[a-zA-Z0-9]{17,}\.ey[a-zA-Z0-9/\\_-]{17,}\.(?:[a-zA-Z0-9/\\_-]{10,}={0,2})?)" + _END,
+        ("ey",),
         3.0,
         warn_only=True,
     ),
@@ -138,33 +167,44 @@ TRACE_RULES: tuple[LeakRule, ...] = (
         "werkzeug-debugger",
         "the Werkzeug interactive debugger (anyone can run code on the server)",
         r"Werkzeug powered traceback interpreter|Werkzeug Debugger|__debugger__=yes",
+        ("werkzeug", "__debugger__=yes"),
     ),
     _trace(
         "django-debug-page",
         "the Django DEBUG page (DEBUG = True)",
         r"DEBUG = True(?:</code>)? in your Django settings file|Django tried these URL patterns",
+        ("django",),
     ),
-    _trace("python-traceback", "a Python traceback", r"Traceback \(most recent call last\)"),
+    _trace(
+        "python-traceback",
+        "a Python traceback",
+        r"Traceback \(most recent call last\)",
+        ("traceback (most recent call last)",),
+    ),
     _trace(
         "java-stack-trace",
         "a Java stack trace",
         r"Exception in thread \"[^\"\n]*\""
         r"|\bat (?:[\w$]+\.)+[\w$<>]+\([\w$]+\.(?:java|kt|scala|groovy):\d+\)",
+        ('exception in thread "', ".java:", ".kt:", ".scala:", ".groovy:"),
     ),
     _trace(
         "node-stack-trace",
         "a Node.js stack trace",
         r"\bat (?:[\w$.<>\[\] ]+ \()?(?:/|file://)[^\s()]+\.(?:js|mjs|cjs|ts):\d+:\d+\)?",
+        (".js:", ".mjs:", ".cjs:", ".ts:"),
     ),
     _trace(
         "dotnet-error-page",
         "an ASP.NET error page or .NET stack trace",
         r"Server Error in '[^'\n]*' Application|\bat [\w.`<>]+\([^)\n]*\) in [^\n]+:line \d+",
+        ("server error in '", ":line "),
     ),
     _trace(
         "php-error",
         "a PHP error with file and line",
         r"(?:PHP )?(?:Fatal|Parse) error(?:</b>)?:[\s\S]{0,2000}? on line (?:<b>)?\d+",
+        ("fatal error", "parse error"),
     ),
 )
 
@@ -210,7 +250,7 @@ def _shown(rule: LeakRule, match: re.Match[str]) -> str:
 
 
 def _is_secret(rule: LeakRule, secret: str) -> bool:
-    if rule.allow is not None and rule.allow.search(secret):
+    if rule.allow is not None and re.search(rule.allow, secret):
         return False
     return shannon_entropy(secret) >= rule.entropy
 
@@ -221,7 +261,10 @@ def mask_secrets(text: str) -> str:
     For body excerpts in failure messages: a page that fails for another reason may still
     carry a token, and a message must never print one.
     """
+    lowered = text.lower()
     for rule in SECRET_RULES:
+        if not rule.may_match(lowered):
+            continue
 
         def masked(match: re.Match[str], rule: LeakRule = rule) -> str:
             secret = _secret_of(match)
@@ -237,7 +280,10 @@ def scan_text(text: str, where: str) -> list[Finding]:
     """Every secret in *text*, and the most specific stack trace / debug page marker."""
     findings: list[Finding] = []
     seen: set[tuple[str, str]] = set()
+    lowered = text.lower()
     for rule in SECRET_RULES:
+        if not rule.may_match(lowered):
+            continue
         for match in rule.pattern.finditer(text):
             if not _is_secret(rule, _secret_of(match)):
                 continue
@@ -246,7 +292,7 @@ def scan_text(text: str, where: str) -> list[Finding]:
                 seen.add((rule.name, finding.shown))
                 findings.append(finding)
     for rule in TRACE_RULES:
-        trace = rule.pattern.search(text)
+        trace = rule.pattern.search(text) if rule.may_match(lowered) else None
         if trace is not None:
             findings.append(Finding(rule, where, _shown(rule, trace)))
             break
