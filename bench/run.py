@@ -524,8 +524,8 @@ def _extra_imports(plugin: Counted, peer: Counted) -> Row:
             package = module.partition(".")[0]
             by_package[package] = by_package.get(package, 0.0) + seconds
     ranked = sorted(by_package.items(), key=lambda item: item[1], reverse=True)
-    shown = [f"{name} {seconds * 1000:.0f}" for name, seconds in ranked[:4]]
-    rest = sum(seconds for _, seconds in ranked[4:])
+    shown = [f"{name} {seconds * 1000:.0f}" for name, seconds in ranked[:2]]
+    rest = sum(seconds for _, seconds in ranked[2:])
     total = sum(by_package.values())
     return Row(
         "2 active",

@@ -54,6 +54,7 @@ from . import __version__
 from .checks._base import Probe, Reply, ReplyLog
 from .config import RehearsalConfig
 from .redact import Redactor, Secret, mask_url
+from .sockets import open_connection
 from .units import format_elapsed, format_size
 
 if TYPE_CHECKING:
@@ -397,9 +398,9 @@ def _is_readable(sock: socket.socket) -> bool:
 class DeadlineBackend(httpcore.NetworkBackend):
     """httpcore's synchronous network backend, bounded by the current :class:`Deadline`.
 
-    Every connect, TLS handshake, read and write waits at most ``min(operation timeout,
-    time left)``; with no deadline set it behaves like httpcore's own backend. Name
-    resolution is the one step it cannot bound (``getaddrinfo`` has no timeout).
+    Every name lookup, connect, TLS handshake, read and write waits at most
+    ``min(operation timeout, time left)`` (lookups through :mod:`.sockets`); with no
+    deadline set it behaves like httpcore's own backend.
     """
 
     def connect_tcp(
@@ -413,7 +414,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
         source = None if local_address is None else (local_address, 0)
 
         def connect(limit: float | None) -> socket.socket:
-            return socket.create_connection((host, port), limit, source)
+            return open_connection(host, port, limit, source)
 
         sock = _bounded(timeout, connect, httpcore.ConnectTimeout, httpcore.ConnectError)
         for option in socket_options or ():

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from .checks._base import Probe, Reply, Upload
 from .redact import mask_url
+from .sockets import open_connection
 
 __all__ = ["CHUNK_SIZE", "multipart_framing", "send_upload"]
 
@@ -246,7 +247,7 @@ class _Response:
 
 def _connect(host: str, port: int, tls: ssl.SSLContext | None, deadline: float) -> socket.socket:
     remaining = max(deadline - time.monotonic(), 0.001)
-    sock = socket.create_connection((host, port), timeout=remaining)
+    sock = open_connection(host, port, remaining)
     if tls is None:
         return sock
     try:

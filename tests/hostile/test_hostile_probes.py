@@ -7,10 +7,13 @@ not a benchmark), and how many attempts were made.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import raw_servers
@@ -19,6 +22,7 @@ from hostile_support import MIB, SLACK, TIMEOUT, probe_sender
 from conftest import Hostile
 from pytest_rehearsal.checks._base import Probe, Reply
 from pytest_rehearsal.client import ProbeSender
+from pytest_rehearsal.sockets import open_connection
 
 
 def timed_send(sender: ProbeSender, probe: Probe) -> tuple[Reply, float]:
@@ -159,6 +163,46 @@ def test_a_refused_connection_is_retried_briefly_and_named() -> None:
     assert reply.error == "connection failed: [Errno 111] Connection refused"
     assert reply.attempts == 3
     assert elapsed < TIMEOUT + SLACK
+
+
+# -- a name lookup that hangs ----------------------------------------------------------------------
+
+SLOW_HOST = "staging.slow-dns.test"
+
+
+@pytest.fixture
+def hanging_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Looking up SLOW_HOST hangs (a broken resolver cannot be real on loopback only)."""
+    released = threading.Event()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        if host == SLOW_HOST and not kwargs.get("flags", 0) & socket.AI_NUMERICHOST:
+            released.wait(30)
+            host = "127.0.0.1"
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+    released.set()
+
+
+def test_a_hanging_name_lookup_ends_at_the_total_deadline(
+    hostile: Hostile, hanging_resolver: None
+) -> None:
+    url = f"http://{SLOW_HOST}:{urlsplit(hostile.url).port}"
+    reply, elapsed = timed_send(probe_sender(url), Probe("GET", "/health"))
+    assert reply.status is None
+    assert reply.error == "exceeded the 2s total deadline for GET /health"
+    assert reply.attempts == 1
+    assert elapsed < TIMEOUT + SLACK
+
+
+def test_a_name_lookup_is_abandoned_after_the_timeout(hanging_resolver: None) -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"^resolving staging\.slow-dns\.test took longer"):
+        open_connection(SLOW_HOST, 80, 0.2)
+    assert time.monotonic() - started < 0.2 + SLACK
 
 
 # -- case 20: truncated body, header bombs ---------------------------------------------------------
