@@ -81,6 +81,7 @@ __all__ = [
     "parse_retry_after",
     "read_capped",
     "redactor_for",
+    "with_retries",
 ]
 
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})

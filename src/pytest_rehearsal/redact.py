@@ -144,9 +144,10 @@ class Redactor:
     def __call__(self, text: str) -> str:
         if not self._values:
             return text
-        if self._pattern is None:
-            self._pattern = self._compile()
-        text = self._pattern.sub(MASK, text)
+        pattern = self._pattern  # one read: add() on another thread may reset it
+        if pattern is None:
+            pattern = self._pattern = self._compile()
+        text = pattern.sub(MASK, text)
         text = _HEADER_CREDENTIAL.sub(_mask_value, text)
         return _SCHEME_CREDENTIAL.sub(_mask_value, text)
 

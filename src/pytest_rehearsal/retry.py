@@ -24,7 +24,7 @@ from .units import format_elapsed
 if TYPE_CHECKING:
     from .client import Deadline
 
-__all__ = ["Pushback", "plan_retry", "retrying"]
+__all__ = ["Pushback", "retrying"]
 
 # Retries wait briefly: staging that is down for longer is a finding, not something to sit out.
 _BACKOFF_FIRST = 0.1
@@ -35,7 +35,7 @@ _T = TypeVar("_T")
 Pushback = tuple[int | None, float | None]
 
 
-def plan_retry(
+def _plan_retry(
     attempt: int, status: int | None, retry_after: float | None, deadline: Deadline
 ) -> tuple[float | None, str | None]:
     """How long to wait before the next attempt (``None``: stop), and why we stopped."""
@@ -74,7 +74,7 @@ class _RetryPlan(stop_base):
             assert outcome is not None  # tenacity plans only after an attempt
             pushback = None if outcome.failed else self._pushback(outcome.result())
             status, retry_after = pushback or (None, None)
-            planned = plan_retry(state.attempt_number, status, retry_after, self._deadline)
+            planned = _plan_retry(state.attempt_number, status, retry_after, self._deadline)
             self._made = (state.attempt_number, *planned)
         return self._made[1], self._made[2]
 
