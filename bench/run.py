@@ -451,7 +451,8 @@ def _checklist_suites(bench: Bench, service: Service) -> dict[str, Counted]:
 
 def target_checklist(bench: Bench) -> list[Row]:
     suites = _checklist_suites(bench, bench.fast)
-    times = interleave(dict(suites), warmups=WARMUPS, repeats=bench.repeats(10, 3))
+    # 20 rounds: the ratios against the peers move by a few per cent between runs of 10.
+    times = interleave(dict(suites), warmups=WARMUPS, repeats=bench.repeats(20, 3))
     floor_runs = suites["bare httpx script"].results[WARMUPS:]
     floor_requests = Stats(tuple(float(r.stdout.split()[-1]) for r in floor_runs))
     rows = [
