@@ -167,7 +167,8 @@ def test_comments_mark_only_config_examples() -> None:
 SRC = REPO / "src" / "pytest_rehearsal"
 TROUBLESHOOTING = REPO / "docs" / "troubleshooting.md"
 # Where the config loader states a problem: the argument that holds the problem text.
-_LOADER_PROBLEM_ARGS = {"_Invalid": 0, "invalid": 0, "_Refused": 2, "error": 2, "record": 2}
+_LOADER_PROBLEM_ARGS = {"Invalid": 0, "invalid": 0, "_Refused": 2, "error": 2, "record": 2}
+_CONFIG_MODULES = ("config_yaml.py", "config_nodes.py", "config_loader.py")
 _USAGE_EXCEPTIONS = {"ConfigError", "UsageError", "LookupError", "FileExistsError"}
 # Functions of rollback.py and command.py whose texts explain why a rollback failed.
 _ROLLBACK_EXPLAINERS = {
@@ -204,9 +205,9 @@ def _call_name(call: ast.Call) -> str | None:
 
 
 def _loader_problems() -> set[str]:
-    tree = ast.parse((SRC / "config_loader.py").read_text(encoding="utf-8"))
+    trees = [ast.parse((SRC / name).read_text(encoding="utf-8")) for name in _CONFIG_MODULES]
     keys = set()
-    for node in ast.walk(tree):
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if isinstance(node, ast.Call) and _call_name(node) in _LOADER_PROBLEM_ARGS:
             index = _LOADER_PROBLEM_ARGS[_call_name(node) or ""]
             if len(node.args) > index and (key := _literal_key(node.args[index])):
