@@ -27,7 +27,6 @@ from pytest_rehearsal.client import (
     INFLATE_PIECE,
     TRANSIENT_STATUSES,
     Credentials,
-    Deadline,
     DeadlineExceeded,
     ProbeSender,
     describe_transport_error,
@@ -46,6 +45,7 @@ from pytest_rehearsal.config import (
     RehearsalConfig,
     RoleConfig,
 )
+from pytest_rehearsal.deadline import Deadline
 from pytest_rehearsal.redact import MASK, Secret
 from servers import serve_asgi
 
@@ -166,7 +166,8 @@ def test_a_final_first_answer_needs_neither_a_retry_nor_tenacity() -> None:
     # Run in a fresh interpreter: tenacity is imported on the first retry only.
     script = (
         "import sys\n"
-        "from pytest_rehearsal.client import Deadline, with_retries\n"
+        "from pytest_rehearsal.client import with_retries\n"
+        "from pytest_rehearsal.deadline import Deadline\n"
         "deadline = Deadline.after(5.0, 'GET /')\n"
         "assert with_retries(lambda: 200, 3, deadline, lambda status: None) == 200\n"
         "print('tenacity' in sys.modules)\n"

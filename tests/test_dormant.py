@@ -85,7 +85,10 @@ def test_an_active_run_loads_only_what_it_uses(
     )
     result = pytester.runpytest_subprocess(f"--staging-url={url}", "--no-rollback", "-s")
     result.assert_outcomes(passed=1, skipped=1)
-    loaded = "LOADED: ['pytest_rehearsal.checks._base', 'pytest_rehearsal.checks.health']"
+    loaded = (
+        "LOADED: ['pytest_rehearsal.checks._base', 'pytest_rehearsal.checks._leaks', "
+        "'pytest_rehearsal.checks.health']"
+    )
     assert loaded in result.stdout.str()
 
 

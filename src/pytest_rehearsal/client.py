@@ -53,9 +53,10 @@ import httpx
 from . import __version__
 from .checks._base import Probe, Reply, ReplyLog
 from .config import RehearsalConfig
+from .deadline import Deadline
 from .redact import Redactor, Secret, mask_url
 from .sockets import open_connection
-from .units import format_elapsed, format_size
+from .units import format_size
 
 if TYPE_CHECKING:
     from .retry import Pushback
@@ -66,7 +67,6 @@ __all__ = [
     "TRANSIENT_STATUSES",
     "BodyTooLarge",
     "Credentials",
-    "Deadline",
     "DeadlineBackend",
     "DeadlineExceeded",
     "ProbeSender",
@@ -249,28 +249,6 @@ class RedirectRefused(httpx.RequestError):
 
 
 # -- deadlines --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """When everything one request does must be over (``time.monotonic()``), and why."""
-
-    at: float
-    seconds: float
-    what: str
-
-    @classmethod
-    def after(cls, seconds: float, what: str, not_after: float | None = None) -> Deadline:
-        """A deadline *seconds* from now, or at *not_after* if that comes first."""
-        now = time.monotonic()
-        at = now + seconds if not_after is None else min(now + seconds, not_after)
-        return cls(at, max(0.0, at - now), what)
-
-    def left(self) -> float:
-        return self.at - time.monotonic()
-
-    def message(self) -> str:
-        return f"exceeded the {format_elapsed(self.seconds)} total deadline for {self.what}"
 
 
 class DeadlineExceeded(httpcore.TimeoutException):

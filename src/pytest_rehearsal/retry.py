@@ -2,7 +2,7 @@
 
 At most a given number of attempts. Between two of them a pause: what ``Retry-After`` asks,
 or an exponential backoff with jitter; but only while the pause fits the request's
-:class:`~pytest_rehearsal.client.Deadline`. A ``Retry-After`` longer than the time left ends
+:class:`~pytest_rehearsal.deadline.Deadline`. A ``Retry-After`` longer than the time left ends
 the retries with a note saying so.
 
 Imported by :func:`pytest_rehearsal.client.with_retries` only once a first attempt has failed
@@ -22,7 +22,7 @@ from tenacity.stop import stop_base
 from .units import format_elapsed
 
 if TYPE_CHECKING:
-    from .client import Deadline
+    from .deadline import Deadline
 
 __all__ = ["Pushback", "retrying"]
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .checks._base import excerpt
-from .checks.health import describe_answer, judge_answer
+from .answers import describe_answer, judge_answer
+from .text import excerpt
 from .units import format_duration, format_elapsed
 
 if TYPE_CHECKING:

@@ -22,9 +22,9 @@ from urllib.parse import urljoin
 
 import pytest
 
+from .answers import judge_answer
 from .checks import build_checks
 from .checks._base import Check, Probe, Reply, ReplyLog
-from .checks.health import judge_answer
 from .client import (
     Credentials,
     ProbeSender,

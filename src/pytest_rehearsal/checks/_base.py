@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Meta
+from ..text import excerpt
+from ._leaks import SCAN_LIMIT, mask_secrets
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -32,7 +34,6 @@ __all__ = [
     "Upload",
     "Verdict",
     "describe_retry",
-    "excerpt",
     "fail",
 ]
 
@@ -119,8 +120,6 @@ class Reply:
         A secret in the body excerpt (a token, a private key) is shown redacted: a page that
         fails for another reason may still carry one, and a message must never print it.
         """
-        from ._leaks import SCAN_LIMIT, mask_secrets
-
         if self.status is None:
             return f"no response ({self.error})"
         head = f"{self.status} {self.reason}".strip()
@@ -190,13 +189,6 @@ class Check(ABC):
     @abstractmethod
     def run(self, seen: ReplyLog) -> CheckRun:
         """Yield batches of probes, receive their replies, return the verdict."""
-
-
-def excerpt(body: bytes | str, limit: int = 200) -> str:
-    """A short single-line excerpt of a body for messages."""
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def describe_retry(probe: Probe) -> str:

@@ -14,18 +14,19 @@ import functools
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ._base import Reply, excerpt
+from ..text import excerpt
 
 __all__ = [
     "RULES",
     "SCAN_LIMIT",
-    "Finding",
+    "Leak",
     "LeakRule",
     "mask_secrets",
     "redact",
-    "scan_reply",
+    "scan_response",
     "scan_text",
     "shannon_entropy",
 ]
@@ -212,7 +213,7 @@ RULES: tuple[LeakRule, ...] = SECRET_RULES + TRACE_RULES
 
 
 @dataclass(frozen=True)
-class Finding:
+class Leak:
     """One rule matched somewhere in a reply; ``shown`` is already safe to print."""
 
     rule: LeakRule
@@ -276,9 +277,9 @@ def mask_secrets(text: str) -> str:
     return text
 
 
-def scan_text(text: str, where: str) -> list[Finding]:
+def scan_text(text: str, where: str) -> list[Leak]:
     """Every secret in *text*, and the most specific stack trace / debug page marker."""
-    findings: list[Finding] = []
+    findings: list[Leak] = []
     seen: set[tuple[str, str]] = set()
     lowered = text.lower()
     for rule in SECRET_RULES:
@@ -287,22 +288,25 @@ def scan_text(text: str, where: str) -> list[Finding]:
         for match in rule.pattern.finditer(text):
             if not _is_secret(rule, _secret_of(match)):
                 continue
-            finding = Finding(rule, where, _shown(rule, match))
+            finding = Leak(rule, where, _shown(rule, match))
             if (rule.name, finding.shown) not in seen:
                 seen.add((rule.name, finding.shown))
                 findings.append(finding)
     for rule in TRACE_RULES:
         trace = rule.pattern.search(text) if rule.may_match(lowered) else None
         if trace is not None:
-            findings.append(Finding(rule, where, _shown(rule, trace)))
+            findings.append(Leak(rule, where, _shown(rule, trace)))
             break
     return findings
 
 
-def scan_reply(reply: Reply, limit: int = SCAN_LIMIT) -> list[Finding]:
-    """Findings in the headers and the first *limit* bytes of the body of *reply*."""
-    findings: list[Finding] = []
-    for name, value in reply.headers:
-        findings.extend(f for f in scan_text(value, f"{name} header") if f.rule.kind == "secret")
-    findings.extend(scan_text(reply.body[:limit].decode("utf-8", errors="replace"), "body"))
-    return findings
+def scan_response(
+    headers: Iterable[tuple[str, str]], body: bytes, limit: int = SCAN_LIMIT
+) -> list[Leak]:
+    """Leaks in the *headers* and the first *limit* bytes of the *body* of a response."""
+    leaks: list[Leak] = []
+    for name, value in headers:
+        found = scan_text(value, f"{name} header")
+        leaks.extend(leak for leak in found if leak.rule.kind == "secret")
+    leaks.extend(scan_text(body[:limit].decode("utf-8", errors="replace"), "body"))
+    return leaks

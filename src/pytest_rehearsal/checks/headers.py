@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..config import HeadersCheckConfig, HeadersPathConfig, RehearsalConfig
-from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, excerpt, fail
+from ..text import excerpt
+from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
 from ._headersyntax import effective_referrer_policy, hsts_max_age, parse_csp, parse_set_cookie
 from ._support import is_json, meta_for, origin, tag
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..answers import describe_answer, judge_answer
 from ..config import HealthCheckConfig, Meta
 from ..units import format_duration
 from ._base import Check, CheckRun, Probe, ReplyLog, Verdict, fail
@@ -13,41 +12,7 @@ from ._base import Check, CheckRun, Probe, ReplyLog, Verdict, fail
 if TYPE_CHECKING:
     from ..config import RehearsalConfig
 
-__all__ = ["HealthCheck", "build", "describe_answer", "json_contains", "judge_answer"]
-
-
-def json_contains(actual: Any, expected: Any) -> bool:
-    """Whether *actual* holds *expected* as a subset: mappings by key, recursively; else equal."""
-    if isinstance(expected, Mapping):
-        return isinstance(actual, Mapping) and all(
-            key in actual and json_contains(actual[key], value) for key, value in expected.items()
-        )
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return type(actual) is type(expected) and actual == expected  # true is not 1
-    return bool(actual == expected)
-
-
-def describe_answer(status: int, expect_json: Mapping[str, Any] | None) -> str:
-    """``status 200 with JSON containing {"ok": true}``: the expectation in words."""
-    text = f"status {status}"
-    if expect_json:
-        text += f" with JSON containing {json.dumps(expect_json, sort_keys=True)}"
-    return text
-
-
-def judge_answer(
-    status: int | None, body: bytes, expect_status: int, expect_json: Mapping[str, Any] | None
-) -> bool:
-    """Whether a reply meets a status and JSON-subset expectation (health and rollback verify)."""
-    if status != expect_status:
-        return False
-    if not expect_json:
-        return True
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return False
-    return json_contains(document, expect_json)
+__all__ = ["HealthCheck", "build"]
 
 
 class HealthCheck(Check):

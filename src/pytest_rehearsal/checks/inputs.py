@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from ..config import InputEntry, RehearsalConfig
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
-from ._leaks import scan_reply
+from ._leaks import scan_response
 from ._support import entry_params, meta_for, tag
 
 __all__ = ["InputCheck", "build", "input_probe"]
@@ -61,7 +61,7 @@ class InputCheck(Check):
         missing = [field for field in self.entry.mentions if field.lower() not in text]
         if missing:
             problems.append("the body does not name " + ", ".join(missing))
-        findings = [f for f in scan_reply(reply) if not f.rule.warn_only]
+        findings = [f for f in scan_response(reply.headers, reply.body) if not f.rule.warn_only]
         problems += [f"the response shows {finding.describe()}" for finding in findings]
         if not problems:
             return tag(Verdict.ok(), asvs=_ASVS)

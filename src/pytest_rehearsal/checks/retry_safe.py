@@ -23,7 +23,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..config import RehearsalConfig, RetrySafeEntry
-from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, excerpt, fail
+from ..text import excerpt
+from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
 from ._leaks import mask_secrets
 from ._support import combine, entry_params, meta_for, not_idempotent, tag
 

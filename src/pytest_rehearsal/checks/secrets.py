@@ -21,7 +21,7 @@ from posixpath import basename
 
 from ..config import RehearsalConfig, SecretsCheckConfig
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
-from ._leaks import Finding, scan_reply
+from ._leaks import Leak, scan_response
 from ._support import combine, is_html, is_json, meta_for, tag
 from .inputs import input_probe
 
@@ -243,7 +243,7 @@ def is_exposed(reply: Reply, baseline: Reply | None, artefact: Artefact) -> str 
     return artefact.marker(reply)
 
 
-def _leaked(findings: Sequence[Finding]) -> list[Finding]:
+def _leaked(findings: Sequence[Leak]) -> list[Leak]:
     return [f for f in findings if not f.rule.warn_only]
 
 
@@ -286,7 +286,7 @@ class ExposureCheck(Check):
             return tag(verdict, asvs=_ASVS_EXPOSURE)
         evidence = is_exposed(reply, baseline, self.artefact)
         served = reply.status == 200 and not _soft_404(reply, baseline, self.artefact)
-        leaks = _leaked(scan_reply(reply)) if served else []
+        leaks = _leaked(scan_response(reply.headers, reply.body)) if served else []
         if evidence is None and not leaks:
             return tag(Verdict.ok(), asvs=_ASVS_EXPOSURE)
         status = f"{reply.status} {reply.reason}".strip()
@@ -319,12 +319,12 @@ class ResponsesScan(Check):
         One failure block per response where a finding first appeared; a finding seen again
         elsewhere (a leaky footer on every page) adds "also in N more" rather than a block.
         """
-        first: dict[tuple[str, str], tuple[Finding, Reply]] = {}
+        first: dict[tuple[str, str], tuple[Leak, Reply]] = {}
         also: dict[tuple[str, str], list[str]] = {}
         for reply in replies:
             if reply.probe in self.scanned_elsewhere:
                 continue
-            for finding in scan_reply(reply):
+            for finding in scan_response(reply.headers, reply.body):
                 key = (finding.rule.name, finding.shown)
                 if key in first:
                     also[key].append(f"{reply.probe.method} {reply.url}")

@@ -1,0 +1,36 @@
+"""When everything one request does must be over: a point in time and what it bounds.
+
+Pure; the HTTP clients (:mod:`.client`) enforce it on every socket operation, and the retry
+policy (:mod:`.retry`) plans its pauses within it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .units import format_elapsed
+
+__all__ = ["Deadline"]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When everything one request does must be over (``time.monotonic()``), and why."""
+
+    at: float
+    seconds: float
+    what: str
+
+    @classmethod
+    def after(cls, seconds: float, what: str, not_after: float | None = None) -> Deadline:
+        """A deadline *seconds* from now, or at *not_after* if that comes first."""
+        now = time.monotonic()
+        at = now + seconds if not_after is None else min(now + seconds, not_after)
+        return cls(at, max(0.0, at - now), what)
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def message(self) -> str:
+        return f"exceeded the {format_elapsed(self.seconds)} total deadline for {self.what}"
