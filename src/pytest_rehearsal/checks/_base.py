@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Meta
+from ..findings import Exchange, Finding, render
 from ..text import excerpt
 from ._leaks import SCAN_LIMIT, mask_secrets
 
@@ -34,7 +35,9 @@ __all__ = [
     "Upload",
     "Verdict",
     "describe_retry",
+    "exchange_of",
     "fail",
+    "finding",
 ]
 
 # RFC 9110 section 9.2.2: repeating these has the same effect as sending them once.
@@ -146,15 +149,30 @@ class ReplyLog:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The judgement of one check. ``message`` explains a failure (or notes a pass)."""
+    """The judgement of one check: what it found (nothing: it passed), notes, properties.
 
-    passed: bool
-    message: str = ""
+    ``notes`` say something about a passing check (a warning, such as a JWT in a response);
+    ``properties`` are facts for the reports (the ASVS requirements it maps to).
+    """
+
+    findings: tuple[Finding, ...] = ()
+    notes: tuple[str, ...] = ()
     properties: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def ok(cls, message: str = "") -> Verdict:
-        return cls(True, message)
+    def ok(cls, note: str = "") -> Verdict:
+        """A pass, with an optional note."""
+        return cls(notes=(note,) if note else ())
+
+    @property
+    def passed(self) -> bool:
+        return not self.findings
+
+    @property
+    def message(self) -> str:
+        """The failure message built from the findings, then the notes."""
+        parts = [render(self.findings)] if self.findings else []
+        return "\n".join([*parts, *self.notes])
 
 
 CheckRun = Generator[Sequence[Probe], Sequence[Reply], Verdict]
@@ -201,20 +219,54 @@ def describe_retry(probe: Probe) -> str:
     return f"not safe: repeating this {method} may change staging again (it is not idempotent)"
 
 
-def fail(reply: Reply | Probe, expected: str, got: str | None = None, url: str = "") -> Verdict:
-    """A failed verdict whose message says what was requested, expected, got, and retry safety.
-
-    Pass a :class:`Reply` (its URL and description are used) or, when no request went out, the
-    :class:`Probe` and an explicit *got*.
-    """
+def exchange_of(
+    reply: Reply | Probe, expected: str, url: str = "", noun: str = "problem"
+) -> Exchange:
+    """The request of *reply* (or of a *probe* that never went out), what was expected of it,
+    and whether repeating it is safe."""
     probe = reply.probe if isinstance(reply, Reply) else reply
     target = reply.url if isinstance(reply, Reply) else (url or probe.path)
+    return Exchange(f"{probe.method.upper()} {target}", expected, describe_retry(probe), noun)
+
+
+def finding(
+    reply: Reply | Probe,
+    expected: str,
+    got: str | None = None,
+    *,
+    rule: str,
+    message: str | None = None,
+    itemized: bool = False,
+    url: str = "",
+    noun: str = "problem",
+) -> Finding:
+    """One finding about *reply*: what was requested, expected and got, and retry safety.
+
+    Pass a :class:`Reply` (its URL and description are used) or, when no request went out,
+    the :class:`Probe` and an explicit *got*. *message* is the one-line statement of the
+    problem; by default "expected ..., got ..." from the first line of *got*.
+    """
     if got is None:
         got = reply.describe() if isinstance(reply, Reply) else "nothing"
-    message = (
-        f"{probe.method.upper()} {target}\n"
-        f"  expected: {expected}\n"
-        f"  got:      {got}\n"
-        f"  retry:    {describe_retry(probe)}"
+    if message is None:
+        message = f"expected {expected}, got {excerpt(got.splitlines()[0] if got else '', 160)}"
+    return Finding(
+        rule=rule,
+        message=message,
+        got=got,
+        exchange=exchange_of(reply, expected, url, noun),
+        itemized=itemized,
     )
-    return Verdict(False, message)
+
+
+def fail(
+    reply: Reply | Probe,
+    expected: str,
+    got: str | None = None,
+    url: str = "",
+    *,
+    rule: str,
+    message: str | None = None,
+) -> Verdict:
+    """A failed verdict with one :func:`finding`."""
+    return Verdict((finding(reply, expected, got, rule=rule, message=message, url=url),))

@@ -42,10 +42,11 @@ def entry_params(entries: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def combine(verdicts: Sequence[Verdict]) -> Verdict:
-    """One verdict from several: passed when all passed; failures first, then the notes."""
-    failures = [verdict.message for verdict in verdicts if not verdict.passed]
-    notes = [verdict.message for verdict in verdicts if verdict.passed and verdict.message]
-    return Verdict(not failures, "\n".join(failures + notes))
+    """One verdict from several: every finding, then every note, in order."""
+    return Verdict(
+        findings=tuple(found for verdict in verdicts for found in verdict.findings),
+        notes=tuple(note for verdict in verdicts for note in verdict.notes),
+    )
 
 
 def tag(verdict: Verdict, **properties: str) -> Verdict:

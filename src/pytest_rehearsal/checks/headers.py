@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..config import HeadersCheckConfig, HeadersPathConfig, RehearsalConfig
 from ..text import excerpt
-from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
+from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail, finding
 from ._headersyntax import effective_referrer_policy, hsts_max_age, parse_csp, parse_set_cookie
 from ._support import is_json, meta_for, origin, tag
 
@@ -419,23 +419,33 @@ class HeadersCheck(Check):
     def judge(self, reply: Reply) -> Verdict:
         """The verdict on one reply (pure)."""
         if reply.status is None:
-            return fail(reply, expected="a response whose headers can be judged")
+            return fail(reply, "a response whose headers can be judged", rule="no-response")
         if reply.status == 404:
             expected = "the page to exist (a 404 means staging does not serve this path: "
-            return fail(reply, expected + "fix checks.headers.paths)", reply.describe())
+            return fail(reply, expected + "fix checks.headers.paths)", rule="not-found")
         if reply.status >= 500:
             expected = "a page whose headers can be judged (the server failed)"
-            return fail(reply, expected, reply.describe())
+            return fail(reply, expected, rule="server-error")
         profile = profile_of(reply, self.policy)
         violations, notes = judge(reply, self.policy)
         properties = {"asvs": _ASVS[profile], "profile": profile}
         if not violations:
             return tag(Verdict.ok("; ".join(notes)), **properties)
-        count = f"{len(violations)} header problem{'s' if len(violations) > 1 else ''}"
-        bullets = "".join(f"\n    - {v.describe()}" for v in violations)
-        got = f"{reply.status} {reply.reason}".strip() + f" with {count}:{bullets}"
         expected = f"the {profile} secure-headers policy (see docs/checks.md#headers)"
-        return tag(fail(reply, expected, got), **properties)
+        status = f"{reply.status} {reply.reason}".strip()
+        found = tuple(
+            finding(
+                reply,
+                expected,
+                status,
+                rule=v.header,
+                message=v.describe(),
+                itemized=True,
+                noun="header problem",
+            )
+            for v in violations
+        )
+        return tag(Verdict(found), **properties)
 
 
 def build(config: RehearsalConfig) -> list[Check]:

@@ -38,12 +38,16 @@ class HealthCheck(Check):
         spec = self.spec
         expected = describe_answer(spec.expect_status, spec.expect_json)
         if not judge_answer(reply.status, reply.body, spec.expect_status, spec.expect_json):
-            return fail(reply, expected)
+            return fail(reply, expected, rule="unexpected-answer")
         if spec.max_latency is not None and reply.elapsed > spec.max_latency:
+            limit = format_duration(spec.max_latency)
+            took = format_duration(reply.elapsed)
             return fail(
                 reply,
-                f"{expected} within {format_duration(spec.max_latency)}",
-                f"{reply.status} after {format_duration(reply.elapsed)} (too slow)",
+                f"{expected} within {limit}",
+                f"{reply.status} after {took} (too slow)",
+                rule="too-slow",
+                message=f"answered after {took}, slower than the {limit} max_latency",
             )
         return Verdict.ok(f"{reply.status} in {format_duration(reply.elapsed)}")
 

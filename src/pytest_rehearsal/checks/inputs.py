@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..config import InputEntry, RehearsalConfig
-from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
+from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail, finding
 from ._leaks import scan_response
 from ._support import entry_params, meta_for, tag
 
@@ -51,24 +51,30 @@ class InputCheck(Check):
         """The verdict on the reply to the invalid request (pure)."""
         expected = self.refusal()
         if reply.status is None:
-            return tag(fail(reply, expected), asvs=_ASVS)
-        problems: list[str] = []
+            return tag(fail(reply, expected, rule="no-response"), asvs=_ASVS)
+        problems: list[tuple[str, str]] = []
         if reply.status >= 500:
-            problems.append(f"the server failed ({reply.status}) instead of refusing the input")
+            failed = f"the server failed ({reply.status}) instead of refusing the input"
+            problems.append(("server-error", failed))
         elif reply.status != self.entry.expect_status:
-            problems.append(f"status {reply.status}, expected {self.entry.expect_status}")
+            problems.append(
+                ("status", f"status {reply.status}, expected {self.entry.expect_status}")
+            )
         text = reply.text.lower()
         missing = [field for field in self.entry.mentions if field.lower() not in text]
         if missing:
-            problems.append("the body does not name " + ", ".join(missing))
-        findings = [f for f in scan_response(reply.headers, reply.body) if not f.rule.warn_only]
-        problems += [f"the response shows {finding.describe()}" for finding in findings]
+            problems.append(("not-named", "the body does not name " + ", ".join(missing)))
+        leaks = [f for f in scan_response(reply.headers, reply.body) if not f.rule.warn_only]
+        problems += [(leak.rule.name, f"the response shows {leak.describe()}") for leak in leaks]
         if not problems:
             return tag(Verdict.ok(), asvs=_ASVS)
-        # A body with a leak is not quoted (the finding is shown redacted instead).
-        got = f"{reply.status} {reply.reason}".strip() if findings else reply.describe()
-        bullets = "".join(f"\n    - {problem}" for problem in problems)
-        return tag(fail(reply, expected, got + bullets), asvs=_ASVS)
+        # A body with a leak is not quoted (the leak is shown redacted instead).
+        got = f"{reply.status} {reply.reason}".strip() if leaks else reply.describe()
+        found = tuple(
+            finding(reply, expected, got, rule=rule, message=message, itemized=True)
+            for rule, message in problems
+        )
+        return tag(Verdict(found), asvs=_ASVS)
 
 
 def build(config: RehearsalConfig) -> list[Check]:

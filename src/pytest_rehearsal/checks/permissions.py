@@ -84,7 +84,8 @@ class _PermissionCheck(Check):
         if problem is None:
             return Verdict.ok()
         via = f" (redirected from {', '.join(hops)})" if hops else ""
-        return fail(reply, expected, f"{reply.describe()} · {problem}{via}")
+        got = f"{reply.describe()} · {problem}{via}"
+        return fail(reply, expected, got, rule="not-refused", message=f"{problem}{via}")
 
     def common_problem(self, reply: Reply) -> str:
         """The explanation of a reply that refuses nothing, for any caller."""

@@ -171,16 +171,17 @@ class RetrySafeCheck(Check):
         """Whether the original request went through, so that a replay means something."""
         expected = "the original request to succeed (2xx)"
         if first.status is None:
-            return fail(first, expected)
+            return fail(first, expected, rule="original-failed")
         if first.status >= 500:
-            return fail(first, expected, f"{first.describe()} · the original request failed")
+            got = f"{first.describe()} · the original request failed"
+            return fail(first, expected, got, rule="original-failed")
         if first.status >= 400:
             why = (
                 "the original request was refused, so nothing can be replayed: the entry needs "
                 "a payload the endpoint accepts (checks.retry_safe json), and the endpoint must "
                 f"accept {self.entry.idempotency_header}: {self.key_value('<uuid4>')}"
             )
-            return fail(first, expected, f"{first.describe()} · {why}")
+            return fail(first, expected, f"{first.describe()} · {why}", rule="original-refused")
         return Verdict.ok()
 
     def judge(self, first: Reply, replay: Reply, mismatch: Reply, change: str) -> Verdict:
@@ -196,10 +197,13 @@ class RetrySafeCheck(Check):
     def _judge_replay(self, first: Reply, replay: Reply) -> Verdict:
         expected = f"the first response again ({first.status}, same body) for the same key"
         if replay.status is None:
-            return fail(not_idempotent(replay), expected)
+            return fail(not_idempotent(replay), expected, rule="replay-failed")
         if replay.status != first.status:
             got = f"{replay.describe()} · the status changed from {first.status}"
-            return fail(not_idempotent(replay), expected, got)
+            message = f"the replay answered {replay.status}, the first request {first.status}"
+            return fail(
+                not_idempotent(replay), expected, got, rule="replay-differs", message=message
+            )
         difference = first_difference(first.body, replay.body, self.entry.ignore_fields)
         if difference is None:
             return Verdict.ok()
@@ -208,7 +212,8 @@ class RetrySafeCheck(Check):
             "so a client retrying after a timeout repeats its effect "
             "(list volatile fields in ignore_fields)"
         )
-        return fail(not_idempotent(replay), expected, got)
+        message = f"the replay with the same key was executed again: {mask_secrets(difference)}"
+        return fail(not_idempotent(replay), expected, got, rule="replay-differs", message=message)
 
     def _judge_mismatch(self, first: Reply, mismatch: Reply, change: str) -> Verdict:
         expected = (
@@ -217,7 +222,7 @@ class RetrySafeCheck(Check):
         if mismatch.status in self.entry.conflict_status:
             return Verdict.ok()
         if mismatch.status is None:
-            return fail(not_idempotent(mismatch), expected)
+            return fail(not_idempotent(mismatch), expected, rule="key-reuse-failed")
         if 200 <= mismatch.status < 300:
             same = first_difference(first.body, mismatch.body, self.entry.ignore_fields) is None
             why = (
@@ -227,7 +232,8 @@ class RetrySafeCheck(Check):
             )
         else:
             why = f"refused with {mismatch.status}, expected {self.refusals}"
-        return fail(not_idempotent(mismatch), expected, f"{mismatch.describe()} · {why}")
+        got = f"{mismatch.describe()} · {why}"
+        return fail(not_idempotent(mismatch), expected, got, rule="key-reuse-accepted", message=why)
 
 
 def build(config: RehearsalConfig) -> list[Check]:

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from posixpath import basename
 
 from ..config import RehearsalConfig, SecretsCheckConfig
-from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
+from ..findings import Finding
+from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail, finding
 from ._leaks import Leak, scan_response
-from ._support import combine, is_html, is_json, meta_for, tag
+from ._support import is_html, is_json, meta_for, tag
 from .inputs import input_probe
 
 __all__ = [
@@ -282,18 +283,22 @@ class ExposureCheck(Check):
         """The verdict on the artefact reply, given the soft-404 baseline (pure)."""
         expected = f"not served (this path must not expose {self.artefact.kind})"
         if reply.status is None:
-            verdict = fail(reply, expected, f"no response ({reply.error}): exposure unknown")
-            return tag(verdict, asvs=_ASVS_EXPOSURE)
+            got = f"no response ({reply.error}): exposure unknown"
+            return tag(fail(reply, expected, got, rule="no-response"), asvs=_ASVS_EXPOSURE)
         evidence = is_exposed(reply, baseline, self.artefact)
         served = reply.status == 200 and not _soft_404(reply, baseline, self.artefact)
         leaks = _leaked(scan_response(reply.headers, reply.body)) if served else []
         if evidence is None and not leaks:
             return tag(Verdict.ok(), asvs=_ASVS_EXPOSURE)
-        status = f"{reply.status} {reply.reason}".strip()
-        parts = [f"{self.artefact.kind}: {evidence}" if evidence else "a page"]
-        parts += [f"contains {finding.describe()}" for finding in leaks]
         # The body itself is never quoted: it is the secret.
-        return tag(fail(reply, expected, f"{status} · " + "; ".join(parts)), asvs=_ASVS_EXPOSURE)
+        status = f"{reply.status} {reply.reason}".strip()
+        problems = [("exposed", f"{self.artefact.kind}: {evidence}" if evidence else "a page")]
+        problems += [(leak.rule.name, f"contains {leak.describe()}") for leak in leaks]
+        found = tuple(
+            finding(reply, expected, status, rule=rule, message=message, itemized=True)
+            for rule, message in problems
+        )
+        return tag(Verdict(found), asvs=_ASVS_EXPOSURE)
 
 
 class ResponsesScan(Check):
@@ -316,7 +321,7 @@ class ResponsesScan(Check):
     def judge(self, replies: Sequence[Reply]) -> Verdict:
         """The verdict on every reply in *replies* (pure).
 
-        One failure block per response where a finding first appeared; a finding seen again
+        One failure block per response where a leak first appeared; a leak seen again
         elsewhere (a leaky footer on every page) adds "also in N more" rather than a block.
         """
         first: dict[tuple[str, str], tuple[Leak, Reply]] = {}
@@ -324,25 +329,25 @@ class ResponsesScan(Check):
         for reply in replies:
             if reply.probe in self.scanned_elsewhere:
                 continue
-            for finding in scan_response(reply.headers, reply.body):
-                key = (finding.rule.name, finding.shown)
+            for leak in scan_response(reply.headers, reply.body):
+                key = (leak.rule.name, leak.shown)
                 if key in first:
                     also[key].append(f"{reply.probe.method} {reply.url}")
                 else:
-                    first[key], also[key] = (finding, reply), []
-        by_reply: dict[int, tuple[Reply, list[str], list[str]]] = {}
-        for key, (finding, reply) in first.items():
-            _, failing, warnings = by_reply.setdefault(id(reply), (reply, [], []))
-            text = finding.describe() + _elsewhere(also[key])
-            (warnings if finding.rule.warn_only else failing).append(text)
-        verdicts: list[Verdict] = []
+                    first[key], also[key] = (leak, reply), []
+        found: list[Finding] = []
         notes: list[str] = []
-        for reply, failing, warnings in by_reply.values():
-            if failing:
-                verdicts.append(fail(reply, self.describe_expectation(), "; ".join(failing)))
-            where = f"{reply.probe.method} {reply.url}"
-            notes += [f"note (not failing): {text} of {where}" for text in warnings]
-        verdict = combine([*verdicts, Verdict.ok("\n".join(notes))])
+        for key, (leak, reply) in first.items():
+            text = leak.describe() + _elsewhere(also[key])
+            if leak.rule.warn_only:
+                notes.append(f"note (not failing): {text} of {reply.probe.method} {reply.url}")
+                continue
+            status = f"{reply.status} {reply.reason}".strip()
+            expected = self.describe_expectation()
+            found.append(
+                finding(reply, expected, status, rule=leak.rule.name, message=text, itemized=True)
+            )
+        verdict = Verdict(tuple(found), tuple(notes))
         return tag(verdict, asvs=_ASVS_LEAKS, scanned=str(len(replies)))
 
 

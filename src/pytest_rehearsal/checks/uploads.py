@@ -66,7 +66,7 @@ class UploadCheck(Check):
         if status is not None and 200 <= status < 300:
             return Verdict.ok()
         if status is None:
-            return fail(reply, expected)
+            return fail(reply, expected, rule="small-upload-failed")
         if status == 413:
             why = (
                 f"the small body was refused as too large{_hop(reply)}: a hop enforces a limit "
@@ -80,7 +80,8 @@ class UploadCheck(Check):
                 f"the small body was refused ({status}): check that the endpoint takes a "
                 f"multipart file in the field {self.section.field!r} (checks.uploads.field)"
             )
-        return fail(reply, expected, f"{reply.describe()} · {why}")
+        got = f"{reply.describe()} · {why}"
+        return fail(reply, expected, got, rule="small-upload-refused", message=why)
 
     def _judge_big(self, reply: Reply) -> Verdict:
         expected = f"413 for an upload of max_bytes + 1 ({self.big_size} bytes)"
@@ -94,16 +95,17 @@ class UploadCheck(Check):
                 "an early 413, and a proxy hop may have eaten the 413. Warning-level: check the "
                 "hops in front of the service"
             )
-            return fail(reply, expected, why)
+            return fail(reply, expected, why, rule="closed-without-413", message=why)
         if status is None:
-            return fail(reply, expected)
+            return fail(reply, expected, rule="big-upload-failed")
         if 200 <= status < 300:
             why = "accepted a body over the limit: the limit is not enforced at any hop"
         elif status >= 500:
             why = "the server failed instead of refusing the body with 413"
         else:
             why = f"refused with {status} instead of 413: clients cannot tell the body was too big"
-        return fail(reply, expected, f"{reply.describe()} · {why}")
+        got = f"{reply.describe()} · {why}"
+        return fail(reply, expected, got, rule="limit-not-enforced", message=why)
 
 
 def build(config: RehearsalConfig) -> list[Check]:
