@@ -78,7 +78,7 @@ def test_over_limit_accepted_fails() -> None:
     [
         ((400, None), "refused with 400 instead of 413"),
         ((502, None), "the server failed instead of refusing"),
-        ((None, "no response within 10s (100 bytes sent)"), "no response within 10s"),
+        ((None, "no response within 10 s (100 bytes sent)"), "no response within 10 s"),
     ],
 )
 def test_other_big_outcomes_fail(big: tuple[int | None, str | None], text: str) -> None:

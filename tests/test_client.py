@@ -105,10 +105,10 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
 
 def test_a_deadline_names_its_total_and_the_request() -> None:
     assert Deadline.after(2.0, "GET /slow").message() == (
-        "exceeded the 2s total deadline for GET /slow"
+        "exceeded the 2 s total deadline for GET /slow"
     )
     assert Deadline.after(0.25, "GET /x").message() == (
-        "exceeded the 250ms total deadline for GET /x"
+        "exceeded the 250 ms total deadline for GET /x"
     )
 
 
@@ -226,8 +226,8 @@ def test_a_retry_after_that_does_not_fit_ends_retrying_with_a_note() -> None:
     assert with_retries(unavailable, 3, deadline, unavailable.pushback, noted=noted) == -503
     assert (limited.calls, unavailable.calls) == (1, 1)
     assert notes == [
-        "rate limited: Retry-After 3600s exceeds the 2s budget",
-        "unavailable: Retry-After 3600s exceeds the 2s budget",
+        "rate limited: Retry-After 3600 s exceeds the 2 s budget",
+        "unavailable: Retry-After 3600 s exceeds the 2 s budget",
     ]
 
 
@@ -301,8 +301,8 @@ def test_an_untrusted_issuer_points_at_the_ca_bundle_option() -> None:
         ),
         (httpx.ReadTimeout("timed out"), "timed out (read timeout)"),
         (
-            _caused_by(httpx.ReadTimeout("x"), DeadlineExceeded("exceeded the 2s ... GET /")),
-            "exceeded the 2s ... GET /",
+            _caused_by(httpx.ReadTimeout("x"), DeadlineExceeded("exceeded the 2 s ... GET /")),
+            "exceeded the 2 s ... GET /",
         ),
     ],
 )

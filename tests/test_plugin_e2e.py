@@ -294,7 +294,7 @@ def test_staging_wait_polls_until_healthy(
         timer.cancel()
     assert result.ret == 0
     result.stdout.fnmatch_lines(
-        ["*waiting up to 20s for /health*", "*staging not ready (503*", "*staging is up (200*"]
+        ["*waiting up to 20 s for /health*", "*staging not ready (503*", "*staging is up (200*"]
     )
 
 

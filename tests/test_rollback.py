@@ -263,7 +263,7 @@ def test_timeout_kills_a_group_that_ignores_sigterm(tmp_path: Path) -> None:
     assert result.timed_out
     assert result.escalated_to_kill
     assert result.signal == signal.SIGKILL
-    assert result.describe() == "killed by SIGKILL after timing out after 1s (ignored SIGTERM)"
+    assert result.describe() == "killed by SIGKILL after timing out after 1 s (ignored SIGTERM)"
     assert result.tail == "started\n"
     pids = read_pids(pidfile)
     assert len(pids) == 3
@@ -278,7 +278,7 @@ def test_timeout_failure_is_named_in_the_outcome(tmp_path: Path) -> None:
         config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=None
     )
     assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("failed", "command", None)
-    assert "killed by SIGKILL after timing out after 500ms" in outcome.message
+    assert "killed by SIGKILL after timing out after 500 ms" in outcome.message
     props = outcome.properties()
     assert (props["timed_out"], props["rollback_signal"]) == ("true", "SIGKILL")
     assert survivors(read_pids(tmp_path / "pids")) == []
@@ -590,7 +590,7 @@ def test_verify_failure_names_the_last_seen_answer(tmp_path: Path) -> None:
     )
     assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("failed", "verify", 0)
     assert outcome.message.startswith(
-        "verification not met within 60s: GET /health expected status 200 with JSON containing "
+        "verification not met within 60 s: GET /health expected status 200 with JSON containing "
         '{"version": "1.4.2"}; last seen 200 {"ok": true, "version": "1.5.0"} (after '
     )
     # Interval 0.5 s growing by half to 2 s: within 60 s that is a few dozen polls, not more.
@@ -726,7 +726,7 @@ def test_no_command_fails_with_the_contract_message(tmp_path: Path) -> None:
         "preflight",
         NO_COMMAND_MESSAGE,
     )
-    assert outcome.expect.startswith("a configured rollback command exits 0 within 10s")
+    assert outcome.expect.startswith("a configured rollback command exits 0 within 10 s")
 
 
 def test_skipped_for_no_rollback() -> None:
@@ -748,8 +748,8 @@ def test_expected_text_is_generated_from_the_config() -> None:
         restore=("./deploy.sh", "deploy", "1.5.0"),
     )
     assert expected_result(config) == (
-        "`./deploy.sh rollback` exits 0 within 2m, then GET /health answers status 200 with "
-        'JSON containing {"version": "1.4.2"} within 60s, then the restore '
+        "`./deploy.sh rollback` exits 0 within 2 min, then GET /health answers status 200 with "
+        'JSON containing {"version": "1.4.2"} within 60 s, then the restore '
         "`./deploy.sh deploy 1.5.0` exits 0"
     )
     explicit = RollbackConfig(command=("x",), expect="staging is on 1.4.2 again")

@@ -56,7 +56,7 @@ def test_a_rollback_that_leaves_staging_on_the_new_version_fails_verification(
     message = load_report(pytester.path / "r.json")["rollback"]["message"]
     assert '{"version": "1.4.2"}' in message
     assert '"version": "1.5.0"' in message
-    assert "within 1s" in message
+    assert "within 1 s" in message
 
 
 def test_a_hanging_rollback_that_ignores_sigterm_is_killed_with_its_children(

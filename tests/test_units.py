@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_rehearsal.units import format_duration, format_size, parse_duration, parse_size
+from pytest_rehearsal.units import (
+    format_duration,
+    format_elapsed,
+    format_size,
+    parse_duration,
+    parse_size,
+)
 
 
 @pytest.mark.parametrize(
@@ -51,10 +57,26 @@ def test_parse_size_refuses(text: object) -> None:
 
 
 def test_format_round_trips() -> None:
-    assert format_duration(0.25) == "250ms"
-    assert format_duration(30) == "30s"
-    assert format_duration(120) == "2m"
+    assert format_duration(0.25) == "250 ms"
+    assert format_duration(30) == "30 s"
+    assert format_duration(120) == "2 min"
+    assert format_duration(7200) == "2 h"
     assert format_size(10 * 1024**2) == "10MiB"
     assert format_size(1000) == "1000B"
-    for seconds in (0.25, 30.0, 120.0, 90.0):
+    for seconds in (0.25, 30.0, 120.0, 90.0, 7200.0, 0.0):
         assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0.0004, "0 ms"),
+        (0.25, "250 ms"),
+        (3.00955, "3.0 s"),
+        (29.5309, "29.5 s"),
+        (125, "2 min 5 s"),
+        (120.2, "2 min"),
+    ],
+)
+def test_format_elapsed_is_one_format_for_people(seconds: float, shown: str) -> None:
+    assert format_elapsed(seconds) == shown

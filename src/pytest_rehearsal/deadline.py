@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .units import format_elapsed
+from .units import format_duration
 
 __all__ = ["Deadline"]
 
@@ -33,4 +33,5 @@ class Deadline:
         return self.at - time.monotonic()
 
     def message(self) -> str:
-        return f"exceeded the {format_elapsed(self.seconds)} total deadline for {self.what}"
+        total = round(self.seconds, 1) if self.seconds >= 1 else round(self.seconds, 3)
+        return f"exceeded the {format_duration(total)} total deadline for {self.what}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["excerpt", "printable"]
+__all__ = ["excerpt", "plural", "printable"]
 
 # C0 and C1 controls, DEL, and the lone surrogates that undecodable bytes become.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -30,3 +30,8 @@ def excerpt(body: bytes | str, limit: int = 200) -> str:
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 poll``, ``3 polls``; *nouns* for an irregular plural."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"

@@ -11,8 +11,8 @@ import re
 
 __all__ = ["format_duration", "format_elapsed", "format_size", "parse_duration", "parse_size"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|m|h)?\s*$")
+_DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, None: 1.0}
 DURATION_EXPECTED = "a duration such as 250ms, 30s, 2m or a number of seconds"
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
@@ -62,17 +62,24 @@ def parse_size(value: str | int) -> int:
 
 
 def format_duration(seconds: float) -> str:
-    """Render seconds the way users write them (``250ms``, ``30s``, ``2m``)."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 120 or seconds % 60:
-        return f"{seconds:g}s"
-    return f"{seconds / 60:g}m"
+    """A configured duration as people write it, with a space: ``250 ms``, ``30 s``, ``2 min``."""
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:g} ms"
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 120 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
 
 
 def format_elapsed(seconds: float) -> str:
-    """Render a measured or remaining time: tenths of a second from 1s (``1.3s``, ``250ms``)."""
-    return format_duration(round(seconds, 1) if seconds >= 1 else round(seconds, 3))
+    """A measured or remaining time: ``250 ms`` below a second, ``3.0 s``, ``2 min 5 s``."""
+    if seconds < 1:
+        return f"{max(seconds, 0.0) * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
 
 
 def format_size(size: int) -> str:

@@ -44,7 +44,7 @@ def sender(hostile: Hostile) -> Iterator[ProbeSender]:
 def test_a_body_dripped_byte_by_byte_ends_at_the_total_deadline(sender: ProbeSender) -> None:
     reply, elapsed = timed_send(sender, Probe("GET", "/drip"))
     assert reply.status is None
-    assert reply.error == "exceeded the 2s total deadline for GET /drip"
+    assert reply.error == "exceeded the 2 s total deadline for GET /drip"
     assert reply.attempts == 1  # running out of time is not worth another try
     assert elapsed < TIMEOUT + SLACK
 
@@ -53,14 +53,14 @@ def test_response_headers_dripped_byte_by_byte_end_at_the_total_deadline() -> No
     with raw_servers.serve_raw(raw_servers.header_drip) as url:
         reply, elapsed = timed_send(probe_sender(url), Probe("GET", "/slow"))
     assert reply.status is None
-    assert reply.error == "exceeded the 2s total deadline for GET /slow"
+    assert reply.error == "exceeded the 2 s total deadline for GET /slow"
     assert elapsed < TIMEOUT + SLACK
 
 
 def test_a_check_deadline_earlier_than_the_timeout_wins(sender: ProbeSender) -> None:
     started = time.monotonic()
     reply = sender.send(Probe("GET", "/drip"), not_after=started + 0.5)
-    assert reply.error == "exceeded the 500ms total deadline for GET /drip"
+    assert reply.error == "exceeded the 500 ms total deadline for GET /drip"
     assert time.monotonic() - started < 0.5 + SLACK
 
 
@@ -68,7 +68,7 @@ def test_a_round_of_parallel_probes_all_end_by_the_deadline(sender: ProbeSender)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=32) as pool:
         replies = list(pool.map(sender.send, [Probe("GET", "/drip")] * 32))
-    assert {r.error for r in replies} == {"exceeded the 2s total deadline for GET /drip"}
+    assert {r.error for r in replies} == {"exceeded the 2 s total deadline for GET /drip"}
     assert time.monotonic() - started < TIMEOUT + SLACK
 
 
@@ -130,7 +130,7 @@ def test_a_retry_after_beyond_the_budget_is_not_waited_for(
     reply, elapsed = timed_send(sender, Probe("GET", "/rate-limited"))
     assert reply.status == 429
     assert reply.reason == (
-        "Too Many Requests (rate limited: Retry-After 3600s exceeds the 2s budget)"
+        "Too Many Requests (rate limited: Retry-After 3600 s exceeds the 2 s budget)"
     )
     assert reply.attempts == 1
     assert hostile.app.hits["/rate-limited"] == 1
@@ -193,7 +193,7 @@ def test_a_hanging_name_lookup_ends_at_the_total_deadline(
     url = f"http://{SLOW_HOST}:{urlsplit(hostile.url).port}"
     reply, elapsed = timed_send(probe_sender(url), Probe("GET", "/health"))
     assert reply.status is None
-    assert reply.error == "exceeded the 2s total deadline for GET /health"
+    assert reply.error == "exceeded the 2 s total deadline for GET /health"
     assert reply.attempts == 1
     assert elapsed < TIMEOUT + SLACK
 

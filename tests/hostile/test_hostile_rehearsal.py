@@ -38,10 +38,10 @@ class Case:
 
 
 CASES = {
-    "15-body-drip": Case("/drip", "no response (exceeded the 2s total deadline for GET /drip)"),
+    "15-body-drip": Case("/drip", "no response (exceeded the 2 s total deadline for GET /drip)"),
     "15-header-drip": Case(
         "/health",
-        "no response (exceeded the 2s total deadline for GET /health)",
+        "no response (exceeded the 2 s total deadline for GET /health)",
         raw=raw_servers.header_drip,
     ),
     "18-endless-body": Case(
@@ -65,7 +65,8 @@ CASES = {
     ),
     "23-retry-after-3600": Case(
         "/rate-limited",
-        "429 Too Many Requests (rate limited: Retry-After 3600s exceeds the 2s budget) · slow down",
+        "429 Too Many Requests (rate limited: Retry-After 3600 s exceeds the 2 s budget) "
+        "· slow down",
     ),
     "20-header-bomb": Case(
         "/health",
@@ -193,7 +194,7 @@ def test_user_checks_on_a_hostile_service_fail_clearly_even_with_locals_shown(
     # The reports keep the head of a long traceback; the terminal has the whole of it.
     for line in [
         "E       assert 'Traceback (m...***\"}}\\n' == 'nothing secret'",
-        f"httpx.TimeoutException: exceeded the 2s total deadline for GET {hostile.url}/drip",
+        f"httpx.TimeoutException: exceeded the 2 s total deadline for GET {hostile.url}/drip",
         f"pytest_rehearsal.client.BodyTooLarge: the body of GET "
         f"{hostile.url}/endless is larger than 16MiB, the most the staging client reads "
         f"into memory; read it piece by piece with staging.stream(...)",
