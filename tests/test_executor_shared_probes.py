@@ -30,10 +30,10 @@ class Asks(Check):
         return Verdict.ok()
 
 
-def serve(sent: list[Probe], log: ReplyLog) -> Callable[[Probe], Reply]:
+def serve(sent: list[Probe], log: ReplyLog) -> Callable[[Probe, float], Reply]:
     """A fake staging that records every probe sent and answers 200 with the path."""
 
-    def send(probe: Probe) -> Reply:
+    def send(probe: Probe, not_after: float) -> Reply:
         sent.append(probe)
         reply = Reply(probe, "http://staging" + probe.path, 200, body=probe.path.encode())
         log.add(reply)
@@ -47,7 +47,7 @@ def test_identical_gets_of_a_round_are_sent_once_and_answer_every_check() -> Non
     baseline = Probe("GET", "/__rehearsal_x")
     a = Asks("a", baseline, Probe("GET", "/.env"))
     b = Asks("b", baseline, Probe("GET", "/.git/config"))
-    execute([a, b], serve(sent, log), log)
+    execute([a, b], serve(sent, log), log, timeout=5.0)
     assert sorted(p.path for p in sent) == ["/.env", "/.git/config", "/__rehearsal_x"]
     assert [r.probe.path for r in a.replies] == ["/__rehearsal_x", "/.env"]
     assert [r.probe.path for r in b.replies] == ["/__rehearsal_x", "/.git/config"]
@@ -63,7 +63,7 @@ def test_requests_that_differ_or_may_change_staging_are_all_sent() -> None:
         Asks("a", order, anonymous, Probe("GET", "/admin")),
         Asks("b", order, anonymous, Probe("GET", "/admin", headers=(("Origin", "x"),))),
     ]
-    execute(checks, serve(sent, log), log)
+    execute(checks, serve(sent, log), log, timeout=5.0)
     assert [p.method for p in sent].count("POST") == 2  # never merged: not idempotent
     assert sent.count(anonymous) == 1
     assert len(sent) == 5
@@ -76,7 +76,7 @@ def test_the_secrets_checks_of_one_run_share_their_soft_404_baseline(tmp_path: P
     assert len(exposures) == 3
     assert len({c.baseline_path for c in exposures}) == 1
     log, sent = ReplyLog(), list[Probe]()
-    execute(exposures, serve(sent, log), log)
+    execute(exposures, serve(sent, log), log, timeout=5.0)
     assert len(sent) == 4  # one baseline and three paths
 
 
@@ -85,7 +85,7 @@ def test_uploads_do_not_wait_for_a_thread_of_the_pooled_requests() -> None:
     everyone = threading.Barrier(MAX_PARALLEL_REQUESTS + 1, timeout=10)
     broken: list[str] = []
 
-    def send(probe: Probe) -> Reply:
+    def send(probe: Probe, not_after: float) -> Reply:
         try:
             everyone.wait()
         except threading.BrokenBarrierError:
@@ -95,5 +95,5 @@ def test_uploads_do_not_wait_for_a_thread_of_the_pooled_requests() -> None:
     gets = [Probe("GET", f"/{i}") for i in range(MAX_PARALLEL_REQUESTS)]
     upload = Probe("POST", "/upload", upload=Upload("file", 2048), idempotent=False)
     log = ReplyLog()
-    execute([Asks("a", *gets, upload)], send, log)
+    execute([Asks("a", *gets, upload)], send, log, timeout=5.0)
     assert broken == []

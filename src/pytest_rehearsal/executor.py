@@ -1,27 +1,38 @@
-"""Drives many checks at once: each round sends every pending probe of every check together.
+"""Drives many checks at once; each goes on as soon as its own requests are answered.
 
-A check is a generator of probe batches (see :mod:`pytest_rehearsal.checks._base`). Round by
-round, the executor collects the next batch of every unfinished check, sends all of them
-concurrently over the shared connection pool, and hands each check its replies. A rehearsal
-therefore costs about as many round trips as its longest chain of dependent requests.
-Identical safe requests of one round are sent once and their reply shared.
+A check is a generator of request batches (see :mod:`pytest_rehearsal.checks._base`). The
+executor sends each batch concurrently over the shared connection pool and hands the check
+its replies the moment the last of them is in, so one slow request holds up only the check
+that waits for it: a rehearsal costs about as many round trips as its longest chain of
+dependent requests. Identical safe requests (the soft-404 baseline every ``secrets[...]``
+check asks for) are sent once and their reply shared.
+
+Every request of a batch ends within ``timeout`` seconds of the moment its batch was
+handed over, however many requests queue for the pool: a check with 200 paths takes about
+one timeout against a server that never answers, not 200 / pool size of them.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import Any
 
-from .checks._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict
+from .checks._base import Check, CheckRun, Probe, ReplyLog, Request, Verdict
 
 __all__ = ["CheckOutcome", "execute"]
 
 #: As many as the probe client's pool has connections (client.MAX_CONNECTIONS).
 MAX_PARALLEL_REQUESTS = 32
 MAX_PARALLEL_UPLOADS = 4
-# RFC 9110 safe methods: a second identical request in the same round can learn nothing new.
+# RFC 9110 safe methods: a second identical request can learn nothing new.
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+#: ``send(request, not_after)``: the reply (or an action's result); never raises for staging's
+#: sake, and ends by ``not_after`` (``time.monotonic()``).
+Send = Callable[[Request, float], Any]
 
 
 @dataclass(frozen=True)
@@ -33,32 +44,35 @@ class CheckOutcome:
 
 
 def execute(
-    checks: Iterable[Check], send: Callable[[Probe], Reply], log: ReplyLog
+    checks: Iterable[Check],
+    send: Send,
+    log: ReplyLog,
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, CheckOutcome]:
     """Run *checks* to completion; ``runs_last`` checks start after all the others."""
     ordered = list(checks)
     outcomes: dict[str, CheckOutcome] = {}
     with (
-        ThreadPoolExecutor(max_workers=MAX_PARALLEL_REQUESTS) as pool,
-        ThreadPoolExecutor(max_workers=MAX_PARALLEL_UPLOADS) as uploads,
+        ThreadPoolExecutor(MAX_PARALLEL_REQUESTS, "rehearsal-request") as pool,
+        ThreadPoolExecutor(MAX_PARALLEL_UPLOADS, "rehearsal-upload") as uploads,
     ):
+        shared: dict[Probe, Future[Any]] = {}
 
-        def send_all(probes: Sequence[Probe]) -> list[Reply]:
-            # Identical safe requests of one round (the soft-404 baseline that every
-            # secrets[...] check asks for) go out once; every check gets the reply.
-            keys = [probe if _shareable(probe) else index for index, probe in enumerate(probes)]
-            distinct = dict(zip(keys, probes, strict=True))
+        def submit(request: Request, not_after: float) -> Future[Any]:
+            if isinstance(request, Probe) and _shareable(request):
+                if request not in shared:
+                    shared[request] = pool.submit(send, request, not_after)
+                return shared[request]
             # Uploads go over sockets of their own (upload_probe), not the client's pool:
-            # on threads of their own they never make a pooled request wait a round trip.
-            futures = [
-                (uploads if probe.upload is not None else pool).submit(send, probe)
-                for probe in distinct.values()
-            ]
-            replies = dict(zip(distinct, (f.result() for f in futures), strict=True))
-            return [replies[key] for key in keys]
+            # on threads of their own they never make a pooled request wait.
+            is_upload = isinstance(request, Probe) and request.upload is not None
+            return (uploads if is_upload else pool).submit(send, request, not_after)
 
-        for phase in (False, True):
-            _drive([c for c in ordered if c.runs_last is phase], send_all, log, outcomes)
+        for last in (False, True):
+            group = [check for check in ordered if check.runs_last is last]
+            _Driver(submit, log, timeout, clock, outcomes).drive(group)
     return outcomes
 
 
@@ -72,47 +86,57 @@ def _shareable(probe: Probe) -> bool:
     )
 
 
-def _drive(
-    checks: list[Check],
-    send_all: Callable[[Sequence[Probe]], list[Reply]],
-    log: ReplyLog,
-    outcomes: dict[str, CheckOutcome],
-) -> None:
-    runs: dict[str, CheckRun] = {}
-    pending: dict[str, Sequence[Probe]] = {}
-    for check in checks:
-        run = check.run(log)
-        runs[check.id] = run
-        _advance(check.id, run, None, pending, outcomes)
-    while pending:
-        batches = list(pending.items())
-        pending.clear()
-        replies = send_all([probe for _, batch in batches for probe in batch])
-        offset = 0
-        for check_id, batch in batches:
-            answer = replies[offset : offset + len(batch)]
-            offset += len(batch)
-            _advance(check_id, runs[check_id], answer, pending, outcomes)
+class _Driver:
+    """Advances each check of a group as soon as its pending batch is answered."""
 
+    def __init__(
+        self,
+        submit: Callable[[Request, float], Future[Any]],
+        log: ReplyLog,
+        timeout: float,
+        clock: Callable[[], float],
+        outcomes: dict[str, CheckOutcome],
+    ) -> None:
+        self._submit = submit
+        self._log = log
+        self._timeout = timeout
+        self._clock = clock
+        self._outcomes = outcomes
+        self._waiting: dict[str, tuple[CheckRun, list[Future[Any]]]] = {}
 
-def _advance(
-    check_id: str,
-    run: CheckRun,
-    answer: list[Reply] | None,
-    pending: dict[str, Sequence[Probe]],
-    outcomes: dict[str, CheckOutcome],
-) -> None:
-    """Resume one check with its replies; file its next batch or its outcome."""
-    try:
-        batch = next(run) if answer is None else run.send(answer)
-    except StopIteration as stop:
-        outcomes[check_id] = CheckOutcome(stop.value)
-        return
-    except Exception as exc:  # a bug in a check must not take the other checks down
-        outcomes[check_id] = CheckOutcome(None, exc)
-        return
-    if batch:
-        pending[check_id] = list(batch)
-    else:
-        # An empty batch asks for nothing: resume at once with no replies.
-        _advance(check_id, run, [], pending, outcomes)
+    def drive(self, checks: Sequence[Check]) -> None:
+        for check in checks:
+            self._advance(check.id, check.run(self._log), None)
+        while self._waiting:
+            futures = [f for _, batch in self._waiting.values() for f in batch]
+            wait(futures, return_when=FIRST_COMPLETED)
+            for check_id, (run, batch) in list(self._waiting.items()):
+                if all(future.done() for future in batch):
+                    del self._waiting[check_id]
+                    self._resume(check_id, run, batch)
+
+    def _resume(self, check_id: str, run: CheckRun, batch: list[Future[Any]]) -> None:
+        try:
+            answer = [future.result() for future in batch]
+        except Exception as exc:  # a sender's bug: the check cannot be judged
+            run.close()
+            self._outcomes[check_id] = CheckOutcome(None, exc)
+            return
+        self._advance(check_id, run, answer)
+
+    def _advance(self, check_id: str, run: CheckRun, answer: list[Any] | None) -> None:
+        """Resume one check with its replies; file its next batch or its outcome."""
+        while True:
+            try:
+                batch = next(run) if answer is None else run.send(answer)
+            except StopIteration as stop:
+                self._outcomes[check_id] = CheckOutcome(stop.value)
+                return
+            except Exception as exc:  # a bug in a check must not take the other checks down
+                self._outcomes[check_id] = CheckOutcome(None, exc)
+                return
+            if batch:
+                break
+            answer = []  # an empty batch asks for nothing: resume at once with no replies
+        not_after = self._clock() + self._timeout
+        self._waiting[check_id] = (run, [self._submit(request, not_after) for request in batch])

@@ -24,7 +24,7 @@ import pytest
 
 from .answers import judge_answer
 from .checks import build_checks
-from .checks._base import Check, Probe, Reply, ReplyLog
+from .checks._base import ActionContext, Check, Probe, Reply, ReplyLog, Request
 from .client import (
     Credentials,
     ProbeSender,
@@ -179,9 +179,23 @@ class RehearsalSession:
             )
         return self._sender
 
-    def send(self, probe: Probe) -> Reply:
+    def perform(self, request: Request, not_after: float) -> object:
+        """Send a probe, or perform another action of a check, by *not_after*."""
+        if isinstance(request, Probe):
+            return self.send(request, not_after)
+        context = ActionContext(
+            self.settings.staging_url,
+            self.settings.staging_timeout,
+            self._ssl_context,
+            self.redact,
+            self.settings.config.rollback.cwd,
+            self.settings.config.rollback.env,
+        )
+        return request.perform(context, not_after)
+
+    def send(self, probe: Probe, not_after: float | None = None) -> Reply:
         """Send *probe*; a redirect towards production comes back as a failure naming the hop."""
-        reply = self.sender.send(probe)
+        reply = self.sender.send(probe, not_after=not_after)
         location = reply.header("location") if reply.status and 300 <= reply.status < 400 else None
         if location:
             target = urljoin(reply.url, location)
@@ -260,7 +274,8 @@ class RehearsalSession:
             else:
                 # Under --dist worksteal a worker cannot know which items it will get next.
                 batch = [item.check]
-            self._outcomes.update(execute(batch, self.send, self.log))
+            timeout = self.settings.staging_timeout
+            self._outcomes.update(execute(batch, self.perform, self.log, timeout=timeout))
         return self._outcomes[item.check.id]
 
     @pytest.hookimpl(wrapper=True)

@@ -104,13 +104,15 @@ def rehearse(
     *args: str,
     timeout: str = "2s",
     config: str = "",
+    secrets: str = "false",
     user_tests: str | None = None,
     conftest: str = "",
 ) -> Run:
     """Rehearse against *url* with the health check on *path*; every report is written.
 
-    *config* is appended to ``rehearsal.yaml``, *conftest* to the project's ``conftest.py``,
-    and *user_tests* becomes ``test_user.py``.
+    *config* is appended to ``rehearsal.yaml``, *secrets* is its ``checks.secrets`` (off by
+    default), *conftest* is appended to the project's ``conftest.py``, and *user_tests*
+    becomes ``test_user.py``.
     """
     rollback = pytester.path / "rollback.sh"
     rollback.write_text('#!/bin/sh\necho "rolling back as $STAGING_TOKEN"\n')
@@ -119,7 +121,7 @@ def rehearse(
         "auth: {token_env: STAGING_TOKEN}\n"
         "checks:\n"
         "  headers: false\n"
-        "  secrets: false\n"
+        f"  secrets: {secrets}\n"
         f"  health: {{path: '{path}', expect_json: {{ok: true}}}}\n"
         "rollback: {command: ./rollback.sh}\n" + textwrap.dedent(config)
     )

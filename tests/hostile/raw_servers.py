@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 __all__ = [
     "abort",
     "canned",
+    "hang",
     "header_bomb",
     "header_drip",
     "many_headers",
@@ -148,3 +149,12 @@ def many_headers(conn: socket.socket) -> None:
     read_request(conn)
     lines = b"".join(b"X-H%d: v\r\n" % i for i in range(100_000))
     conn.sendall(b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 0\r\n\r\n")
+
+
+def hang(conn: socket.socket) -> None:
+    """Read the request head, then never answer (until the client goes, at most a minute)."""
+    read_request(conn)
+    conn.settimeout(MAX_DRIP_SECONDS)
+    with contextlib.suppress(OSError):
+        while conn.recv(4096):
+            pass

@@ -207,3 +207,20 @@ def test_user_checks_on_a_hostile_service_fail_clearly_even_with_locals_shown(
         assert line in run.stdout, line
     assert hostile.other.received == []
     assert_bounded_and_clean(run)
+
+
+def test_many_secrets_paths_against_a_hanging_server_take_one_timeout_not_many(
+    pytester: pytest.Pytester, token_env: str
+) -> None:
+    """Issue 11.9: every request's deadline runs from the start of its round, so 200 paths
+    queued for 32 connections still end within about one timeout, not 200 / 32 of them."""
+    paths = ", ".join(f"/leak-{index}.env" for index in range(200))
+    with raw_servers.serve_raw(raw_servers.hang) as url:
+        run = rehearse(pytester, url, "/health", secrets=f"{{paths: [{paths}]}}")
+    assert run.ret == 1
+    secrets = [c for c in run.report["checks"] if c["id"].startswith("rehearsal::secrets[/")]
+    assert len(secrets) == 200
+    assert {c["outcome"] for c in secrets} == {"failed"}
+    assert "total deadline" in secrets[-1]["message"]
+    # Two rounds at most (the checks, the rollback's own requests are none): not 7 x 2 s.
+    assert run.report["duration_s"] < 2 * TIMEOUT + SLACK

@@ -16,22 +16,29 @@ from __future__ import annotations
 
 import json as jsonlib
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..config import Meta
 from ..findings import Exchange, Finding, render
 from ..text import excerpt
 from ._leaks import SCAN_LIMIT, mask_secrets
 
+if TYPE_CHECKING:
+    import ssl
+
 __all__ = [
     "IDEMPOTENT_METHODS",
+    "Action",
+    "ActionContext",
     "Check",
     "CheckRun",
     "Probe",
     "Reply",
     "ReplyLog",
+    "Request",
     "Upload",
     "Verdict",
     "describe_retry",
@@ -175,7 +182,35 @@ class Verdict:
         return "\n".join([*parts, *self.notes])
 
 
-CheckRun = Generator[Sequence[Probe], Sequence[Reply], Verdict]
+class Action(ABC):
+    """A step of a check that is not an HTTP request to staging (a TLS handshake, a log read).
+
+    The check yields it like a :class:`Probe` and is sent what :meth:`perform` returned; the
+    I/O lives in :meth:`perform` (in a module of its own, imported when used), so the check
+    itself only plans and judges.
+    """
+
+    @abstractmethod
+    def perform(self, context: ActionContext, not_after: float) -> object:
+        """Do it, ending by *not_after* (``time.monotonic()``); never raise for staging's sake."""
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What an :class:`Action` may use: the staging URL, TLS trust, timeout and redaction,
+    and the working directory and environment of the team's commands (``rollback.cwd/env``)."""
+
+    staging_url: str
+    timeout: float
+    ssl_context: ssl.SSLContext
+    redactor: Callable[[str], str]
+    cwd: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+#: What a check yields: HTTP requests and other actions, answered in order.
+Request = Probe | Action
+CheckRun = Generator[Sequence[Request], Sequence[Any], Verdict]
 
 
 class Check(ABC):
