@@ -12,8 +12,8 @@ from pytest_rehearsal.report import (
     decide_verdict,
     render_markdown,
     report_json_text,
-    write_atomically,
 )
+from pytest_rehearsal.report_files import write_atomically
 
 PASSED = CheckRecord("rehearsal::health", "health", "passed", owner="@platform")
 FAILED = CheckRecord(

@@ -6,11 +6,8 @@ Pure logic over plain records; the plugin collects the records from pytest's rep
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -21,7 +18,6 @@ __all__ = [
     "decide_verdict",
     "render_markdown",
     "terminal_rows",
-    "write_atomically",
 ]
 
 SCHEMA = "pytest-rehearsal/report@1"
@@ -231,25 +227,6 @@ def _cut(line: str, width: int | None) -> str:
     if width is None or len(line) <= width:
         return line
     return line[: width - 1] + "…"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write *text* to a temporary file beside *path*, then rename it over *path*.
-
-    A run killed half-way leaves either the old file or none: never a truncated report
-    that a CI gate could read as valid.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def report_json_text(report: RehearsalReport, redact: Callable[[str], str]) -> str:

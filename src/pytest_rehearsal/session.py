@@ -44,8 +44,8 @@ from .report import (
     render_markdown,
     report_json_text,
     terminal_rows,
-    write_atomically,
 )
+from .report_files import write_atomically
 from .rollback import FetchResult, RollbackOutcome, rehearse_rollback
 from .settings import Settings
 from .units import format_duration
