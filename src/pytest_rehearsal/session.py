@@ -142,6 +142,9 @@ class RehearsalSession:
             config.workerinput.get(CHECKS_TOGETHER_KEY, False)  # type: ignore[attr-defined]
         )
         self.checks = build_checks(settings.config)
+        for check in self.checks:
+            for secret in check.secrets:
+                self.redact.add(secret)
         self.log = ReplyLog()
         self._outcomes: dict[str, CheckOutcome] = {}
         self._sender: ProbeSender | None = None

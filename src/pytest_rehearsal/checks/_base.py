@@ -219,6 +219,9 @@ class Check(ABC):
     #: Checks with ``runs_last`` start only after every other check has finished, so that
     #: they can read every reply in the :class:`ReplyLog` (the body scan of ``secrets``).
     runs_last: bool = False
+    #: Values the check makes up and sends that must never be shown (canary credentials):
+    #: the rehearsal masks them in every output, like the tokens from the environment.
+    secrets: tuple[str, ...] = ()
 
     def __init__(self, name: str, param: str | None, meta: Meta) -> None:
         self.name = name
