@@ -133,7 +133,11 @@ class RehearsalSession:
         self.config = config
         self.settings = settings
         self.credentials = credentials
-        self.redact = redactor  # knows every token of *credentials*
+        self.redact = redactor  # knows every token of *credentials*, and the checks' secrets
+        self.checks = build_checks(settings.config)
+        for check in self.checks:
+            for secret in check.secrets:
+                self.redact.add(secret)
         # Every log record of the process, live logging and --log-file included.
         self.log_redaction = install_log_redaction(self.redact) if self.redact else None
         self.is_controller = not hasattr(config, "workerinput")
@@ -141,10 +145,6 @@ class RehearsalSession:
         self.checks_together = self.is_controller or bool(
             config.workerinput.get(CHECKS_TOGETHER_KEY, False)  # type: ignore[attr-defined]
         )
-        self.checks = build_checks(settings.config)
-        for check in self.checks:
-            for secret in check.secrets:
-                self.redact.add(secret)
         self.log = ReplyLog()
         self._outcomes: dict[str, CheckOutcome] = {}
         self._sender: ProbeSender | None = None
