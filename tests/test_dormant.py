@@ -60,7 +60,8 @@ def test_a_dormant_run_imports_nothing_heavy_and_skips_rehearsal_tests(
         [
             "*HEAVY: []",
             "LOADED: ['pytest_rehearsal', 'pytest_rehearsal.activation', "
-            "'pytest_rehearsal.errors', 'pytest_rehearsal.hooks', 'pytest_rehearsal.plugin']",
+            "'pytest_rehearsal.errors', 'pytest_rehearsal.hooks', 'pytest_rehearsal.markers', "
+            "'pytest_rehearsal.plugin']",
             *["SKIPPED [[]1[]] *.py:*: no staging URL (pass --staging-url)"] * 3,
         ]
     )

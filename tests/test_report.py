@@ -21,24 +21,6 @@ FAILED = CheckRecord(
 )
 
 
-@pytest.mark.parametrize(
-    ("checks", "rollback", "interrupted", "verdict"),
-    [
-        ([PASSED], "passed", False, "ready"),
-        ([], "passed", False, "ready"),
-        ([PASSED, FAILED], "passed", False, "blocked"),
-        ([PASSED], "failed", False, "blocked"),
-        ([PASSED], "skipped", False, "incomplete"),
-        ([FAILED], "skipped", False, "blocked"),
-        ([PASSED], "passed", True, "blocked"),
-        ([CheckRecord("x", "x", "error")], "passed", False, "blocked"),
-        ([CheckRecord("x", "x", "skipped")], "passed", False, "ready"),
-    ],
-)
-def test_verdict(checks: list[CheckRecord], rollback: str, interrupted: bool, verdict: str) -> None:
-    assert decide_verdict(checks, RollbackRecord(rollback), interrupted=interrupted) == verdict
-
-
 def _report(**kwargs: object) -> RehearsalReport:
     values: dict[str, object] = {
         "staging_url": "https://staging.example.com",
@@ -51,8 +33,39 @@ def _report(**kwargs: object) -> RehearsalReport:
     return RehearsalReport(**values)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("changes", "verdict"),
+    [
+        ({"checks": [PASSED]}, "ready"),
+        ({"checks": []}, "ready"),
+        ({}, "blocked"),
+        ({"checks": [PASSED], "rollback": RollbackRecord("failed")}, "blocked"),
+        ({"checks": [PASSED], "not_rehearsed": ["rehearsal::rollback"]}, "incomplete"),
+        ({"not_rehearsed": ["rehearsal::rollback"]}, "blocked"),
+        ({"checks": [PASSED], "interrupted": True}, "blocked"),
+        ({"checks": [CheckRecord("x", "x", "error")]}, "blocked"),
+        ({"checks": [CheckRecord("x", "x", "accepted")]}, "ready"),
+        ({"checks": [PASSED], "not_rehearsed": ["rehearsal::headers[/]"]}, "incomplete"),
+        ({"checks": [PASSED], "collection_errors": ["test_x.py"]}, "blocked"),
+        ({"checks": [PASSED], "other_failures": 1}, "blocked"),
+        ({"checks": [PASSED], "error": "bad config"}, "blocked"),
+    ],
+)
+def test_verdict(changes: dict[str, object], verdict: str) -> None:
+    assert decide_verdict(_report(**changes)) == verdict
+
+
+def test_masking_touches_values_never_the_reports_own_words() -> None:
+    report = _report(checks=[CheckRecord("rehearsal::x", "x", "accepted", message="accepted: ok")])
+    masked = report.masked(lambda text: text.replace("accepted", "***"))
+    document = masked.to_json()
+    assert document["checks"][0]["outcome"] == "accepted"
+    assert document["checks"][0]["message"] == "***: ok"
+    assert document["verdict"] == "ready"
+
+
 def test_json_report_follows_the_schema() -> None:
-    document = json.loads(report_json_text(_report(), lambda text: text))
+    document = json.loads(report_json_text(_report()))
     assert document["schema"] == "pytest-rehearsal/report@1"
     assert document["verdict"] == "blocked"
     assert document["duration_s"] == 1.235

@@ -50,8 +50,12 @@ def execute(
     *,
     timeout: float,
     clock: Callable[[], float] = time.monotonic,
+    on_outcome: Callable[[str, CheckOutcome], None] | None = None,
 ) -> dict[str, CheckOutcome]:
-    """Run *checks* to completion; ``runs_last`` checks start after all the others."""
+    """Run *checks* to completion; ``runs_last`` checks start after all the others.
+
+    *on_outcome* hears of each check the moment it is judged (from the executor's thread).
+    """
     ordered = list(checks)
     outcomes: dict[str, CheckOutcome] = {}
     with (
@@ -72,7 +76,7 @@ def execute(
 
         for last in (False, True):
             group = [check for check in ordered if check.runs_last is last]
-            _Driver(submit, log, timeout, clock, outcomes).drive(group)
+            _Driver(submit, log, timeout, clock, outcomes, on_outcome).drive(group)
     return outcomes
 
 
@@ -96,8 +100,10 @@ class _Driver:
         timeout: float,
         clock: Callable[[], float],
         outcomes: dict[str, CheckOutcome],
+        on_outcome: Callable[[str, CheckOutcome], None] | None,
     ) -> None:
         self._submit = submit
+        self._on_outcome = on_outcome
         self._log = log
         self._timeout = timeout
         self._clock = clock
@@ -120,9 +126,14 @@ class _Driver:
             answer = [future.result() for future in batch]
         except Exception as exc:  # a sender's bug: the check cannot be judged
             run.close()
-            self._outcomes[check_id] = CheckOutcome(None, exc)
+            self._settle(check_id, CheckOutcome(None, exc))
             return
         self._advance(check_id, run, answer)
+
+    def _settle(self, check_id: str, outcome: CheckOutcome) -> None:
+        self._outcomes[check_id] = outcome
+        if self._on_outcome is not None:
+            self._on_outcome(check_id, outcome)
 
     def _advance(self, check_id: str, run: CheckRun, answer: list[Any] | None) -> None:
         """Resume one check with its replies; file its next batch or its outcome."""
@@ -130,10 +141,10 @@ class _Driver:
             try:
                 batch = next(run) if answer is None else run.send(answer)
             except StopIteration as stop:
-                self._outcomes[check_id] = CheckOutcome(stop.value)
+                self._settle(check_id, CheckOutcome(stop.value))
                 return
             except Exception as exc:  # a bug in a check must not take the other checks down
-                self._outcomes[check_id] = CheckOutcome(None, exc)
+                self._settle(check_id, CheckOutcome(None, exc))
                 return
             if batch:
                 break

@@ -2,7 +2,9 @@
 
 pytest imports this module on every run of every project that installs the plugin, so it
 imports only the standard library and pytest. The engine (:mod:`pytest_rehearsal.session`,
-which brings httpx, yaml and tenacity) is imported only when a staging URL is given.
+which brings httpx, yaml and tenacity) is imported only when a staging URL is given; it
+builds itself (:meth:`~pytest_rehearsal.session.RehearsalSession.start`), and this module
+only registers it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from .markers import MARKER_HELP, marker_problem
+
 if TYPE_CHECKING:
     import httpx
 
@@ -21,13 +25,8 @@ if TYPE_CHECKING:
     from .session import RehearsalSession
 
 DORMANT_REASON = "no staging URL (pass --staging-url)"
-MARKER_KWARGS = frozenset({"owner", "expect", "rollback_note"})
 #: Where the active rehearsal's engine lives; absent while the plugin is dormant.
 ENGINE_KEY = pytest.StashKey["RehearsalSession"]()
-MARKER_HELP = (
-    "rehearsal(owner=None, expect=None, rollback_note=None): the test is part of the staging "
-    "rehearsal; its owner, expected result and rollback note reach every report"
-)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -129,17 +128,6 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    engine = _start_engine(config)
-    if engine is not None:
-        config.stash[ENGINE_KEY] = engine
-        config.pluginmanager.register(engine, "rehearsal-session")
-        if engine.is_controller and config.pluginmanager.hasplugin("xdist"):
-            from .xdist_support import XdistController
-
-            config.pluginmanager.register(XdistController(config), "rehearsal-xdist")
-
-
-def _start_engine(config: pytest.Config) -> RehearsalSession | None:
     from .activation import find_config_file, rehearsal_requested
     from .errors import ConfigError
 
@@ -151,39 +139,21 @@ def _start_engine(config: pytest.Config) -> RehearsalSession | None:
             config.rootpath,
             config.invocation_params.dir,
         )
-        if not rehearsal_requested(option.staging_url, os.environ, config_file):
-            return None
-        # Only now, with a rehearsal ahead, are yaml, httpx and tenacity imported.
-        from .client import Credentials, redactor_for
-        from .redact import secret_in_arguments
-        from .session import RehearsalSession
-        from .settings import Options, resolve
-
-        options = Options(
-            staging_url=option.staging_url,
-            rollback_command=option.rollback_command,
-            no_rollback=option.no_rollback,
-            staging_wait=option.staging_wait,
-            staging_timeout=option.staging_timeout,
-            report_path=option.rehearsal_report,
-            summary_path=option.rehearsal_summary,
-            ca_bundle=option.staging_ca_bundle,
-        )
-        settings = resolve(options, os.environ, config_file, config.invocation_params.dir)
-        if settings is None:
-            return None
-        credentials = Credentials.from_config(settings.config, os.environ)
-        redactor = redactor_for(credentials)
-        problem = secret_in_arguments(
-            [*config.invocation_params.args, *config.getini("addopts")], redactor
-        )
-        if problem is not None:
-            raise ConfigError(problem)
     except ConfigError as exc:
+        if rehearsal_requested(option.staging_url, os.environ, None):
+            from .session import usage_error
+
+            raise usage_error(config, str(exc)) from None
         raise pytest.UsageError(str(exc)) from None
-    except LookupError as exc:  # str() of a KeyError-like error adds quotes
-        raise pytest.UsageError(str(exc.args[0])) from None
-    return RehearsalSession(config, settings, credentials, redactor)
+    if not rehearsal_requested(option.staging_url, os.environ, config_file):
+        return
+    # Only now, with a rehearsal ahead, are yaml, httpx and tenacity imported.
+    from .session import RehearsalSession
+
+    engine = RehearsalSession.start(config, config_file)
+    if engine is not None:
+        config.stash[ENGINE_KEY] = engine
+        config.pluginmanager.register(engine, "rehearsal-session")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -192,9 +162,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         engine.stop()
         config.pluginmanager.unregister(engine)
         del config.stash[ENGINE_KEY]
-        xdist_controller = config.pluginmanager.get_plugin("rehearsal-xdist")
-        if xdist_controller is not None:
-            config.pluginmanager.unregister(xdist_controller)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -203,21 +170,15 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    dormant = _engine(config) is None
+    if _engine(config) is not None:
+        return  # the engine validates the marker itself, and runs what it marks
     # A skip marker (rather than pytest.skip in a hook) reports each test at its own location.
     skip = pytest.mark.skip(reason=DORMANT_REASON)
     for item in items:
-        marker = item.get_closest_marker("rehearsal")
-        if marker is None:
-            continue
-        unknown = set(marker.kwargs) - MARKER_KWARGS
-        if marker.args or unknown:
-            given = ", ".join([*map(repr, marker.args), *sorted(unknown)])
-            raise pytest.UsageError(
-                f"{item.nodeid}: @pytest.mark.rehearsal takes only owner=, expect= and "
-                f"rollback_note=; got {given}"
-            )
-        if dormant:
+        problem = marker_problem(item)
+        if problem is not None:
+            raise pytest.UsageError(problem)
+        if item.get_closest_marker("rehearsal") is not None:
             item.add_marker(skip)
 
 

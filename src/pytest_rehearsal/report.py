@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from typing import Any, Protocol
+
+from .text import plural
 
 __all__ = [
     "SCHEMA",
     "CheckRecord",
+    "LifecycleRecord",
     "RehearsalReport",
     "RollbackRecord",
     "decide_verdict",
@@ -27,11 +30,11 @@ VERDICT_MARKS = {"ready": "✅", "blocked": "❌", "incomplete": "⚠️"}
 
 @dataclass(frozen=True)
 class CheckRecord:
-    """One check (built-in or user-written) as it ended."""
+    """One check (built-in or user-written) as it ended; ``findings`` as JSON-ready dicts."""
 
     id: str
     name: str
-    outcome: str  # passed | failed | error | skipped
+    outcome: str  # passed | failed | error | skipped | accepted
     owner: str | None = None
     expect: str | None = None
     rollback_note: str | None = None
@@ -39,6 +42,23 @@ class CheckRecord:
     duration_s: float = 0.0
     # Extra facts a check reports, such as the ASVS requirement it maps to.
     properties: Mapping[str, str] = field(default_factory=dict)
+    findings: Sequence[Mapping[str, Any]] = ()
+    builtin: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``checks[]`` entry of the JSON report."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "outcome": self.outcome,
+            "owner": self.owner,
+            "expect": self.expect,
+            "rollback_note": self.rollback_note,
+            "message": self.message,
+            "duration_s": round(self.duration_s, 3),
+            "properties": dict(self.properties),
+            "findings": [dict(finding) for finding in self.findings],
+        }
 
 
 @dataclass(frozen=True)
@@ -56,80 +76,176 @@ class RollbackRecord:
     expect: str | None = None
     phase: str = ""
 
+    def to_json(self) -> dict[str, Any]:
+        return _rounded(asdict(self))
 
-def decide_verdict(
-    checks: Sequence[CheckRecord],
-    rollback: RollbackRecord,
-    *,
-    interrupted: bool,
-    other_failures: int = 0,
-) -> str:
-    """``blocked`` if anything failed or the run was cut short; ``incomplete`` without rollback.
 
-    *other_failures* counts failed tests outside the checklist: they fail the pytest run, so
-    a report that said ``ready`` beside exit status 1 would mislead a gate that reads it.
+def decide_verdict(report: RehearsalReport) -> str:
+    """``blocked`` if anything failed or stopped the run; ``incomplete`` if part of the
+    rehearsal did not run (``not_rehearsed``); otherwise ``ready``.
+
+    Failed tests outside the checklist block too: they fail the pytest run, so a report that
+    said ``ready`` beside exit status 1 would mislead a gate that reads it.
     """
-    failed = other_failures or any(c.outcome in FAILING for c in checks)
-    if interrupted or failed or rollback.outcome == "failed":
+    deploy_failed = report.deploy is not None and report.deploy.outcome == "failed"
+    if (
+        report.error is not None
+        or report.interrupted
+        or report.collection_errors
+        or report.other_failures
+        or any(check.outcome in FAILING for check in report.checks)
+        or deploy_failed
+        or (report.rollback is not None and report.rollback.outcome == "failed")
+    ):
         return "blocked"
-    if rollback.outcome != "passed":
+    if report.not_rehearsed:
         return "incomplete"
     return "ready"
 
 
+class LifecycleRecord(Protocol):
+    """What the report needs of the deploy and rollback records of the release lifecycle."""
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def command(self) -> Sequence[str]: ...
+
+    @property
+    def exit_code(self) -> int | None: ...
+
+    @property
+    def duration_s(self) -> float: ...
+
+    @property
+    def owner(self) -> str | None: ...
+
+    @property
+    def expect(self) -> str | None: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class RehearsalReport:
-    """The whole outcome; :meth:`to_json` is the ``--rehearsal-report`` document."""
+    """The whole outcome; :meth:`to_json` is the ``--rehearsal-report`` document.
+
+    ``not_rehearsed`` names what did not run (deselected checks, a skipped rollback);
+    ``builtin_configured`` counts the built-in checks the config switches on, so that a
+    partial selection says "3 of 33 checks selected". ``error`` is a usage error that
+    stopped the run before anything was sent.
+    """
 
     staging_url: str
     started_at: str
     duration_s: float
     checks: Sequence[CheckRecord]
-    rollback: RollbackRecord
+    rollback: RollbackRecord | None
+    deploy: LifecycleRecord | None = None
     interrupted: bool = False
     config_path: str | None = None
     other_failures: int = 0  # failed tests outside the checklist
+    collection_errors: Sequence[str] = ()
+    not_rehearsed: Sequence[str] = ()
+    builtin_configured: int = 0
+    error: str | None = None
+
+    @classmethod
+    def for_usage_error(cls, message: str, staging_url: str, started_at: str) -> RehearsalReport:
+        """The report of a run that a usage error stopped before anything was sent."""
+        return cls(staging_url, started_at, 0.0, [], None, error=message)
 
     @property
     def verdict(self) -> str:
-        return decide_verdict(
-            self.checks,
-            self.rollback,
-            interrupted=self.interrupted,
-            other_failures=self.other_failures,
-        )
+        return decide_verdict(self)
+
+    def masked(self, redact: Callable[[str], str]) -> RehearsalReport:
+        """This report with every known secret masked in its values (never in its fixed
+        words: verdicts, outcomes, phases and keys stay as they are)."""
+        masked: RehearsalReport = _masked(self, redact)
+        return masked
 
     def to_json(self) -> dict[str, Any]:
+        rollback = self.rollback
         return {
             "schema": SCHEMA,
             "staging_url": self.staging_url,
             "started_at": self.started_at,
             "duration_s": round(self.duration_s, 3),
             "verdict": self.verdict,
+            "error": self.error,
+            "not_rehearsed": list(self.not_rehearsed),
             "interrupted": self.interrupted,
             "other_failures": self.other_failures,
+            "collection_errors": list(self.collection_errors),
             "config": self.config_path,
-            "checks": [_rounded(asdict(check)) for check in self.checks],
-            "rollback": _rounded(asdict(self.rollback)),
+            "checks": [check.to_json() for check in self.checks],
+            "deploy": self.deploy.to_json() if self.deploy is not None else None,
+            "rollback": rollback.to_json() if rollback is not None else None,
         }
 
     def verdict_line(self) -> str:
         """One sentence for the terminal and the summary heading."""
+        if self.error is not None:
+            return f"verdict: {self.verdict} — usage error: {self.error.splitlines()[0]}"
         failed = [c for c in self.checks if c.outcome in FAILING]
         passed = sum(c.outcome == "passed" for c in self.checks)
-        parts = [f"{passed} of {len(self.checks)} checks passed"]
+        accepted = sum(c.outcome == "accepted" for c in self.checks)
+        ran = len(self.checks)
+        parts = [f"{passed} of {ran} checks passed"]
+        selected = sum(c.builtin for c in self.checks)
+        if selected < self.builtin_configured:
+            parts.insert(0, f"{selected} of {self.builtin_configured} built-in checks selected")
+        if accepted:
+            parts.append(f"{accepted} accepted")
         if failed:
             parts.append(f"{len(failed)} failed")
         if self.other_failures:
-            parts.append(f"{self.other_failures} other test(s) failed")
+            parts.append(f"{plural(self.other_failures, 'other test')} failed")
+        if self.collection_errors:
+            parts.append(f"{plural(len(self.collection_errors), 'collection error')}")
+        if self.deploy is not None:
+            parts.append(f"deploy {self.deploy.outcome}")
         rollback = self.rollback
-        if rollback.outcome == "skipped":
+        if rollback is None:
+            parts.append("rollback not rehearsed")
+        elif rollback.outcome == "skipped":
             parts.append(f"rollback not rehearsed ({rollback.message})")
         else:
             parts.append(f"rollback {rollback.outcome}")
         if self.interrupted:
             parts.append("the run was interrupted")
         return f"verdict: {self.verdict} — " + ", ".join(parts)
+
+
+#: Values that are the report's own words, never masked (a token is at least 8 characters,
+#: but "accepted" or "incomplete" could still be one).
+_FIXED_FIELDS = frozenset(
+    {"schema", "verdict", "outcome", "phase", "step", "started_at", "name", "rule", "builtin"}
+)
+
+
+def _masked(value: Any, redact: Callable[[str], str], name: str = "") -> Any:
+    """*value* with *redact* applied to every string in it, fixed fields excepted."""
+    if name in _FIXED_FIELDS:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            item.name: _masked(getattr(value, item.name), redact, item.name)
+            for item in fields(value)
+        }
+        return replace(value, **changes)
+    if isinstance(value, Mapping):
+        return {key: _masked(item, redact, str(key)) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_masked(item, redact) for item in value)
+    return value
 
 
 def _rounded(record: dict[str, Any]) -> dict[str, Any]:
@@ -163,6 +279,10 @@ def render_markdown(report: RehearsalReport) -> str:
         for c in report.checks
     ]
     rb = report.rollback
+    if rb is None:
+        if report.error is not None:
+            lines += ["", "```text", report.error.rstrip(), "```"]
+        return "\n".join(lines).rstrip() + "\n"
     command = " ".join(rb.command) or "(none)"
     lines += [
         "",
@@ -204,7 +324,10 @@ def terminal_rows(report: RehearsalReport, width: int | None) -> list[str]:
     """
     rb = report.rollback
     rows = [(c.outcome, c.id, c.owner, c.expect, c.rollback_note) for c in report.checks]
-    rows.append((rb.outcome, "rehearsal::rollback", rb.owner, rb.expect, rb.note))
+    if rb is not None:
+        rows.append((rb.outcome, "rehearsal::rollback", rb.owner, rb.expect, rb.note))
+    if not rows:
+        return []
     id_width = min(max(len(row[1]) for row in rows), 40)
     owner_width = min(max(len(row[2] or "-") for row in rows), 20)
     lines: list[str] = []
@@ -218,7 +341,7 @@ def terminal_rows(report: RehearsalReport, width: int | None) -> list[str]:
             lines.append(prefix.rstrip())
             prefix = " " * 9
         lines.append(_cut(prefix + details, width).rstrip())
-    if rb.outcome != "passed" and rb.message:
+    if rb is not None and rb.outcome != "passed" and rb.message:
         lines += ["    " + line for line in rb.message.splitlines()]
     return lines
 
@@ -229,6 +352,6 @@ def _cut(line: str, width: int | None) -> str:
     return line[: width - 1] + "…"
 
 
-def report_json_text(report: RehearsalReport, redact: Callable[[str], str]) -> str:
-    """The JSON report as text, with every known secret masked."""
-    return redact(json.dumps(report.to_json(), indent=2, ensure_ascii=False)) + "\n"
+def report_json_text(report: RehearsalReport) -> str:
+    """The JSON report as text (mask the report first: :meth:`RehearsalReport.masked`)."""
+    return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"

@@ -1,9 +1,19 @@
 """The engine of an active rehearsal: one plugin object per pytest process.
 
-Registered by :mod:`pytest_rehearsal.plugin` only when a staging URL is given. On every
-process it adds the built-in check items, runs them and masks secrets in reports; on the
-controller (a plain run, or the xdist process that starts the workers) it also waits for
-staging, rehearses the rollback exactly once after every check, and writes the reports.
+Registered by :mod:`pytest_rehearsal.plugin` only when a staging URL is given. In every
+process it validates the ``rehearsal`` marker, masks secrets in everything pytest reports,
+and serves the fixtures. The *controller* (a plain run, or the xdist process that starts
+the workers) does the rehearsal itself, as one sequence:
+
+1. the built-in items (every configured check, then ``rehearsal::rollback``) are collected
+   and selected like tests (under xdist the controller selects them itself: the workers
+   never see them);
+2. ``--staging-wait``, then the checks start as one concurrent batch in the background (under
+   xdist at the very start of the session, while the workers boot);
+3. the team's tests run (under xdist, on the workers); each check item waits for its outcome;
+4. after every test: the rollback, exactly once, unless it was deselected, vetoed, or a
+   collection error or an interrupt stopped the run;
+5. the verdict and the reports (JSON, Markdown, ``$GITHUB_STEP_SUMMARY``), masked.
 """
 
 from __future__ import annotations
@@ -11,11 +21,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shlex
 import signal
 import threading
 import time
 from collections.abc import Generator
 from datetime import datetime, timezone
+from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import urljoin
@@ -23,8 +35,9 @@ from urllib.parse import urljoin
 import pytest
 
 from .answers import judge_answer
+from .checklist import ChecklistRun
 from .checks import build_checks
-from .checks._base import ActionContext, Check, Probe, Reply, ReplyLog, Request
+from .checks._base import ActionContext, Check, Probe, Reply, ReplyLog, Request, Verdict
 from .client import (
     Credentials,
     ProbeSender,
@@ -32,13 +45,23 @@ from .client import (
     make_probe_client,
     make_ssl_context,
     make_staging_client,
+    redactor_for,
 )
 from .config_loader import production_match
-from .executor import CheckOutcome, execute
-from .plugin import ENGINE_KEY
-from .redact import Redactor, install_log_redaction, mask_url
+from .errors import ConfigError
+from .items import (
+    FINDINGS_ATTRIBUTE,
+    ROLLBACK_NODEID,
+    RehearsalCollector,
+    RehearsalItem,
+    RollbackItem,
+    metadata_properties,
+)
+from .markers import marker_problem
+from .masking import mask_items, mask_report, mask_warning
+from .records import RecordBook
+from .redact import Redactor, install_log_redaction, mask_url, secret_in_arguments
 from .report import (
-    CheckRecord,
     RehearsalReport,
     RollbackRecord,
     render_markdown,
@@ -46,78 +69,14 @@ from .report import (
     terminal_rows,
 )
 from .report_files import write_atomically
-from .rollback import FetchResult, RollbackOutcome, rehearse_rollback
-from .settings import Settings
+from .rollback import FetchResult, RollbackOutcome, expected_result, rehearse_rollback
+from .settings import Options, Settings, resolve
+from .text import plural
 from .units import format_duration
 
-__all__ = ["ROLLBACK_NODEID", "RehearsalItem", "RehearsalSession"]
+__all__ = ["RehearsalSession", "usage_error"]
 
-ROLLBACK_NODEID = "rehearsal::rollback"
-#: In an xdist worker's ``workerinput``: it receives either all built-in items or none.
-CHECKS_TOGETHER_KEY = "rehearsal_checks_together"
-PROPERTY_PREFIX = "rehearsal_"
-NOTE_PROPERTY = PROPERTY_PREFIX + "note"
-# Properties that become fields of a check's record rather than entries of its properties.
-_RECORD_FIELDS = frozenset(
-    PROPERTY_PREFIX + name for name in ("check", "owner", "expect", "rollback_note", "note")
-)
-MESSAGE_LIMIT = 4000
-# When phases disagree, the worst one names the check's outcome.
-_RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
-
-
-class RehearsalCollector(pytest.Collector):
-    """The ``rehearsal`` node under the session; its children are the built-in checks."""
-
-    def __init__(self, *, checks: list[Check], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.checks = checks
-
-    def collect(self) -> list[pytest.Item]:
-        return [RehearsalItem.from_parent(self, name=c.id, check=c) for c in self.checks]
-
-
-class RehearsalItem(pytest.Item):
-    """One built-in check as a test item: ``rehearsal::<check id>``."""
-
-    def __init__(self, *, check: Check, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.check = check
-        self.add_marker("rehearsal")
-        self.user_properties.extend(
-            _metadata_properties(
-                check.name, check.meta.owner, check.expected, check.meta.rollback_note
-            )
-        )
-
-    def runtest(self) -> None:
-        engine: RehearsalSession = self.config.stash[ENGINE_KEY]
-        outcome = engine.outcome_for(self)
-        if outcome.error is not None:
-            raise outcome.error  # a bug in the check itself: shown with its traceback
-        verdict = outcome.verdict
-        if verdict is None:
-            return
-        # Report properties (ASVS ids, the header profile) reach JUnit and the JSON report;
-        # so does the note of a passing check (a warning, such as a JWT in a response).
-        self.user_properties.extend(
-            (PROPERTY_PREFIX + key, value) for key, value in verdict.properties.items()
-        )
-        if verdict.passed and verdict.message:
-            self.user_properties.append((NOTE_PROPERTY, engine.redact(verdict.message)))
-        if not verdict.passed:
-            pytest.fail(engine.redact(verdict.message), pytrace=False)
-
-    def reportinfo(self) -> tuple[Any, int | None, str]:
-        # Shown like a file name in progress lines: "rehearsal ....".
-        return self.session.path / "rehearsal", None, f"rehearsal::{self.name}"
-
-
-def _metadata_properties(
-    name: str, owner: str | None, expect: str | None, note: str | None
-) -> list[tuple[str, object]]:
-    values = {"check": name, "owner": owner, "expect": expect, "rollback_note": note}
-    return [(PROPERTY_PREFIX + key, value) for key, value in values.items() if value is not None]
+_STARTED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 class RehearsalSession:
@@ -133,36 +92,73 @@ class RehearsalSession:
         self.config = config
         self.settings = settings
         self.credentials = credentials
+        self.is_controller = not hasattr(config, "workerinput")
+        # The built-in checks run on the controller only; workers never import their modules.
+        self.checks: list[Check] = build_checks(settings.config) if self.is_controller else []
         self.redact = redactor  # knows every token of *credentials*, and the checks' secrets
-        self.checks = build_checks(settings.config)
         for check in self.checks:
             for secret in check.secrets:
                 self.redact.add(secret)
         # Every log record of the process, live logging and --log-file included.
         self.log_redaction = install_log_redaction(self.redact) if self.redact else None
-        self.is_controller = not hasattr(config, "workerinput")
-        # Whether this process runs every built-in check it runs any of (see xdist_support).
-        self.checks_together = self.is_controller or bool(
-            config.workerinput.get(CHECKS_TOGETHER_KEY, False)  # type: ignore[attr-defined]
-        )
         self.log = ReplyLog()
-        self._outcomes: dict[str, CheckOutcome] = {}
         self._sender: ProbeSender | None = None
         self._ssl_context = make_ssl_context(settings.staging_url, settings.ca_bundle)
         self.preflight_problem = self._preflight() if self.is_controller else None
         self.started_at = datetime.now(timezone.utc)
         self._started = time.monotonic()
-        self.records: dict[str, CheckRecord] = {}
-        self.other_failures: set[str] = set()  # failed tests outside the checklist
-        self.rollback_outcome: RollbackOutcome | None = None
+        self.book = RecordBook(self.redact)
+        self.collection_errors: list[str] = []
+        self.usage_error: str | None = None
         self.interrupted = False
         self.report: RehearsalReport | None = None
         self.write_errors: list[str] = []  # reports that could not be written
+        # The rehearsal's own items of this run, once collected, and those selected.
+        self._builtin: list[pytest.Item] = []
+        self._selected: list[pytest.Item] = []
+        self._checklist: ChecklistRun | None = None
+        self._distributing = False
+        self.rollback_outcome: RollbackOutcome | None = None
+        self._interrupt_after_rollback = False
+        self._skip_rollback: str | None = None
         self._previous_sigterm: Any = None
         # httpx logs every request at INFO: noise in captured logs and reports. Restored at stop.
         self._log_levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
         for name in self._log_levels:
             logging.getLogger(name).setLevel(logging.WARNING)
+
+    @classmethod
+    def start(cls, config: pytest.Config, config_file: Path | None) -> RehearsalSession | None:
+        """The engine of *config*'s run, or ``None`` when no staging URL is given anywhere.
+
+        A usage error (bad URL, bad config, a secret on the command line, a missing token)
+        writes the error reports the run names and raises :class:`pytest.UsageError`.
+        """
+        option = config.option
+        options = Options(
+            staging_url=option.staging_url,
+            rollback_command=option.rollback_command,
+            no_rollback=option.no_rollback,
+            staging_wait=option.staging_wait,
+            staging_timeout=option.staging_timeout,
+            report_path=option.rehearsal_report,
+            summary_path=option.rehearsal_summary,
+            ca_bundle=option.staging_ca_bundle,
+        )
+        try:
+            settings = resolve(options, os.environ, config_file, config.invocation_params.dir)
+            if settings is None:
+                return None
+            credentials = Credentials.from_config(settings.config, os.environ)
+            redactor = redactor_for(credentials)
+            problem = secret_in_arguments(_command_line(config), redactor)
+            if problem is not None:
+                raise ConfigError(problem)
+        except ConfigError as exc:
+            raise usage_error(config, str(exc)) from None
+        except LookupError as exc:  # str() of a KeyError-like error adds quotes
+            raise usage_error(config, str(exc.args[0])) from None
+        return cls(config, settings, credentials, redactor)
 
     # -- the staging connection ---------------------------------------------------------
 
@@ -186,13 +182,14 @@ class RehearsalSession:
         """Send a probe, or perform another action of a check, by *not_after*."""
         if isinstance(request, Probe):
             return self.send(request, not_after)
+        rollback = self.settings.config.rollback
         context = ActionContext(
             self.settings.staging_url,
             self.settings.staging_timeout,
             self._ssl_context,
             self.redact,
-            self.settings.config.rollback.cwd,
-            self.settings.config.rollback.env,
+            rollback.cwd,
+            rollback.env,
         )
         return request.perform(context, not_after)
 
@@ -236,144 +233,265 @@ class RehearsalSession:
         for name, level in self._log_levels.items():
             logging.getLogger(name).setLevel(level)
 
-    # -- collection and running -----------------------------------------------------------
+    # -- collection -------------------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        # tryfirst: the built-in items exist before -k / -m deselect anything.
-        collector = RehearsalCollector.from_parent(
-            session, name="rehearsal", nodeid="rehearsal", checks=self.checks
-        )
-        builtin = collector.collect()
-        items[:0] = builtin
-        # Counted like collected tests ("collected N items"), as if found in a file.
-        config.hook.pytest_collectreport(
-            report=pytest.CollectReport("rehearsal", "passed", None, list(builtin))
-        )
+        # tryfirst: the built-in items exist, and secrets are out of every id, before
+        # -k / -m / --deselect look at them.
+        for item in items:
+            problem = marker_problem(item)
+            if problem is not None:
+                self.usage_error = problem
+                raise pytest.UsageError(problem)
+        if self.is_controller:  # a plain run: the xdist controller collects nothing
+            builtin = self._collect_builtin(session)
+            items[:0] = builtin
+            # Counted like collected tests ("collected N items"), as if found in a file.
+            config.hook.pytest_collectreport(
+                report=pytest.CollectReport("rehearsal", "passed", None, list(builtin))
+            )
+        mask_items(items, self.redact)
         for item in items:
             marker = item.get_closest_marker("rehearsal")
-            if marker is None or isinstance(item, RehearsalItem):
+            if marker is None or isinstance(item, (RehearsalItem, RollbackItem)):
                 continue
             kwargs = marker.kwargs
             expect = kwargs.get("expect") or _first_doc_line(item) or f"{item.name} passes"
             item.user_properties.extend(
-                _metadata_properties(
+                metadata_properties(
                     "user", kwargs.get("owner"), expect, kwargs.get("rollback_note")
                 )
             )
 
-    def outcome_for(self, item: RehearsalItem) -> CheckOutcome:
-        """The outcome of *item*'s check, running it (and its siblings) on first demand."""
-        if item.check.id not in self._outcomes:
-            if self.checks_together:
-                # One concurrent batch for every selected built-in check of this run.
-                batch = [
-                    i.check
-                    for i in item.session.items
-                    if isinstance(i, RehearsalItem) and i.check.id not in self._outcomes
-                ]
-            else:
-                # Under --dist worksteal a worker cannot know which items it will get next.
-                batch = [item.check]
-            timeout = self.settings.staging_timeout
-            self._outcomes.update(execute(batch, self.perform, self.log, timeout=timeout))
-        return self._outcomes[item.check.id]
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.is_controller:
+            self._selected = [item for item in session.items if item in self._builtin]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(
+        self, collector: pytest.Collector
+    ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+        report = yield
+        mask_report(report, self.redact)
+        return report
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if self.is_controller and report.failed:
+            self.collection_errors.append(report.nodeid or "(the session)")
+
+    def _collect_builtin(self, session: pytest.Session) -> list[pytest.Item]:
+        collector = RehearsalCollector.from_parent(
+            session,
+            name="rehearsal",
+            nodeid="rehearsal",
+            engine=self,
+            checks=self.checks,
+            rollback=self._rollback_metadata(),
+        )
+        self._builtin = collector.collect()
+        return self._builtin
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if not self.is_controller:
+            return
+        if _in_main_thread():
+            # A cancelled CI job sends SIGTERM: treat it like Ctrl-C so the run ends cleanly.
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        self._distributing = session.config.pluginmanager.has_plugin("dsession")
+        if self._distributing:
+            # The workers collect the team's tests; the rehearsal's own items are the
+            # controller's, selected here, and the checks start now, while the workers boot.
+            builtin = self._collect_builtin(session)
+            mask_items(builtin, self.redact)
+            from .selection import select
+
+            self._selected = select(builtin, session.config)
+            self._start_checks()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        if not self.is_controller or session.config.option.collectonly:
+            return (yield)
+        rollback = next((i for i in self._selected if isinstance(i, RollbackItem)), None)
+        if rollback is not None and rollback in session.items:
+            session.items.remove(rollback)  # run once, after everything else
+        stops_at_errors = not session.config.option.continue_on_collection_errors
+        if not self._distributing and not (self.collection_errors and stops_at_errors):
+            self._start_checks()
+        try:
+            result = yield
+        except (session.Interrupted, session.Failed):
+            # -x / --maxfail, or collection errors, stopped the tests early.
+            self._finish(session, rollback)
+            raise
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
+        self._finish(session, rollback)
+        return result
+
+    def _start_checks(self) -> None:
+        """``--staging-wait``, then every selected check as one concurrent batch."""
+        self._wait_for_staging()
+        checks = [item.check for item in self._selected if isinstance(item, RehearsalItem)]
+        self._checklist = ChecklistRun(
+            checks, self.perform, self.log, self.settings.staging_timeout
+        )
+        self._checklist.start()
+
+    def _finish(self, session: pytest.Session, rollback: RollbackItem | None) -> None:
+        """After the team's tests: the check items not run in this process, then the rollback."""
+        if self._distributing:
+            # Under xdist the workers ran only the team's tests: report the checks here.
+            checks = [item for item in self._selected if isinstance(item, RehearsalItem)]
+            session.testscollected += len(checks) + (rollback is not None)
+            for item in checks:
+                self.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
+        if rollback is None:
+            return
+        self._skip_rollback = self._reason_not_to_roll_back()
+        if self._skip_rollback is not None:
+            outcome = RollbackOutcome.skipped(self._skip_rollback, self.settings.config.rollback)
+            self._rollback_done(outcome)
+        self.config.hook.pytest_runtest_protocol(item=rollback, nextitem=None)
+        if self._interrupt_after_rollback:
+            # The rollback's process group is gone; the run now ends as interrupted (exit 2).
+            raise KeyboardInterrupt("interrupted during the rollback")
+
+    def verdict_for(self, check: Check) -> Verdict | None:
+        """The verdict of *check* (its item waits for it); a bug in the check is raised."""
+        if self._checklist is None:
+            pytest.skip("the checks were not started (the run stopped before them)")
+        outcome = self._checklist.outcome(check.id)
+        if outcome.error is not None:
+            raise outcome.error  # a bug in the check itself: shown with its traceback
+        return outcome.verdict
+
+    # -- the rollback ------------------------------------------------------------------------
+
+    def _rollback_metadata(self) -> RollbackRecord:
+        rollback = self.settings.config.rollback
+        return RollbackRecord(
+            outcome="skipped",
+            command=list(self.settings.rollback_command or ()),
+            owner=rollback.owner,
+            note=rollback.note,
+            expect=rollback.expect or expected_result(rollback, self.settings.rollback_command),
+        )
+
+    def _reason_not_to_roll_back(self) -> str | None:
+        """Why the rollback must not run in this run, or ``None``: it is to run."""
+        settings = self.settings
+        if self.collection_errors:
+            shown = ", ".join(self.collection_errors[:3])
+            return (
+                f"not started: {plural(len(self.collection_errors), 'collection error')} ({shown})"
+            )
+        if settings.no_rollback:
+            return "--no-rollback was given"
+        command = settings.rollback_command
+        if command:
+            veto = self.config.hook.pytest_rehearsal_before_rollback(
+                config=self.config, rollback=settings.config.rollback, command=command
+            )
+            if veto:
+                return f"vetoed by a plugin: {veto}"
+        return None
+
+    def rollback_preflight(self) -> str | None:
+        """Why the rollback cannot even start (nothing is run then), or ``None``.
+
+        Skips the rollback item when the rollback is not to run at all.
+        """
+        if self._skip_rollback is not None:
+            pytest.skip(self.redact(self._skip_rollback))
+        if not self.settings.rollback_command or self._preflight() is not None:
+            # Nothing is run: the rehearsal stops at its first step and says why.
+            outcome = self._run_rollback()
+            self._rollback_done(outcome)
+            return self.redact(outcome.message)
+        return None
+
+    def _rollback_done(self, outcome: RollbackOutcome) -> None:
+        self.rollback_outcome = outcome
+        if outcome.interrupted:
+            self.interrupted = True
+            self._interrupt_after_rollback = True
+        self.config.hook.pytest_rehearsal_after_rollback(config=self.config, outcome=outcome)
+
+    def rehearse_rollback(self, item: RollbackItem) -> None:
+        """Run the rollback for real and report it on *item* (fails it when it failed)."""
+        command = " ".join(self.settings.rollback_command or ())
+        self._write(f"rehearsal: rolling back: {command}")
+        outcome = self._run_rollback()
+        self._rollback_done(outcome)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.config.get_verbosity() <= 0:
+            # The live lines broke the progress line: start it again ("rehearsal F").
+            reporter.write_fspath_result(item.nodeid, "")
+        item.user_properties.extend(outcome.properties().items())
+        if outcome.outcome == "failed":
+            pytest.fail(self.redact(outcome.message), pytrace=False)
+
+    def _run_rollback(self) -> RollbackOutcome:
+        settings = self.settings
+        return rehearse_rollback(
+            settings.config.rollback,
+            command_override=settings.rollback_command,
+            fetch=self._fetch,
+            redactor=self.redact,
+            on_line=lambda line: self._write(f"rollback | {line}"),
+        )
+
+    def _fetch(self, path: str) -> FetchResult:
+        reply = self.send(Probe("GET", path))
+        return FetchResult(reply.status, reply.body, reply.error)
+
+    # -- reports ---------------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        _redact_report(report, self.redact)
+        if isinstance(item, RehearsalItem) and report.when == "call":
+            setattr(report, FINDINGS_ATTRIBUTE, [found.to_json() for found in item.findings])
+        if isinstance(item, (RehearsalItem, RollbackItem)) and isinstance(report.longrepr, tuple):
+            # A skip of the rehearsal's own items is located at the item, not in this code.
+            report.longrepr = (item.nodeid, None, report.longrepr[2])
+        mask_report(report, self.redact)
         return report
 
-    # -- the controller: wait, rollback, records, reports ---------------------------------
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.is_controller and _in_main_thread():
-            # A cancelled CI job sends SIGTERM: treat it like Ctrl-C so the run ends cleanly.
-            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        if not self.is_controller or session.config.option.collectonly:
-            return (yield)
-        self._wait_for_staging()
-        try:
-            result = yield
-        except (session.Interrupted, session.Failed):
-            # -x / --maxfail stopped the checks early: the rollback is still rehearsed.
-            self._rehearse_rollback(session)
-            raise
-        except KeyboardInterrupt:
-            self.interrupted = True
-            raise
-        self._rehearse_rollback(session)
-        return result
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: Any) -> None:
+        mask_warning(warning_message, self.redact)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not self.is_controller:
-            return
-        props = dict(report.user_properties)
-        name = props.get(PROPERTY_PREFIX + "check")
-        if report.nodeid == ROLLBACK_NODEID:
-            return
-        if name is None:
-            if report.failed:
-                self.other_failures.add(report.nodeid)
-            return
-        outcome = _phase_outcome(report)
-        if outcome is None:
-            return
-        previous = self.records.get(report.nodeid)
-        duration = report.duration + (previous.duration_s if previous else 0.0)
-        if previous is not None and _RANK[previous.outcome] >= _RANK[outcome]:
-            self.records[report.nodeid] = dataclasses.replace(previous, duration_s=duration)
-            return
-        self.records[report.nodeid] = CheckRecord(
-            id=report.nodeid,
-            name=str(name) if name != "user" else report.nodeid.rsplit("::", 1)[-1],
-            outcome=outcome,
-            owner=_str_or_none(props.get(PROPERTY_PREFIX + "owner")),
-            expect=_str_or_none(props.get(PROPERTY_PREFIX + "expect")),
-            rollback_note=_str_or_none(props.get(PROPERTY_PREFIX + "rollback_note")),
-            message=_report_message(report, self.redact),
-            duration_s=duration,
-            properties={
-                key.removeprefix(PROPERTY_PREFIX): str(value)
-                for key, value in props.items()
-                if key.startswith(PROPERTY_PREFIX) and key not in _RECORD_FIELDS
-            },
-        )
+        if self.is_controller:
+            self.book.add(report)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
+        if self._checklist is not None and not self.interrupted:
+            self._checklist.join()
         self.close()
         if not self.is_controller or session.config.option.collectonly:
             return
-        self.report = self._build_report()
-        document = self.report.to_json()
-        self.config.hook.pytest_rehearsal_report(config=self.config, report=document)
-        settings = self.settings
-        markdown = self.redact(render_markdown(self.report))
-        try:
-            if settings.report_path is not None:
-                write_atomically(settings.report_path, report_json_text(self.report, self.redact))
-            if settings.summary_path is not None:
-                write_atomically(settings.summary_path, markdown)
-            step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-            if step_summary:
-                with open(step_summary, "a", encoding="utf-8") as handle:
-                    handle.write(markdown)
-        except OSError as exc:
-            # A gate that reads the report must not pass without it: say so and fail the run.
-            self.write_errors.append(f"could not write {exc.filename}: {exc.strerror or exc}")
-        failed = self.report.verdict == "blocked" or self.write_errors
+        report = self._build_report().masked(self.redact)
+        self.report = report
+        self.config.hook.pytest_rehearsal_report(config=self.config, report=report.to_json())
+        self.write_errors = _write_reports(
+            report, self.settings.report_path, self.settings.summary_path
+        )
+        failed = report.verdict == "blocked" or self.write_errors
         if failed and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -385,9 +503,11 @@ class RehearsalSession:
         tr.write_sep("=", "staging rehearsal")
         width = None if tr.config.get_verbosity() > 0 else tr._tw.fullwidth
         for line in terminal_rows(report, width):
-            tr.write_line(self.redact(line))
+            tr.write_line(line)
         colour = {"ready": "green", "blocked": "red", "incomplete": "yellow"}[report.verdict]
-        tr.write_sep("-", self.redact(report.verdict_line()), **{colour: True, "bold": True})
+        tr.write_sep("-", report.verdict_line(), **{colour: True, "bold": True})
+        if report.not_rehearsed:
+            tr.write_line(f"not rehearsed: {', '.join(report.not_rehearsed)}", yellow=True)
         if self.write_errors:
             for error in self.write_errors:
                 tr.write_line(f"rehearsal: ERROR: {error}", red=True, bold=True)
@@ -411,6 +531,61 @@ class RehearsalSession:
         return self.redact(
             f"rehearsal: {mask_url(settings.staging_url)} · config {config_path} · "
             f"rollback {rollback}"
+        )
+
+    def _build_report(self) -> RehearsalReport:
+        started_at = self.started_at.strftime(_STARTED_AT_FORMAT)
+        staging_url = mask_url(self.settings.staging_url)
+        if self.usage_error is not None:
+            return RehearsalReport.for_usage_error(self.usage_error, staging_url, started_at)
+        outcome = self.rollback_outcome
+        rollback_selected = any(isinstance(item, RollbackItem) for item in self._selected)
+        if outcome is None:
+            if self.interrupted:
+                reason = "the run was interrupted before the rollback"
+            elif not rollback_selected:
+                reason = "deselected"
+            else:
+                reason = "the checks did not finish"
+            outcome = RollbackOutcome.skipped(reason, self.settings.config.rollback)
+        rollback = RollbackRecord(
+            outcome=outcome.outcome,
+            command=list(outcome.command),
+            exit_code=outcome.exit_code,
+            duration_s=outcome.duration_s,
+            message=outcome.message,
+            output_tail=outcome.output_tail,
+            owner=outcome.owner,
+            note=outcome.note,
+            expect=outcome.expect,
+            phase=outcome.phase,
+        )
+        records = self.book.records
+        configured = [f"rehearsal::{check.id}" for check in self.checks]
+        not_rehearsed = [
+            node_id
+            for node_id in configured
+            if node_id not in records or records[node_id].outcome == "skipped"
+        ]
+        not_rehearsed += [
+            record.id
+            for record in records.values()
+            if not record.builtin and record.outcome == "skipped"
+        ]
+        if rollback.outcome == "skipped":
+            not_rehearsed.append(ROLLBACK_NODEID)
+        return RehearsalReport(
+            staging_url=staging_url,
+            started_at=started_at,
+            duration_s=time.monotonic() - self._started,
+            checks=list(records.values()),
+            rollback=rollback,
+            interrupted=self.interrupted,
+            config_path=str(self.settings.config.path) if self.settings.config.path else None,
+            other_failures=len(self.book.other_failures),
+            collection_errors=tuple(self.collection_errors),
+            not_rehearsed=tuple(not_rehearsed),
+            builtin_configured=len(configured),
         )
 
     # -- internals ---------------------------------------------------------------------
@@ -463,81 +638,74 @@ class RehearsalSession:
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 2.0)
 
-    def _fetch(self, path: str) -> FetchResult:
-        reply = self.send(Probe("GET", path))
-        return FetchResult(reply.status, reply.body, reply.error)
 
-    def _rehearse_rollback(self, session: pytest.Session) -> None:
-        if self.rollback_outcome is not None:
-            return  # exactly once, whichever path got here first
-        settings = self.settings
-        rollback = settings.config.rollback
-        command = settings.rollback_command
-        if settings.no_rollback:
-            outcome = RollbackOutcome.skipped("--no-rollback was given", rollback)
-        elif session.testscollected == 0 and not self.records:
-            outcome = RollbackOutcome.skipped("no check was selected", rollback)
+def usage_error(config: pytest.Config, message: str) -> pytest.UsageError:
+    """A usage error of the run, once the error reports its options name are written."""
+    option = config.option
+    base = config.invocation_params.dir
+    url = option.staging_url or os.environ.get("STAGING_URL") or ""
+    started_at = datetime.now(timezone.utc).strftime(_STARTED_AT_FORMAT)
+    report = RehearsalReport.for_usage_error(message, mask_url(url), started_at)
+    report_path = base / option.rehearsal_report if option.rehearsal_report else None
+    summary_path = base / option.rehearsal_summary if option.rehearsal_summary else None
+    # A path that exists and is not a regular file is itself the usage error: leave it be.
+    _write_reports(
+        report,
+        report_path if _writable(report_path) else None,
+        summary_path if _writable(summary_path) else None,
+    )
+    return pytest.UsageError(message)
+
+
+def _writable(path: Path | None) -> bool:
+    if path is None:
+        return False
+    return not os.path.lexists(path) or (path.is_file() and not path.is_symlink())
+
+
+def _write_reports(
+    report: RehearsalReport, report_path: Path | None, summary_path: Path | None
+) -> list[str]:
+    """Write the JSON report, the Markdown summary and the step summary; the failures."""
+    errors: list[str] = []
+    markdown = render_markdown(report)
+    targets: list[tuple[Path, str, bool]] = []
+    if report_path is not None:
+        targets.append((report_path, report_json_text(report), False))
+    if summary_path is not None:
+        targets.append((summary_path, markdown, False))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        targets.append((Path(step_summary), markdown, True))
+    for path, text, append in targets:
+        problem = _write_one(path, text, append=append)
+        if problem is not None:
+            errors.append(problem)
+    return errors
+
+
+def _write_one(path: Path, text: str, *, append: bool) -> str | None:
+    """Write one report file; why it could not be written, or ``None``."""
+    try:
+        if append:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(text)
         else:
-            veto = (
-                self.config.hook.pytest_rehearsal_before_rollback(
-                    config=self.config, rollback=rollback, command=command
-                )
-                if command
-                else None
-            )
-            if veto:
-                outcome = RollbackOutcome.skipped(f"vetoed by a plugin: {veto}", rollback)
-            else:
-                self._write(f"rehearsal: rolling back: {' '.join(command or ('(none)',))}")
-                outcome = rehearse_rollback(
-                    rollback,
-                    command_override=settings.rollback_command,
-                    fetch=self._fetch,
-                    redactor=self.redact,
-                    on_line=lambda line: self._write(f"rollback | {line}"),
-                )
-        self.rollback_outcome = outcome
-        if session.testscollected:
-            session.testscollected += 1  # the rollback's test case, so progress ends at 100%
-        if outcome.interrupted:
-            self.interrupted = True
-        self.config.hook.pytest_rehearsal_after_rollback(config=self.config, outcome=outcome)
-        _emit_rollback_reports(self.config, outcome, self.redact)
-        if outcome.interrupted:
-            # The rollback's process group is gone; the run now ends as interrupted (exit 2).
-            raise KeyboardInterrupt("interrupted during the rollback")
+            write_atomically(path, text)
+    except OSError as exc:
+        # A gate that reads the report must not pass without it: say so and fail the run.
+        return f"could not write {exc.filename or path}: {exc.strerror or exc}"
+    return None
 
-    def _build_report(self) -> RehearsalReport:
-        outcome = self.rollback_outcome
-        if outcome is None:
-            reason = (
-                "the run was interrupted before the rollback"
-                if self.interrupted
-                else ("the checks did not finish")
-            )
-            outcome = RollbackOutcome.skipped(reason, self.settings.config.rollback)
-        rollback = RollbackRecord(
-            outcome=outcome.outcome,
-            command=list(outcome.command),
-            exit_code=outcome.exit_code,
-            duration_s=outcome.duration_s,
-            message=self.redact(outcome.message),
-            output_tail=self.redact(outcome.output_tail),
-            owner=outcome.owner,
-            note=outcome.note,
-            expect=outcome.expect,
-            phase=outcome.phase,
-        )
-        return RehearsalReport(
-            staging_url=mask_url(self.settings.staging_url),
-            started_at=self.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            duration_s=time.monotonic() - self._started,
-            checks=list(self.records.values()),
-            rollback=rollback,
-            interrupted=self.interrupted,
-            config_path=str(self.settings.config.path) if self.settings.config.path else None,
-            other_failures=len(self.other_failures),
-        )
+
+def _command_line(config: pytest.Config) -> list[str]:
+    """Every argument the run was given: argv, the ini's addopts and ``PYTEST_ADDOPTS``."""
+    arguments = [*config.invocation_params.args, *config.getini("addopts")]
+    try:
+        arguments += shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
+    except ValueError:  # pytest itself refuses an unparsable PYTEST_ADDOPTS
+        arguments.append(os.environ.get("PYTEST_ADDOPTS", ""))
+    return arguments
 
 
 def _first_doc_line(item: pytest.Item) -> str | None:
@@ -545,88 +713,6 @@ def _first_doc_line(item: pytest.Item) -> str | None:
     if not doc:
         return None
     return str(doc).strip().splitlines()[0]
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _phase_outcome(report: pytest.TestReport) -> str | None:
-    """A phase's contribution to the check's outcome (None: nothing new to say)."""
-    if report.when == "call":
-        if hasattr(report, "wasxfail"):
-            return "skipped"
-        return {"passed": "passed", "failed": "failed", "skipped": "skipped"}[report.outcome]
-    if report.failed:
-        return "error"
-    if report.skipped:
-        return "skipped"
-    return None
-
-
-def _report_message(report: pytest.TestReport, redact: Redactor) -> str:
-    if report.passed:
-        return str(dict(report.user_properties).get(NOTE_PROPERTY, ""))
-    if report.skipped and isinstance(report.longrepr, tuple):
-        text = str(report.longrepr[2])
-    else:
-        text = report.longreprtext
-    text = redact(text)
-    # The end of a long traceback holds the error itself: keep that part.
-    return text if len(text) <= MESSAGE_LIMIT else "…" + text[-(MESSAGE_LIMIT - 1) :]
-
-
-def _redact_report(report: pytest.TestReport, redact: Redactor) -> None:
-    if not redact:
-        return
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple):
-        path, lineno, message = longrepr
-        report.longrepr = (path, lineno, redact(message))
-    elif longrepr is not None:
-        text = str(longrepr)
-        masked = redact(text)
-        if masked != text:
-            report.longrepr = masked
-    report.sections = [(key, redact(content)) for key, content in report.sections]
-
-
-def _emit_rollback_reports(
-    config: pytest.Config, outcome: RollbackOutcome, redact: Redactor
-) -> None:
-    """Report the rollback as the test case ``rehearsal::rollback`` (terminal, JUnit XML)."""
-    location = (ROLLBACK_NODEID, None, "rollback")
-    properties = [
-        *_metadata_properties("rollback", outcome.owner, outcome.expect, outcome.note),
-        *outcome.properties().items(),
-    ]
-    message = redact(outcome.message)
-    phases: list[tuple[str, str, Any]]
-    if outcome.outcome == "skipped":
-        phases = [("setup", "skipped", (ROLLBACK_NODEID, None, f"Skipped: {message}"))]
-    elif outcome.outcome == "failed" and outcome.phase == "preflight":
-        phases = [("setup", "failed", message)]  # could not be executed at all: a JUnit <error>
-    else:
-        result = "passed" if outcome.outcome == "passed" else "failed"
-        phases = [
-            ("setup", "passed", None),
-            ("call", result, None if result == "passed" else message),
-        ]
-    phases.append(("teardown", "passed", None))
-    config.hook.pytest_runtest_logstart(nodeid=ROLLBACK_NODEID, location=location)
-    for when, result, longrepr in phases:
-        report = pytest.TestReport(
-            nodeid=ROLLBACK_NODEID,
-            location=location,
-            keywords={"rehearsal": 1},
-            outcome=result,  # type: ignore[arg-type]
-            longrepr=longrepr,
-            when=when,  # type: ignore[arg-type]
-            duration=outcome.duration_s if when == "call" else 0.0,
-            user_properties=properties,
-        )
-        config.hook.pytest_runtest_logreport(report=report)
-    config.hook.pytest_runtest_logfinish(nodeid=ROLLBACK_NODEID, location=location)
 
 
 def _in_main_thread() -> bool:
