@@ -463,7 +463,8 @@ class RehearsalSession:
             setattr(report, FINDINGS_ATTRIBUTE, [found.to_json() for found in item.findings])
         if isinstance(item, (RehearsalItem, RollbackItem)) and isinstance(report.longrepr, tuple):
             # A skip of the rehearsal's own items is located at the item, not in this code.
-            report.longrepr = (item.nodeid, None, report.longrepr[2])
+            # No line number: pytest then shows "rehearsal::rollback: <reason>".
+            report.longrepr = (item.nodeid, None, report.longrepr[2])  # type: ignore[assignment]
         mask_report(report, self.redact)
         return report
 
