@@ -26,11 +26,24 @@ def mask_items(items: Iterable[pytest.Item], redact: Redactor) -> None:
         return
     for item in items:
         if redact.finds(item.nodeid) or redact.finds(item.name):
-            # Node ids are set once, at collection; every report, progress line and JUnit
-            # name is made from them afterwards.
-            item._nodeid = redact(item.nodeid)  # type: ignore[attr-defined]
-            item.name = redact(item.name)
-            item.__dict__.pop("location", None)  # a cached property holding the old name
+            _rename(item, redact(item.nodeid), redact(item.name))
+
+
+def _rename(item: pytest.Item, nodeid: str, name: str) -> None:
+    """Give *item* another node id and name, before any report is made from them.
+
+    pytest has no public way to do this: the id is set once, at collection, and every
+    report, progress line and JUnit name is made from it afterwards. pytest 9.2 keeps it as
+    a structured ``_id`` (a ``NodeId`` with a ``parse`` constructor), earlier versions as
+    the string ``_nodeid``.
+    """
+    current = getattr(item, "_id", None)
+    if current is not None and hasattr(type(current), "parse"):
+        item._id = type(current).parse(nodeid)
+    else:
+        item._nodeid = nodeid  # type: ignore[attr-defined]
+    item.name = name
+    item.__dict__.pop("location", None)  # a cached property holding the old name
 
 
 def mask_report(report: pytest.TestReport | pytest.CollectReport, redact: Redactor) -> None:

@@ -270,6 +270,11 @@ def render_markdown(report: RehearsalReport) -> str:
         "",
         report.verdict_line(),
         "",
+    ]
+    if report.not_rehearsed:
+        shown = ", ".join(f"`{node_id}`" for node_id in report.not_rehearsed)
+        lines += [f"**Not rehearsed:** {shown}", ""]
+    lines += [
         "| Check | Outcome | Owner | Expected | Rollback note |",
         "|---|---|---|---|---|",
     ]

@@ -296,7 +296,11 @@ class RehearsalSession:
 
     # -- the run ----------------------------------------------------------------------------
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> Generator[None, None, None]:
+        # After every other implementation: the terminal knows the session (deselected items
+        # are reported to it) and xdist has started its workers.
+        yield
         if not self.is_controller:
             return
         if _in_main_thread():
