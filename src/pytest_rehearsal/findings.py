@@ -23,6 +23,9 @@ from typing import Any
 
 __all__ = ["Acceptance", "Exchange", "Finding", "render"]
 
+# A "got" this short (a status line) takes the count of problems on the same line.
+_SHORT_GOT = 40
+
 
 @dataclass(frozen=True)
 class Exchange:
@@ -89,7 +92,12 @@ def _block(exchange: Exchange | None, got: str, group: Sequence[Finding]) -> str
     elif items:
         noun = exchange.noun if exchange else "problem"
         count = f"{len(items)} {noun}{'s' if len(items) > 1 else ''}"
-        got_line = f"{got} with {count}:" if got else f"{count}:"
+        if not got:
+            got_line = f"{count}:"
+        elif " · " in got or len(got) > _SHORT_GOT:
+            got_line = f"{got}\n    {count}:"  # evidence first, then what is wrong with it
+        else:
+            got_line = f"{got} with {count}:"
         got_line += "".join(f"\n    - {item}" for item in items)
     else:
         got_line = got or group[0].message

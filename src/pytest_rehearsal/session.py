@@ -49,6 +49,8 @@ from .client import (
 )
 from .config_loader import production_match
 from .errors import ConfigError
+from .expectations import ExpectationFailed
+from .headlines import HeadlinedFailure, headline_of
 from .items import (
     FINDINGS_ATTRIBUTE,
     ROLLBACK_NODEID,
@@ -465,6 +467,9 @@ class RehearsalSession:
         report = yield
         if isinstance(item, RehearsalItem) and report.when == "call":
             setattr(report, FINDINGS_ATTRIBUTE, [found.to_json() for found in item.findings])
+        elif call.excinfo is not None and isinstance(call.excinfo.value, ExpectationFailed):
+            findings = call.excinfo.value.findings
+            setattr(report, FINDINGS_ATTRIBUTE, [found.to_json() for found in findings])
         if isinstance(item, (RehearsalItem, RollbackItem)) and isinstance(report.longrepr, tuple):
             # A skip of the rehearsal's own items is located at the item, not in this code.
             # No line number: pytest then shows "rehearsal::rollback: <reason>".
@@ -476,9 +481,18 @@ class RehearsalSession:
     def pytest_warning_recorded(self, warning_message: Any) -> None:
         mask_warning(warning_message, self.redact)
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.is_controller:
-            self.book.add(report)
+        if not self.is_controller:
+            return
+        # tryfirst: the terminal and JUnit then show the failure's first finding as its reason.
+        findings = getattr(report, FINDINGS_ATTRIBUTE, None) or ()
+        crash = str(getattr(getattr(report.longrepr, "reprcrash", None), "message", ""))
+        ours = report.nodeid.startswith("rehearsal::") and crash.startswith("Failed: ")
+        if report.failed and (findings or ours):
+            text = report.longreprtext
+            report.longrepr = HeadlinedFailure(text, headline_of(text, findings))  # type: ignore[assignment]
+        self.book.add(report)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

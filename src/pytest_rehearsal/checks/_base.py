@@ -287,7 +287,9 @@ def finding(
     if got is None:
         got = reply.describe() if isinstance(reply, Reply) else "nothing"
     if message is None:
-        message = f"expected {expected}, got {excerpt(got.splitlines()[0] if got else '', 160)}"
+        # The status line, not the body excerpt: the one line must stay short.
+        head = got.splitlines()[0].split(" · ")[0] if got else "nothing"
+        message = f"expected {expected}, got {excerpt(head, 120)}"
     return Finding(
         rule=rule,
         message=message,
