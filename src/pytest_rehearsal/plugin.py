@@ -90,6 +90,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Write a Markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY when set)",
     )
     group.addoption(
+        "--rehearsal-plan",
+        dest="rehearsal_plan",
+        action="store_true",
+        default=False,
+        help="Print what the rehearsal would do (each check's requests, the commands with their "
+        "cwd and timeouts, the verify plan) and exit 0, sending no request and running no command",
+    )
+    group.addoption(
         "--rehearsal-init",
         dest="rehearsal_init",
         action="store_true",
@@ -106,6 +114,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.option.rehearsal_plan:
+        from .session import print_plan
+
+        return print_plan(config)
     if not config.option.rehearsal_init:
         return None
     from .starter import describe_next_steps, write_starter_config

@@ -23,6 +23,7 @@ import logging
 import os
 import shlex
 import signal
+import sys
 import threading
 import time
 from collections.abc import Generator
@@ -136,19 +137,8 @@ class RehearsalSession:
         A usage error (bad URL, bad config, a secret on the command line, a missing token)
         writes the error reports the run names and raises :class:`pytest.UsageError`.
         """
-        option = config.option
-        options = Options(
-            staging_url=option.staging_url,
-            rollback_command=option.rollback_command,
-            no_rollback=option.no_rollback,
-            staging_wait=option.staging_wait,
-            staging_timeout=option.staging_timeout,
-            report_path=option.rehearsal_report,
-            summary_path=option.rehearsal_summary,
-            ca_bundle=option.staging_ca_bundle,
-        )
         try:
-            settings = resolve(options, os.environ, config_file, config.invocation_params.dir)
+            settings = _settings(config, config_file)
             if settings is None:
                 return None
             credentials = Credentials.from_config(settings.config, os.environ)
@@ -656,6 +646,49 @@ class RehearsalSession:
             )
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 2.0)
+
+
+def _settings(config: pytest.Config, config_file: Path | None) -> Settings | None:
+    """The run's settings from its options, environment and file (``None``: dormant)."""
+    option = config.option
+    options = Options(
+        staging_url=option.staging_url,
+        rollback_command=option.rollback_command,
+        no_rollback=option.no_rollback,
+        staging_wait=option.staging_wait,
+        staging_timeout=option.staging_timeout,
+        report_path=option.rehearsal_report,
+        summary_path=option.rehearsal_summary,
+        ca_bundle=option.staging_ca_bundle,
+    )
+    return resolve(options, os.environ, config_file, config.invocation_params.dir)
+
+
+def print_plan(config: pytest.Config) -> int:
+    """``--rehearsal-plan``: print what the rehearsal would do; the exit status (0, or 4)."""
+    from .activation import find_config_file
+    from .plan import render_plan
+
+    try:
+        config_file = find_config_file(
+            config.option.rehearsal_config,
+            config.getini("rehearsal_config"),
+            config.rootpath,
+            config.invocation_params.dir,
+        )
+        settings = _settings(config, config_file)
+    except ConfigError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return int(pytest.ExitCode.USAGE_ERROR)
+    if settings is None:
+        print("rehearsal plan: no staging URL (pass --staging-url): nothing would be rehearsed")
+        return int(pytest.ExitCode.OK)
+    rehearsal = settings.config
+    names = [rehearsal.auth.token_env] if rehearsal.auth and rehearsal.auth.token_env else []
+    if rehearsal.checks.permissions:
+        names += [role.token_env for role in rehearsal.checks.permissions.roles.values()]
+    print(render_plan(settings, build_checks(rehearsal), names), end="")
+    return int(pytest.ExitCode.OK)
 
 
 def usage_error(config: pytest.Config, message: str) -> pytest.UsageError:

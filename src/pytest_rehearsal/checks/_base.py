@@ -194,6 +194,10 @@ class Action(ABC):
     def perform(self, context: ActionContext, not_after: float) -> object:
         """Do it, ending by *not_after* (``time.monotonic()``); never raise for staging's sake."""
 
+    def describe(self) -> str:
+        """What it does, in words, for ``--rehearsal-plan``."""
+        return type(self).__name__
+
 
 @dataclass(frozen=True)
 class ActionContext:

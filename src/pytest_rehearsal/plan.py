@@ -1,0 +1,118 @@
+"""``--rehearsal-plan``: what a rehearsal would do, printed before it touches staging.
+
+Pure module. Each check is driven as in a run in which every request succeeds (a ``200``
+with an empty body), so the plan lists the requests of a clean run, dependent ones included
+(a replay under the same idempotency key, for instance); a step that is not a request (a TLS
+handshake, a log read) is listed by its description and ends the check's plan there. Then
+the release lifecycle: the commands with their working directory, environment names and
+timeouts, and what is verified. Nothing is sent, nothing is run.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .checks._base import Action, Check, Probe, Reply, ReplyLog
+from .config import RollbackConfig
+from .settings import Settings
+from .text import plural
+from .units import format_duration, format_size
+
+__all__ = ["PLAN_ROUNDS", "planned_requests", "render_plan"]
+
+#: No built-in check has more dependent steps than this; the plan stops there.
+PLAN_ROUNDS = 10
+
+
+def planned_requests(check: Check) -> Iterator[str]:
+    """The requests *check* sends when every answer is a success, as lines."""
+    run = check.run(ReplyLog())
+    answer: list[object] | None = None
+    for _ in range(PLAN_ROUNDS):
+        try:
+            batch = next(run) if answer is None else run.send(answer)
+        except StopIteration:
+            return
+        answer = []
+        for request in batch:
+            if isinstance(request, Action):
+                yield f"{request.describe()} (then judged)"
+                run.close()
+                return
+            yield _describe_probe(request)
+            answer.append(Reply(request, request.path, 200, "OK"))
+    run.close()
+
+
+def _describe_probe(probe: Probe) -> str:
+    line = f"{probe.method.upper()} {probe.path}"
+    if probe.upload is not None:
+        line += f" (multipart upload of {format_size(probe.upload.size)} in {probe.upload.field!r})"
+    elif probe.json is not None:
+        line += f" {json.dumps(probe.json, sort_keys=True)}"
+    headers = [name for name, _ in probe.headers]
+    if headers:
+        line += f" [{', '.join(headers)}]"
+    if probe.credentials is None:
+        line += " (anonymous)"
+    elif probe.credentials != "default":
+        line += f" (as {probe.credentials})"
+    return line
+
+
+def render_plan(settings: Settings, checks: Sequence[Check], token_envs: Sequence[str]) -> str:
+    """The whole plan as text."""
+    lines = [
+        "rehearsal plan: nothing is sent and nothing is run",
+        f"staging: {settings.staging_url} (request timeout "
+        f"{format_duration(settings.staging_timeout)}, "
+        f"{plural(settings.retries, 'retry', 'retries')} of idempotent requests)",
+    ]
+    if token_envs:
+        lines.append(f"credentials from: {', '.join(token_envs)}")
+    if settings.staging_wait:
+        lines.append(
+            f"first: wait up to {format_duration(settings.staging_wait)} for the health check"
+        )
+    lines += ["", f"checks ({len(checks)}, sent concurrently):"]
+    for check in checks:
+        lines.append(f"  rehearsal::{check.id} ({check.meta.owner or 'no owner'})")
+        lines += [f"    {request}" for request in planned_requests(check)]
+        lines.append(f"    expected: {check.expected}")
+    lines += ["", *_rollback_plan(settings)]
+    return "\n".join(lines) + "\n"
+
+
+def _rollback_plan(settings: Settings) -> list[str]:
+    rollback = settings.config.rollback
+    if settings.no_rollback:
+        return ["rollback: not rehearsed (--no-rollback)"]
+    command = settings.rollback_command
+    if command is None:
+        return ["rollback: NONE CONFIGURED: the rehearsal would be blocked"]
+    lines = [
+        "rollback, after every check:",
+        _command_line("command", command, rollback, rollback.timeout),
+    ]
+    verify = rollback.verify
+    if verify is not None:
+        what = f"status {verify.expect_status}"
+        if verify.expect_json:
+            what += f" with JSON containing {json.dumps(dict(verify.expect_json), sort_keys=True)}"
+        lines.append(
+            f"  verify: GET {verify.path} until {what}, within {format_duration(verify.within)}"
+        )
+    if rollback.restore:
+        lines.append(_command_line("restore", rollback.restore, rollback, rollback.timeout))
+    return lines
+
+
+def _command_line(step: str, argv: Sequence[str], rollback: RollbackConfig, timeout: float) -> str:
+    cwd = rollback.cwd or Path.cwd()
+    line = f"  {step}: {shlex.join(argv)} (in {cwd}, timeout {format_duration(timeout)}"
+    if rollback.env:
+        line += f", env {', '.join(sorted(rollback.env))}"
+    return line + ")"
