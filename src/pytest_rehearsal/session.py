@@ -80,6 +80,7 @@ from .units import format_duration
 __all__ = ["RehearsalSession", "usage_error"]
 
 _STARTED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_HTML_PLUGIN = "rehearsal-html"
 
 
 class RehearsalSession:
@@ -125,6 +126,10 @@ class RehearsalSession:
         self._interrupt_after_rollback = False
         self._skip_rollback: str | None = None
         self._previous_sigterm: Any = None
+        if self.is_controller and config.pluginmanager.has_plugin("html"):
+            from .html_report import HtmlColumns  # pytest-html's own hooks, if it is active
+
+            config.pluginmanager.register(HtmlColumns(lambda: self.report), _HTML_PLUGIN)
         # httpx logs every request at INFO: noise in captured logs and reports. Restored at stop.
         self._log_levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
         for name in self._log_levels:
@@ -219,6 +224,9 @@ class RehearsalSession:
     def stop(self) -> None:
         """End of the pytest run: close the connection pool, stop redacting log records."""
         self.close()
+        html_columns = self.config.pluginmanager.get_plugin(_HTML_PLUGIN)
+        if html_columns is not None:
+            self.config.pluginmanager.unregister(html_columns)
         if self.log_redaction is not None:
             self.log_redaction.uninstall()
             self.log_redaction = None
