@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint demo bench docs clean
+.PHONY: venv test lint demo bench docs dist clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ docs: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# The sdist and the wheel, in dist/ (built with the venv's hatchling: no download needed).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site .demo bench/.venvs bench/results
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache site .demo bench/.venvs bench/results
