@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import pytest
@@ -43,7 +44,8 @@ def test_healthy_staging_and_rollback_make_the_release_ready(
             "rollback | rolling back",
             "rehearsal .*[[]100%[]]",
             "*staging rehearsal*",
-            "PASSED   rehearsal::health    @platform  GET /health answers status 200*",
+            "PASSED   1 check (-v lists them)",
+            "PASSED   rehearsal::rollback  @oncall",
             "*verdict: ready — 1 of 1 checks passed, rollback passed*",
             "PASSED rehearsal::health",
             "PASSED rehearsal::rollback",
@@ -78,7 +80,9 @@ def test_unhealthy_staging_blocks_the_release_naming_check_owner_and_expectation
             '  expected: status 200 with JSON containing {"ok": true}',
             '  got:      503 Service Unavailable · {"ok":false,"version":"1.5.0"}',
             "  retry:    safe: GET does not change staging",
-            "FAILED   rehearsal::health    @platform  GET /health answers status 200*",
+            "FAILED   rehearsal::health  @platform",
+            '         expected status 200 with JSON containing {"ok": true}, got 503 Service',
+            "         Unavailable",
             "*verdict: blocked — 0 of 1 checks passed, 1 failed, rollback passed*",
         ]
     )
@@ -287,12 +291,22 @@ def test_staging_wait_polls_until_healthy(
 
     import threading
 
-    timer = threading.Timer(1.5, lambda: setattr(staging, "health_status", 200))
-    timer.start()
+    done = threading.Event()
+
+    def recover_after_the_first_poll() -> None:
+        # Staging comes up once the first poll has failed: its three attempts got 503.
+        while not done.is_set() and len(staging.requests) < 3:
+            time.sleep(0.02)
+        done.wait(0.3)
+        staging.health_status = 200
+
+    flipper = threading.Thread(target=recover_after_the_first_poll, daemon=True)
+    flipper.start()
     try:
         result = pytester.runpytest(f"--staging-url={url}", "--staging-wait=20s")
     finally:
-        timer.cancel()
+        done.set()
+        flipper.join(5)
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         ["*waiting up to 20 s for /health*", "*staging not ready (503*", "*staging is up (200*"]

@@ -20,7 +20,6 @@ __all__ = [
     "RollbackRecord",
     "decide_verdict",
     "render_markdown",
-    "terminal_rows",
 ]
 
 SCHEMA = "pytest-rehearsal/report@1"
@@ -319,42 +318,6 @@ def render_markdown(report: RehearsalReport) -> str:
                 "",
             ]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def terminal_rows(report: RehearsalReport, width: int | None) -> list[str]:
-    """One aligned row per check and one for the rollback: outcome, id, owner, expected, note.
-
-    Rows are cut to *width* characters (``None``: never cut, as with ``-v``); the rollback's
-    message follows its row when the rollback did not pass.
-    """
-    rb = report.rollback
-    rows = [(c.outcome, c.id, c.owner, c.expect, c.rollback_note) for c in report.checks]
-    if rb is not None:
-        rows.append((rb.outcome, "rehearsal::rollback", rb.owner, rb.expect, rb.note))
-    if not rows:
-        return []
-    id_width = min(max(len(row[1]) for row in rows), 40)
-    owner_width = min(max(len(row[2] or "-") for row in rows), 20)
-    lines: list[str] = []
-    for outcome, node, owner, expect, note in rows:
-        details = " ".join(
-            " · ".join(part for part in (expect, note and f"rollback note: {note}") if part).split()
-        )
-        prefix = f"{outcome.upper():<8} {node:<{id_width}}  {owner or '-':<{owner_width}}  "
-        if width is not None and len(prefix) + 30 > width:
-            # Too narrow for a useful excerpt beside the id: the details go on their own line.
-            lines.append(prefix.rstrip())
-            prefix = " " * 9
-        lines.append(_cut(prefix + details, width).rstrip())
-    if rb is not None and rb.outcome != "passed" and rb.message:
-        lines += ["    " + line for line in rb.message.splitlines()]
-    return lines
-
-
-def _cut(line: str, width: int | None) -> str:
-    if width is None or len(line) <= width:
-        return line
-    return line[: width - 1] + "…"
 
 
 def report_json_text(report: RehearsalReport) -> str:

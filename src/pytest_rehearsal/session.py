@@ -69,11 +69,11 @@ from .report import (
     RollbackRecord,
     render_markdown,
     report_json_text,
-    terminal_rows,
 )
 from .report_files import write_atomically
 from .rollback import FetchResult, RollbackOutcome, expected_result, rehearse_rollback
 from .settings import Options, Settings, resolve
+from .terminal import summary_lines, verdict_fits
 from .text import plural
 from .units import format_duration
 
@@ -518,11 +518,16 @@ class RehearsalSession:
             return
         tr = terminalreporter
         tr.write_sep("=", "staging rehearsal")
-        width = None if tr.config.get_verbosity() > 0 else tr._tw.fullwidth
-        for line in terminal_rows(report, width):
+        width = tr._tw.fullwidth
+        for line in summary_lines(report, width, verbose=tr.config.get_verbosity() > 0):
             tr.write_line(line)
         colour = {"ready": "green", "blocked": "red", "incomplete": "yellow"}[report.verdict]
-        tr.write_sep("-", report.verdict_line(), **{colour: True, "bold": True})
+        markup = {colour: True, "bold": True}
+        verdict = report.verdict_line()
+        if verdict_fits(verdict, width):
+            tr.write_sep("-", verdict, **markup)
+        else:  # a ruler around a line longer than the terminal collapses to "- verdict -"
+            tr.write_line(verdict, **markup)
         if report.not_rehearsed:
             tr.write_line(f"not rehearsed: {', '.join(report.not_rehearsed)}", yellow=True)
         if self.write_errors:

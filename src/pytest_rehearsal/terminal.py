@@ -1,0 +1,96 @@
+"""The "staging rehearsal" section of the terminal summary: failures first, with their reasons.
+
+Pure: lines from a (masked) :class:`~.report.RehearsalReport`. What blocks the release comes
+first, each row with its reason (the findings' one-line messages); accepted findings and
+skipped checks follow with why; passes are one line ("PASSED   31 checks") unless ``-v``
+asks for every row. Lines are wrapped to the terminal's width, never cut: an id is shown
+whole, however narrow the CI log.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .report import FAILING, CheckRecord, RehearsalReport
+from .text import plural
+
+__all__ = ["REASONS_SHOWN", "summary_lines", "verdict_fits"]
+
+#: Reasons shown under a failed row; the rest are counted ("+ 2 more").
+REASONS_SHOWN = 3
+_OUTCOME_WIDTH = 9  # "ACCEPTED " and the indent of the lines under a row
+_ORDER = {"error": 0, "failed": 0, "accepted": 1, "skipped": 2, "passed": 3}
+
+
+def summary_lines(report: RehearsalReport, width: int, *, verbose: bool = False) -> list[str]:
+    """The section's rows for a terminal *width* characters wide (``-v``: every row)."""
+    lines: list[str] = []
+    checks = sorted(report.checks, key=lambda check: _ORDER.get(check.outcome, 0))
+    passed = [check for check in checks if check.outcome == "passed"]
+    for check in checks:
+        if check.outcome == "passed" and not verbose:
+            continue
+        lines += _row(check.outcome, check.id, check.owner, _details(check, verbose), width)
+    if passed and not verbose:
+        lines.append(f"{'PASSED':<{_OUTCOME_WIDTH}}{plural(len(passed), 'check')} (-v lists them)")
+    rollback = report.rollback
+    if rollback is not None:
+        details = [line for line in rollback.message.splitlines() if line.strip()]
+        if rollback.outcome == "passed" and not verbose:
+            details = details[:1]
+        lines += _row(rollback.outcome, "rehearsal::rollback", rollback.owner, details, width)
+    elif report.error is not None:
+        lines += _wrap(report.error.splitlines(), width, indent="")
+    return lines
+
+
+def _details(check: CheckRecord, verbose: bool) -> list[str]:
+    """What is said under a check's row: why it failed, why it was accepted or skipped."""
+    if check.outcome in FAILING:
+        reasons = [str(f["message"]) for f in check.findings if not f.get("accepted")]
+        if not reasons:
+            reasons = [line for line in check.message.splitlines() if line.strip()]
+        if len(reasons) > REASONS_SHOWN:
+            rest = len(reasons) - REASONS_SHOWN
+            reasons = [*reasons[:REASONS_SHOWN], f"+ {rest} more (see above)"]
+        return reasons
+    if check.outcome == "accepted":
+        return [_accepted(f) for f in check.findings if f.get("accepted")]
+    if check.outcome == "skipped":
+        return [line for line in check.message.splitlines() if line.strip()][:1]
+    return [check.expect] if verbose and check.expect else []
+
+
+def _accepted(found: Mapping[str, Any]) -> str:
+    why = found["accepted"]
+    return f"accepted until {why['until']} ({why['owner']}: {why['reason']}): {found['message']}"
+
+
+def _row(
+    outcome: str, node_id: str, owner: str | None, details: Iterable[str], width: int
+) -> list[str]:
+    head = f"{outcome.upper():<{_OUTCOME_WIDTH}}{node_id}"
+    if owner:
+        # The owner beside the id when it fits, on the next line when it does not.
+        head = f"{head}  {owner}" if len(head) + 2 + len(owner) <= width else f"{head}\n{owner}"
+    lines = head.splitlines()[:1] + _wrap(head.splitlines()[1:], width)
+    return lines + _wrap(details, width)
+
+
+def _wrap(texts: Iterable[str], width: int, indent: str = " " * _OUTCOME_WIDTH) -> list[str]:
+    room = max(20, width - len(indent))
+    wrapped: list[str] = []
+    for text in texts:
+        wrapped += [
+            indent + line
+            for line in textwrap.wrap(text, room, break_long_words=True, break_on_hyphens=False)
+            or [""]
+        ]
+    return wrapped
+
+
+def verdict_fits(line: str, width: int) -> bool:
+    """Whether *line* fits a ``---- line ----`` ruler of *width* (else it is written plain)."""
+    return len(line) + 4 <= width
