@@ -10,7 +10,6 @@ from pytest_rehearsal.report import (
     RehearsalReport,
     RollbackRecord,
     decide_verdict,
-    render_markdown,
     report_json_text,
 )
 from pytest_rehearsal.report_files import write_atomically
@@ -89,17 +88,6 @@ def test_json_report_follows_the_schema() -> None:
         "owner",
         "note",
     }
-
-
-def test_markdown_summary_lists_every_check_and_the_failures() -> None:
-    text = render_markdown(_report())
-    assert text.startswith("## ❌ Staging rehearsal: blocked\n")
-    assert "| `rehearsal::health` | passed | @platform |" in text
-    assert "<code>rehearsal::headers[/]</code> (@web)" in text
-    assert "- command: `./deploy.sh rollback`" in text
-    ready = render_markdown(_report(checks=[PASSED]))
-    assert ready.startswith("## ✅ Staging rehearsal: ready")
-    assert "### Failures" not in ready
 
 
 def test_reports_are_written_atomically(tmp_path: Path) -> None:

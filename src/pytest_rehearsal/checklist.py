@@ -8,6 +8,7 @@ while the workers boot and run the team's own tests.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 from .checks._base import Check, ReplyLog
@@ -28,6 +29,9 @@ class ChecklistRun:
         self._judged = {check.id: threading.Event() for check in self._checks}
         self._thread = threading.Thread(target=self._run, name="rehearsal-checks", daemon=True)
         self._failure: BaseException | None = None
+        #: When the batch started and ended (UNIX time), for the summary's timeline.
+        self.started_at = 0.0
+        self.finished_at = 0.0
 
     @property
     def check_ids(self) -> list[str]:
@@ -54,6 +58,7 @@ class ChecklistRun:
         self._judged[check_id].set()
 
     def _run(self) -> None:
+        self.started_at = time.time()
         try:
             execute(
                 self._checks, self._send, self._log, timeout=self._timeout, on_outcome=self._settle
@@ -61,5 +66,6 @@ class ChecklistRun:
         except BaseException as exc:  # never leave an item waiting for ever
             self._failure = exc
         finally:
+            self.finished_at = time.time()
             for event in self._judged.values():
                 event.set()

@@ -19,12 +19,10 @@ __all__ = [
     "RehearsalReport",
     "RollbackRecord",
     "decide_verdict",
-    "render_markdown",
 ]
 
 SCHEMA = "pytest-rehearsal/report@1"
 FAILING = frozenset({"failed", "error"})
-VERDICT_MARKS = {"ready": "✅", "blocked": "❌", "incomplete": "⚠️"}
 
 
 @dataclass(frozen=True)
@@ -251,73 +249,6 @@ def _rounded(record: dict[str, Any]) -> dict[str, Any]:
     if isinstance(record.get("duration_s"), float):
         record["duration_s"] = round(record["duration_s"], 3)
     return record
-
-
-def _cell(text: str | None) -> str:
-    if not text:
-        return ""
-    return " ".join(text.split()).replace("|", "\\|")
-
-
-def render_markdown(report: RehearsalReport) -> str:
-    """The Markdown summary (also appended to ``$GITHUB_STEP_SUMMARY``)."""
-    mark = VERDICT_MARKS[report.verdict]
-    lines = [
-        f"## {mark} Staging rehearsal: {report.verdict}",
-        "",
-        f"Staging `{report.staging_url}` · started {report.started_at} · {report.duration_s:.1f} s",
-        "",
-        report.verdict_line(),
-        "",
-    ]
-    if report.not_rehearsed:
-        shown = ", ".join(f"`{node_id}`" for node_id in report.not_rehearsed)
-        lines += [f"**Not rehearsed:** {shown}", ""]
-    lines += [
-        "| Check | Outcome | Owner | Expected | Rollback note |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| `{c.id}` | {c.outcome} | {_cell(c.owner)} | {_cell(c.expect)} | "
-        f"{_cell(c.rollback_note)} |"
-        for c in report.checks
-    ]
-    rb = report.rollback
-    if rb is None:
-        if report.error is not None:
-            lines += ["", "```text", report.error.rstrip(), "```"]
-        return "\n".join(lines).rstrip() + "\n"
-    command = " ".join(rb.command) or "(none)"
-    lines += [
-        "",
-        "### Rollback",
-        "",
-        f"- command: `{command}`",
-        f"- outcome: **{rb.outcome}**"
-        + (f" (exit {rb.exit_code})" if rb.exit_code is not None else "")
-        + f" in {rb.duration_s:.1f} s",
-    ]
-    if rb.owner:
-        lines.append(f"- owner: {rb.owner}")
-    if rb.note:
-        lines.append(f"- note: {_cell(rb.note)}")
-    if rb.message:
-        lines += ["", "```text", rb.message.rstrip(), "```"]
-    failures = [c for c in report.checks if c.outcome in FAILING]
-    if failures:
-        lines += ["", "### Failures", ""]
-        for check in failures:
-            lines += [
-                f"<details><summary><code>{check.id}</code> ({check.owner or 'no owner'})"
-                "</summary>",
-                "",
-                "```text",
-                check.message.rstrip(),
-                "```",
-                "</details>",
-                "",
-            ]
-    return "\n".join(lines).rstrip() + "\n"
 
 
 def report_json_text(report: RehearsalReport) -> str:

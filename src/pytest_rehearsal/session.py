@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
@@ -60,6 +60,7 @@ from .items import (
     RollbackItem,
     metadata_properties,
 )
+from .markdown import Phase, render_markdown
 from .markers import marker_problem
 from .masking import mask_items, mask_report, mask_warning
 from .records import RecordBook
@@ -67,7 +68,6 @@ from .redact import Redactor, install_log_redaction, mask_url, secret_in_argumen
 from .report import (
     RehearsalReport,
     RollbackRecord,
-    render_markdown,
     report_json_text,
 )
 from .report_files import write_atomically
@@ -125,6 +125,7 @@ class RehearsalSession:
         self.rollback_outcome: RollbackOutcome | None = None
         self._interrupt_after_rollback = False
         self._skip_rollback: str | None = None
+        self._rollback_started = 0.0
         self._previous_sigterm: Any = None
         if self.is_controller and config.pluginmanager.has_plugin("html"):
             from .html_report import HtmlColumns  # pytest-html's own hooks, if it is active
@@ -432,6 +433,7 @@ class RehearsalSession:
         """Run the rollback for real and report it on *item* (fails it when it failed)."""
         command = " ".join(self.settings.rollback_command or ())
         self._write(f"rehearsal: rolling back: {command}")
+        self._rollback_started = time.time()
         outcome = self._run_rollback()
         self._rollback_done(outcome)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -505,8 +507,9 @@ class RehearsalSession:
         report = self._build_report().masked(self.redact)
         self.report = report
         self.config.hook.pytest_rehearsal_report(config=self.config, report=report.to_json())
+        settings = self.settings
         self.write_errors = _write_reports(
-            report, self.settings.report_path, self.settings.summary_path
+            report, settings.report_path, settings.summary_path, self._phases()
         )
         failed = report.verdict == "blocked" or self.write_errors
         if failed and session.exitstatus == pytest.ExitCode.OK:
@@ -609,6 +612,20 @@ class RehearsalSession:
             not_rehearsed=tuple(not_rehearsed),
             builtin_configured=len(configured),
         )
+
+    def _phases(self) -> list[Phase]:
+        """The timeline of the run: the checks, then the rollback."""
+        phases: list[Phase] = []
+        checklist = self._checklist
+        if checklist is not None and checklist.finished_at:
+            duration = checklist.finished_at - checklist.started_at
+            name = plural(len(checklist.check_ids), "check")
+            phases.append(Phase("Checks", name, checklist.started_at, duration, "passed"))
+        outcome = self.rollback_outcome
+        if outcome is not None and outcome.outcome != "skipped":
+            started, took = self._rollback_started, outcome.duration_s
+            phases.append(Phase("Rollback", "rollback", started, took, outcome.outcome))
+        return phases
 
     # -- internals ---------------------------------------------------------------------
 
@@ -729,11 +746,14 @@ def _writable(path: Path | None) -> bool:
 
 
 def _write_reports(
-    report: RehearsalReport, report_path: Path | None, summary_path: Path | None
+    report: RehearsalReport,
+    report_path: Path | None,
+    summary_path: Path | None,
+    phases: Sequence[Phase] = (),
 ) -> list[str]:
     """Write the JSON report, the Markdown summary and the step summary; the failures."""
     errors: list[str] = []
-    markdown = render_markdown(report)
+    markdown = render_markdown(report, phases)
     targets: list[tuple[Path, str, bool]] = []
     if report_path is not None:
         targets.append((report_path, report_json_text(report), False))

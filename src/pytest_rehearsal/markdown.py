@@ -1,0 +1,172 @@
+"""The Markdown summary (``--rehearsal-summary``, ``$GITHUB_STEP_SUMMARY``): what a reviewer reads.
+
+Pure: text from a (masked) :class:`~.report.RehearsalReport`, in the order a reviewer needs
+it. The verdict first; then what blocks the release (check, owner, expected, got, rollback
+note); what was not rehearsed; the rollback's scorecard; a Mermaid gantt chart of the
+rehearsal's phases, which GitHub and GitLab draw as a picture; and last, collapsed, the
+accepted findings and the checks that passed.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .report import FAILING, CheckRecord, RehearsalReport
+from .text import plural
+from .units import format_elapsed
+
+__all__ = ["Phase", "gantt", "render_markdown"]
+
+VERDICT_MARKS = {"ready": "✅", "blocked": "❌", "incomplete": "⚠️"}
+_VERDICT_WORDS = {
+    "ready": "Ready: the release may be promoted.",
+    "blocked": "Blocked: do not promote this release.",
+    "incomplete": "Incomplete: part of the rehearsal did not run.",
+}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One bar of the timeline: a phase of the rehearsal and when it ran (UNIX seconds)."""
+
+    section: str  # "Deploy", "Checks", "Rollback"
+    name: str
+    started_at: float
+    duration_s: float
+    outcome: str  # passed | failed | skipped
+
+
+def render_markdown(report: RehearsalReport, phases: Sequence[Phase] = ()) -> str:
+    """The whole summary."""
+    verdict = report.verdict
+    lines = [
+        f"## {VERDICT_MARKS[verdict]} Staging rehearsal: {verdict}",
+        "",
+        f"> **{_VERDICT_WORDS[verdict]}** {report.verdict_line().split(' — ', 1)[-1]}",
+        "",
+        f"Staging `{report.staging_url}` · started {report.started_at} · "
+        f"{format_elapsed(report.duration_s)}",
+    ]
+    if report.error is not None:
+        lines += ["", "### Usage error", "", *_fenced(report.error)]
+    blocking = [check for check in report.checks if check.outcome in FAILING]
+    if blocking:
+        lines += ["", "### What blocks the release", "", *_blockers(blocking)]
+    if report.not_rehearsed:
+        shown = ", ".join(f"`{node_id}`" for node_id in report.not_rehearsed)
+        lines += ["", f"**Not rehearsed:** {shown}"]
+    rollback = report.rollback
+    if rollback is not None:
+        lines += ["", "### Rollback", "", *_rollback(report)]
+    if phases:
+        lines += ["", "### Timeline", "", "```mermaid", *gantt(phases), "```"]
+    accepted = [check for check in report.checks if check.outcome == "accepted"]
+    if accepted:
+        lines += ["", *_details(f"Accepted findings ({len(accepted)})", _accepted(accepted))]
+    passed = [check for check in report.checks if check.outcome in {"passed", "skipped"}]
+    if passed:
+        title = f"{plural(len(passed), 'other check')}: passed or skipped"
+        lines += ["", *_details(title, _table(passed))]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _blockers(checks: Sequence[CheckRecord]) -> list[str]:
+    rows = [
+        "| Check | Owner | Expected | Got | Rollback note |",
+        "|---|---|---|---|---|",
+    ]
+    for check in checks:
+        got = [str(f["message"]) for f in check.findings if not f.get("accepted")]
+        if not got:
+            got = [line for line in check.message.splitlines() if line.strip()][:3]
+        rows.append(
+            f"| `{check.id}` | {_cell(check.owner)} | {_cell(check.expect)} | "
+            f"{'<br>'.join(_cell(line) for line in got)} | {_cell(check.rollback_note)} |"
+        )
+    messages = [line for check in checks for line in (f"{check.id}:", check.message, "")]
+    return [*rows, "", *_details("Failure messages", _fenced("\n".join(messages).rstrip()))]
+
+
+def _rollback(report: RehearsalReport) -> list[str]:
+    rollback = report.rollback
+    assert rollback is not None
+    command = " ".join(rollback.command) or "(none)"
+    exit_code = f" (exit {rollback.exit_code})" if rollback.exit_code is not None else ""
+    lines = [
+        f"- command: `{command}`",
+        f"- outcome: **{rollback.outcome}**{exit_code} in {format_elapsed(rollback.duration_s)}",
+    ]
+    if rollback.owner:
+        lines.append(f"- owner: {rollback.owner}")
+    note = getattr(rollback, "note", None)
+    if note:
+        lines.append(f"- note: {_cell(note)}")
+    if rollback.message:
+        lines += ["", *_fenced(rollback.message)]
+    return lines
+
+
+def gantt(phases: Iterable[Phase]) -> list[str]:
+    """A Mermaid gantt chart of *phases*: one section per kind, failed bars marked ``crit``."""
+    lines = [
+        "gantt",
+        "    title Staging rehearsal",
+        "    dateFormat x",
+        "    axisFormat %M:%S",
+    ]
+    section = None
+    for index, phase in enumerate(phases):
+        if phase.section != section:
+            section = phase.section
+            lines.append(f"    section {_label(section)}")
+        tag = {"passed": "done", "failed": "crit"}.get(phase.outcome, "active")
+        start = round(phase.started_at * 1000)
+        # Mermaid draws nothing for a zero-length bar: one millisecond at least.
+        end = start + max(1, round(phase.duration_s * 1000))
+        lines.append(f"    {_label(phase.name)} :{tag}, p{index}, {start}, {end}")
+    return lines
+
+
+def _label(text: str) -> str:
+    """*text* safe as a Mermaid gantt name (':' and '#' have meanings there)."""
+    return " ".join(text.replace(":", " ").replace("#", " ").replace(";", " ").split())
+
+
+def _accepted(checks: Sequence[CheckRecord]) -> list[str]:
+    rows = ["| Check | Finding | Reason | Owner | Until |", "|---|---|---|---|---|"]
+    for check in checks:
+        for found in check.findings:
+            why = found.get("accepted")
+            if why:
+                rows.append(
+                    f"| `{check.id}` | {_cell(str(found['message']))} | {_cell(why['reason'])} | "
+                    f"{_cell(why['owner'])} | {_cell(why['until'])} |"
+                )
+    return rows
+
+
+def _table(checks: Sequence[CheckRecord]) -> list[str]:
+    rows = ["| Check | Outcome | Owner | Expected | Rollback note |", "|---|---|---|---|---|"]
+    rows += [
+        f"| `{c.id}` | {c.outcome} | {_cell(c.owner)} | {_cell(c.expect)} | "
+        f"{_cell(c.rollback_note)} |"
+        for c in checks
+    ]
+    return rows
+
+
+def _details(summary: str, body: Sequence[str]) -> list[str]:
+    return [f"<details><summary>{html.escape(summary)}</summary>", "", *body, "", "</details>"]
+
+
+def _fenced(text: str) -> list[str]:
+    fence = "````" if "```" in text else "```"
+    return [f"{fence}text", text.rstrip(), fence]
+
+
+def _cell(text: str | None) -> str:
+    if not text:
+        return ""
+    return html.escape(" ".join(text.split()), quote=False).replace("|", "\\|")
