@@ -26,7 +26,7 @@ from .checks.tls import HandshakeResult
 from .sockets import open_connection
 from .units import format_duration
 
-__all__ = ["handshake"]
+__all__ = ["capped_context", "handshake"]
 
 # TLS record layout: type (1), version (2), length (2), handshake type (1), length (3),
 # then the ClientHello's client_version (2): the newest version offered.
@@ -42,7 +42,7 @@ def handshake(context: ActionContext, not_after: float, at_most: str | None) -> 
     if at_most is None:
         tls = context.ssl_context
     else:
-        capped = _capped_context(at_most)
+        capped = capped_context(at_most)
         if isinstance(capped, str):
             return HandshakeResult(unavailable=capped)
         tls = capped
@@ -78,7 +78,7 @@ def handshake(context: ActionContext, not_after: float, at_most: str | None) -> 
         sock.close()
 
 
-def _capped_context(at_most: str) -> ssl.SSLContext | str:
+def capped_context(at_most: str) -> ssl.SSLContext | str:
     """A client context offering at most *at_most*, or why the local OpenSSL cannot."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
