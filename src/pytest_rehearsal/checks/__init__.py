@@ -34,6 +34,10 @@ BUILTIN: dict[str, str] = {
 }
 
 
+#: Checks that exist only for an https staging URL.
+_HTTPS_ONLY = frozenset({"tls"})
+
+
 def build_checks(config: RehearsalConfig, staging_url: str | None = None) -> list[Check]:
     """Every built-in check that *config* switches on, in checklist order.
 
@@ -42,9 +46,11 @@ def build_checks(config: RehearsalConfig, staging_url: str | None = None) -> lis
     """
     if staging_url is not None:
         config = dataclasses.replace(config, staging_url=staging_url)
+    https = (config.staging_url or "").startswith("https://")
     checks: list[Check] = []
     for name, module_name in BUILTIN.items():
-        # A section that is off (None) or empty has no checks: its module is not even imported.
-        if getattr(config.checks, name):
+        # A section that is off (None) or empty has no checks: its module is not even imported;
+        # nor is tls's on an http staging, where it has nothing to check.
+        if getattr(config.checks, name) and (https or name not in _HTTPS_ONLY):
             checks.extend(importlib.import_module(module_name).build(config))
     return checks

@@ -104,10 +104,8 @@ class ReadLogs(Action):
 
 #: What each canary reveals when it shows up in the logs.
 _DIAGNOSIS = {
-    "Authorization": "the Authorization header is logged: the canary bearer token sent with "
-    "the request appears in the log output",
-    "access_token": "the full URL is logged with its query: the canary access_token "
-    "parameter appears in the log output",
+    "Authorization": "the Authorization header is logged: the canary bearer token appears",
+    "access_token": "the full URL is logged with its query: the canary access_token appears",
 }
 _RULES = {"Authorization": "logged-authorization", "access_token": "logged-query-credential"}
 
@@ -213,14 +211,14 @@ class LoggingCheck(Check):
         return Exchange(request + self.marker, expected, _RETRY)
 
     def _logged(self, replies: Sequence[Reply], name: str, lines: Sequence[LogLine]) -> Finding:
-        diagnosis = _DIAGNOSIS[name]
         first = lines[0]
         more = f" (and {plural(len(lines) - 1, 'more line')})" if len(lines) > 1 else ""
         return Finding(
             rule=_RULES[name],
-            message=diagnosis,
-            got=f"{diagnosis}; {_WHY} · log line {first.number}: {first.text}{more}",
+            message=f"{_DIAGNOSIS[name]} · log line {first.number}: {first.text}{more}",
+            got=_WHY,
             exchange=self._exchange(replies, "no credential of those requests in the log output"),
+            itemized=True,  # both canaries in one block: one request, one log
         )
 
     def _command_failed(
