@@ -57,7 +57,7 @@ def run(check: LoggingCheck, reader: Reader, status: int | None = 200) -> tuple[
 
 def reading(n: int, *, seconds: float = 0.1, **fields: Any) -> LogReading:
     """The reading of the n-th run, *seconds* after the first began (at t=100)."""
-    return LogReading(command="./logs.sh", began=100.0, finished_at=100.0 + n * seconds, **fields)
+    return LogReading(began=100.0, finished_at=100.0 + n * seconds, **fields)
 
 
 # -- the plan and the judgement -------------------------------------------------------------

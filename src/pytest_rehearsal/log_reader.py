@@ -67,7 +67,8 @@ class _Scanner:
 def read_logs(action: ReadLogs, context: ActionContext, not_after: float) -> LogReading:
     """Run the log command of *action* once, after its pause, ending by *not_after*."""
     if action.pause > 0:
-        time.sleep(max(0.0, min(action.pause, not_after - time.monotonic())))
+        # At most half the time left: the command's own run must not be starved by the pause.
+        time.sleep(max(0.0, min(action.pause, (not_after - time.monotonic()) / 2)))
     started = time.monotonic()
     began = started if action.began is None else action.began
     scanner = _Scanner(action, context.redactor)
@@ -84,7 +85,6 @@ def read_logs(action: ReadLogs, context: ActionContext, not_after: float) -> Log
     )
     redact = context.redactor
     return LogReading(
-        command=redact(" ".join(action.command)),
         began=began,
         finished_at=time.monotonic(),
         lines=scanner.lines,

@@ -1,9 +1,9 @@
 """Throwaway certificates for TLS tests, made with the ``openssl`` command line tool.
 
 ``make_cert(directory, "IP:127.0.0.1")`` makes a self-signed certificate (a CA of its own,
-so passing it as the CA bundle makes it trusted), valid for ``days`` (default 2);
-``expired=True`` makes one that expired in 2020. Tests skip when ``openssl`` is not
-installed.
+so passing it as the CA bundle makes it trusted), valid for ``days`` (default 400, long
+enough for the tls check); ``expired=True`` makes one that expired in 2020. Tests skip when
+``openssl`` is not installed.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _openssl(*args: str) -> None:
         raise RuntimeError(f"openssl {args[0]} failed: {result.stderr}")
 
 
-def make_cert(directory: Path, san: str, *, expired: bool = False, days: int = 2) -> Cert:
+def make_cert(directory: Path, san: str, *, expired: bool = False, days: int = 400) -> Cert:
     """A self-signed EC certificate for *san* (``IP:127.0.0.1``, ``DNS:localhost``), valid
     from now for *days*."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,6 @@ class LogReading:
     ``canaries`` maps each canary's name to the lines it appears in (at most a few each).
     """
 
-    command: str
     began: float
     finished_at: float
     lines: int = 0
