@@ -2,11 +2,13 @@
 
     python examples/serve.py --release-root DIR [--defects a,b] [--latency 0.1]
                              [--upload-limit BYTES] [--port 0] [--port-file FILE]
+                             [--access-log FILE]
 
 Once the server accepts connections its base URL (``http://127.0.0.1:<port>``) is printed
-and written to ``--port-file``. Tokens come from ``STAGING_ADMIN_TOKEN`` and
-``STAGING_VIEWER_TOKEN`` in the environment, never from the command line (where any local
-user could read them in the process list).
+and written to ``--port-file``. Each request is logged to ``--access-log`` (default
+``DIR/access.log``), the file ``examples/staging-logs.sh`` reads. Tokens come from
+``STAGING_ADMIN_TOKEN`` and ``STAGING_VIEWER_TOKEN`` in the environment, never from the
+command line (where any local user could read them in the process list).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--upload-limit", type=int, default=DEFAULT_UPLOAD_LIMIT, help="bytes")
     parser.add_argument("--port", type=int, default=0, help="0: any free port (default)")
     parser.add_argument("--port-file", type=Path, help="where to write the base URL once up")
+    parser.add_argument("--access-log", type=Path, help="request log (default DIR/access.log)")
     return parser
 
 
@@ -77,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         admin_token=os.environ.get("STAGING_ADMIN_TOKEN") or None,
         viewer_token=os.environ.get("STAGING_VIEWER_TOKEN") or None,
         upload_limit=args.upload_limit,
+        access_log=args.access_log or args.release_root.resolve() / "access.log",
     )
     config = uvicorn.Config(
         app,

@@ -11,7 +11,8 @@ fixture                     scope     value
 ``deploy_script``           session   ``Path`` of ``examples/deploy.sh``
 ``release_root``            function  a fresh release root: 1.4.2 then 1.5.0 deployed
 ``staging_app_factory``     function  ``(defects=(), latency=0.0, *, release_root=None,
-                                      upload_limit=...) -> url``; servers stop after the test
+                                      upload_limit=...) -> url``; servers stop after the test;
+                                      each logs to ``<release root>/access.log``
 ``example_url``             function  URL of the good app serving this test's ``release_root``
 ``shared_release_root``     session   a release root shared by the session: never deploy to it
 ``shared_app_factory``      session   like ``staging_app_factory``, cached per arguments for
@@ -99,6 +100,8 @@ def _app_factory(stack: ExitStack, default_root: Path, *, cached: bool) -> Stagi
             admin_token=ADMIN_TOKEN,
             viewer_token=VIEWER_TOKEN,
             upload_limit=upload_limit,
+            # One log per release root, shared by its apps: lines are told apart by request id.
+            access_log=key[2] / "access.log",
         )
         server = LiveServer(app)
         servers.append(server)

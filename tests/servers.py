@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -51,10 +52,17 @@ _POLL = 0.01
 class LiveServer:
     """A uvicorn server running *app* in a daemon thread; :meth:`stop` ends it."""
 
-    def __init__(self, app: ASGIApp, *, startup_timeout: float = STARTUP_TIMEOUT) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        startup_timeout: float = STARTUP_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         """Bind 127.0.0.1:0, start serving, and return once the server accepts connections.
 
-        Raises :class:`RuntimeError` if the server does not start within *startup_timeout*.
+        With *tls* (a server context) it serves https. Raises :class:`RuntimeError` if the
+        server does not start within *startup_timeout*.
         """
         # Binding here, not in uvicorn, makes the port known before the thread starts. The
         # protocol must be named: asyncio sets TCP_NODELAY only on sockets whose proto is TCP,
@@ -63,7 +71,7 @@ class LiveServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         port = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -73,6 +81,10 @@ class LiveServer:
             # Bounded shutdown even if a client keeps a connection open.
             timeout_graceful_shutdown=2,
         )
+        if tls is not None:
+            # uvicorn builds its context from files only; a loaded config keeps this one.
+            config.load()
+            config.ssl = tls
         self._server = uvicorn.Server(config)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"uvicorn:{port}", daemon=True)
@@ -119,9 +131,12 @@ def stop_all(servers: Iterable[LiveServer]) -> None:
 
 
 @contextmanager
-def serve_asgi(app: ASGIApp, *, startup_timeout: float = STARTUP_TIMEOUT) -> Iterator[str]:
-    """Serve *app* on 127.0.0.1 for the duration of the block; yields its base URL."""
-    server = LiveServer(app, startup_timeout=startup_timeout)
+def serve_asgi(
+    app: ASGIApp, *, startup_timeout: float = STARTUP_TIMEOUT, tls: ssl.SSLContext | None = None
+) -> Iterator[str]:
+    """Serve *app* on 127.0.0.1 (https with a *tls* server context) during the block; yields
+    its base URL."""
+    server = LiveServer(app, startup_timeout=startup_timeout, tls=tls)
     try:
         yield server.url
     finally:

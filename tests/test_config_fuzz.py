@@ -85,7 +85,18 @@ VALID: dict[str, Any] = {
                 "mentions": ["quantity"],
             }
         ],
+        "logging": {"command": ["./logs.sh", "--since"], "paths": ["/health"], "within": "30s"},
+        "tls": {"min_days": 30, "min_version": "TLSv1.2"},
     },
+    "accept": [
+        {
+            "check": "headers[/]",
+            "finding": "Content-Security-Policy",
+            "reason": "WEB-123",
+            "owner": "@web",
+            "until": "2027-01-31",
+        }
+    ],
     "rollback": {
         "command": ["./deploy.sh", "rollback"],
         "cwd": ".",

@@ -39,7 +39,8 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,})(?P<lang>[\w+-]*)[ \t]*
 _COMMENT = re.compile(r"^<!--\s*(?P<word>[\w-]+)\s*-->$")
 # A block is a rehearsal config when it has one of the config file's top-level keys.
 _CONFIG_KEY = re.compile(
-    r"^(?:staging_url|production|ca_bundle|auth|defaults|checks|rollback)[ \t]*:", re.MULTILINE
+    r"^(?:staging_url|production|ca_bundle|auth|defaults|checks|rollback|accept)[ \t]*:",
+    re.MULTILINE,
 )
 # A commented-out setting of the starter: "# key: ..." or "# - ...", at any indentation.
 _COMMENTED_SETTING = re.compile(r"^([ \t]*)# ([ \t]*(?:[a-z_]+:(?:[ \t]|$)|- ).*)$", re.MULTILINE)

@@ -436,7 +436,24 @@ def test_latency_is_added_to_every_response(staging_app_factory: StagingAppFacto
 # -- defect switches ----------------------------------------------------------------------------
 
 
-def observe(url: str, admin_token: str, viewer_token: str) -> dict[str, Any]:
+def logged_line(log: Path, request_id: str) -> str:
+    """The access-log line of the request with *request_id* (apps of one root share a log)."""
+    lines = [line for line in log.read_text().splitlines() if f"request_id={request_id}" in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def observe_log(client: httpx.Client, log: Path) -> tuple[str, ...]:
+    """What the access log keeps of a request carrying credentials (fields after the time).
+
+    ``/`` answers 200 whatever the defect, so only what is logged can differ."""
+    request_id = str(uuid.uuid4())
+    headers = {"X-Request-ID": request_id, **bearer("observed-token-1")}
+    client.get("/", params={"access_token": "observed-token-2"}, headers=headers)
+    return tuple(logged_line(log, request_id).replace(request_id, "ID").split(" ")[1:])
+
+
+def observe(url: str, admin_token: str, viewer_token: str, log: Path) -> dict[str, Any]:
     """One summary per behaviour a defect may break, to compare an app against the good one."""
     with httpx.Client(base_url=url, timeout=10) as client:
         home = client.get("/", headers={"Origin": ORIGIN})
@@ -478,6 +495,7 @@ def observe(url: str, admin_token: str, viewer_token: str) -> dict[str, Any]:
             "home_secrets": (bool(AWS_KEY.search(home.text)), bool(PRIVATE_KEY.search(home.text))),
             "cookie_flags": ("secure" in cookie, "httponly" in cookie),
             "cors": home.headers.get("access-control-allow-origin"),
+            "access_log": observe_log(client, log),
         }
 
 
@@ -496,6 +514,8 @@ EFFECTS: dict[str, set[str]] = {
     "leak-secret": {"home_secrets"},
     "weak-cookie": {"cookie_flags"},
     "cors-reflect": {"cors"},
+    "log-authorization": {"access_log"},
+    "log-full-url": {"access_log"},
 }
 
 
@@ -505,10 +525,15 @@ def test_every_defect_has_its_expected_effect_listed() -> None:
 
 @pytest.mark.parametrize("defect", sorted(DEFECTS))
 def test_each_defect_changes_only_its_own_behaviour(
-    shared_app_factory: StagingAppFactory, admin_token: str, viewer_token: str, defect: str
+    shared_app_factory: StagingAppFactory,
+    shared_release_root: Path,
+    admin_token: str,
+    viewer_token: str,
+    defect: str,
 ) -> None:
-    good = observe(shared_app_factory(), admin_token, viewer_token)
-    broken = observe(shared_app_factory(defect), admin_token, viewer_token)
+    log = shared_release_root / "access.log"
+    good = observe(shared_app_factory(), admin_token, viewer_token, log)
+    broken = observe(shared_app_factory(defect), admin_token, viewer_token, log)
     changed = {name for name in good if good[name] != broken[name]}
     assert changed == EFFECTS[defect], {name: (good[name], broken[name]) for name in changed}
 
@@ -628,6 +653,47 @@ def test_cors_reflect(shared: Any) -> None:
     headers = shared("cors-reflect").get("/health", headers={"Origin": ORIGIN}).headers
     assert headers["access-control-allow-origin"] == ORIGIN
     assert headers["access-control-allow-credentials"] == "true"
+
+
+@pytest.fixture
+def logged(shared_app_factory: StagingAppFactory, shared_release_root: Path) -> Any:
+    """``logged(defect)``: the access-log line of a request with credentials to that app."""
+
+    def request(defect: str) -> str:
+        request_id = str(uuid.uuid4())
+        headers = {"X-Request-ID": request_id, **bearer("logged-token-1234")}
+        with httpx.Client(base_url=shared_app_factory(defect), timeout=10) as client:
+            client.get("/health", params={"access_token": "abc", "x": "1"}, headers=headers)
+        return logged_line(shared_release_root / "access.log", request_id)
+
+    return request
+
+
+def test_the_access_log_has_one_line_per_request_without_credentials(logged: Any) -> None:
+    line = logged("")
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ GET /health 200 request_id=[0-9a-f-]{36}", line
+    ), line
+
+
+def test_log_authorization(logged: Any) -> None:
+    line = logged("log-authorization")
+    assert line.endswith(' authorization="Bearer logged-token-1234"')
+    assert "access_token" not in line
+
+
+def test_log_full_url(logged: Any) -> None:
+    line = logged("log-full-url")
+    assert " GET /health?access_token=abc&x=1 200 " in line
+    assert "logged-token" not in line
+
+
+def test_the_access_log_escapes_what_could_forge_a_line(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    app = create_app(tmp_path, admin_token=None, viewer_token=None, access_log=log)
+    with serve_asgi(app) as url:
+        httpx.get(url + "/health", headers={"X-Request-ID": 'a"b\x7fc'}, timeout=10)
+    assert log.read_text().splitlines()[0].endswith(" 503 request_id=a\\x22b\\x7fc")
 
 
 def test_unknown_defects_are_refused(tmp_path: Path) -> None:
@@ -798,6 +864,8 @@ def test_serve_py_serves_until_sigterm(
         assert "server" not in response.headers
         assert response.headers["access-control-allow-origin"] == ORIGIN
         assert httpx.get(url + "/admin", headers=bearer(admin_token), timeout=10).status_code == 200
+        # Logged by default in the release root, where staging-logs.sh reads it.
+        assert " GET /health 200 request_id=-" in (release_root / "access.log").read_text()
     finally:
         process.send_signal(signal.SIGTERM)
         stdout, _ = process.communicate(timeout=15)
@@ -882,16 +950,24 @@ TRIPS: dict[str, str | None] = {
     "leak-secret": "secrets",
     "weak-cookie": "headers",
     "cors-reflect": "headers",
+    "log-authorization": "logging",
+    "log-full-url": "logging",
 }
 
 
 @pytest.mark.parametrize("defect", ["", *sorted(TRIPS)], ids=["good", *sorted(TRIPS)])
 @pytest.mark.usefixtures("staging_tokens_env")
 def test_the_example_rehearsal_catches_each_defect(
-    shared_app_factory: StagingAppFactory, pytester: pytest.Pytester, defect: str
+    shared_app_factory: StagingAppFactory,
+    shared_release_root: Path,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    defect: str,
 ) -> None:
     """The checklist of examples/rehearsal.yaml, run by the plugin: the good app passes it,
     each defect trips the check made for it."""
+    # staging-logs.sh reads this log rather than the demo's (rollback.env does not set it).
+    monkeypatch.setenv("STAGING_ACCESS_LOG", str(shared_release_root / "access.log"))
     report = pytester.path / "report.json"
     result = pytester.runpytest_inprocess(
         "-p",

@@ -85,6 +85,19 @@ def test_redactor_masks_authorization_shaped_credentials_it_was_not_told() -> No
     assert redact(f"Authorization: Bearer {MASK}") == f"Authorization: Bearer {MASK}"
 
 
+def test_masking_a_quoted_credential_inside_json_keeps_the_json_valid() -> None:
+    # A log line quoted in a JSON report: its quotes arrive escaped as \".
+    line = 'GET /health authorization="Bearer some-credential-value-1234" request_id=7'
+    for text in (json.dumps({"message": line}), json.dumps({"m": 'authorization="abc"'})):
+        masked = Redactor(["known-secret"])(text)
+        assert MASK in masked
+        assert "some-credential" not in masked
+        json.loads(masked)
+    assert Redactor(["known-secret"])(json.dumps({"message": line})) == json.dumps(
+        {"message": f'GET /health authorization="Bearer {MASK}" request_id=7'}
+    )
+
+
 def test_redactor_finds_reports_whether_anything_would_be_masked() -> None:
     redact = Redactor(["known-secret"])
     assert redact.finds("x known-secret y")

@@ -7,6 +7,12 @@ and each release directory holds a ``VERSION`` file; ``examples/deploy.sh`` flip
 The good app passes every built-in check. Each name in :data:`DEFECTS` switches on one
 realistic mistake and changes nothing else, so a check can be shown to catch it.
 
+With ``access_log`` the app writes a log of its own: one line per request, with the time
+(UTC, to the second), method, path, status and request id (``X-Request-ID``); the logging
+check reads it through ``examples/staging-logs.sh``. The ``log-authorization`` and
+``log-full-url`` defects log what a careless access log does: the ``Authorization`` header,
+and the URL with its query string (where ``access_token`` parameters live).
+
 Run it with ``examples/serve.py``, or ``uvicorn examples.staging_app.app:app`` with the
 ``STAGING_*`` environment variables described in :func:`create_app_from_env`.
 """
@@ -42,6 +48,7 @@ from starlette.types import Message as ASGIMessage
 __all__ = [
     "DEFAULT_UPLOAD_LIMIT",
     "DEFECTS",
+    "AccessLog",
     "MalformedMultipart",
     "MultipartCounter",
     "create_app",
@@ -66,6 +73,8 @@ DEFECTS: frozenset[str] = frozenset(
         "leak-secret",
         "weak-cookie",
         "cors-reflect",
+        "log-authorization",
+        "log-full-url",
     }
 )
 
@@ -137,6 +146,64 @@ class ResponsePolicy:
             added = [(k, v) for k, v in added if k not in _DROPPABLE]
         names = {k for k, _ in added}
         return [(k, v) for k, v in headers if k.lower() not in names] + added
+
+
+class AccessLog:
+    """ASGI middleware: one line per HTTP request appended to *path* as it is answered.
+
+    ``2026-01-01T12:00:00Z GET /health 200 request_id=6f1c...``; the request id is the
+    client's ``X-Request-ID``, or ``-``. The line is written before the response goes out,
+    so a client that has its answer finds it logged. Values from the request are logged
+    with control characters and quotes escaped, so a request cannot forge a line.
+    """
+
+    def __init__(self, app: ASGIApp, *, path: Path, defects: frozenset[str]) -> None:
+        self.app = app
+        self.path = path
+        self.defects = defects
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        logged = False
+
+        async def log_then_send(message: ASGIMessage) -> None:
+            nonlocal logged
+            if message["type"] == "http.response.start" and not logged:
+                logged = True
+                self._write(scope, message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, log_then_send)
+        except Exception:
+            if not logged:
+                self._write(scope, 500)  # what the server answers for an escaped exception
+            raise
+
+    def _write(self, scope: Scope, status: int) -> None:
+        target = scope["path"]
+        query = scope.get("query_string", b"")
+        if "log-full-url" in self.defects and query:
+            target += "?" + query.decode("latin-1")
+        request_id = _request_header(scope, b"x-request-id")
+        fields = [
+            datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            scope["method"],
+            _loggable(target),
+            str(status),
+            f"request_id={_loggable(request_id.decode('latin-1')) if request_id else '-'}",
+        ]
+        authorization = _request_header(scope, b"authorization")
+        if "log-authorization" in self.defects and authorization:
+            fields.append(f'authorization="{_loggable(authorization.decode("latin-1"))}"')
+        with self.path.open("a", encoding="utf-8") as log:
+            log.write(" ".join(fields) + "\n")
+
+
+def _loggable(text: str) -> str:
+    return "".join(c if c.isprintable() and c != '"' else f"\\x{ord(c):02x}" for c in text)
 
 
 def _request_header(scope: Scope, name: bytes) -> bytes | None:
@@ -386,12 +453,14 @@ def create_app(
     admin_token: str | None,
     viewer_token: str | None,
     upload_limit: int = DEFAULT_UPLOAD_LIMIT,
+    access_log: Path | None = None,
 ) -> FastAPI:
     """The example staging service serving the release that ``release_root/current`` names.
 
     *defects* switches on named mistakes (see :data:`DEFECTS`); *latency* seconds are added
-    to every response; *upload_limit* is the largest request body ``POST /upload`` accepts.
-    Raises :class:`ValueError` for an unknown defect name.
+    to every response; *upload_limit* is the largest request body ``POST /upload`` accepts;
+    *access_log* is the file it logs each request to (None: no log). Raises
+    :class:`ValueError` for an unknown defect name.
     """
     unknown = sorted(set(defects) - DEFECTS)
     if unknown:
@@ -403,6 +472,9 @@ def create_app(
 
     app = FastAPI(title="Example staging service", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(ResponsePolicy, defects=defects, latency=latency)
+    if access_log is not None:
+        # Added last, so outermost: it logs the status the client really gets.
+        app.add_middleware(AccessLog, path=access_log, defects=defects)
 
     # Dependencies are passed as defaults, not in Annotated[...]: FastAPI resolves string
     # annotations against module globals, where these closures do not exist.
@@ -544,7 +616,8 @@ def create_app_from_env(environ: Mapping[str, str] | None = None) -> FastAPI:
 
     ``STAGING_RELEASE_ROOT`` (required), ``STAGING_DEFECTS`` (comma list),
     ``STAGING_LATENCY`` (seconds), ``STAGING_UPLOAD_LIMIT`` (bytes), ``STAGING_ADMIN_TOKEN``,
-    ``STAGING_VIEWER_TOKEN``. Raises :class:`ValueError` naming a missing or bad value.
+    ``STAGING_VIEWER_TOKEN``, ``STAGING_ACCESS_LOG`` (a file; unset: no log). Raises
+    :class:`ValueError` naming a missing or bad value.
     """
     env = os.environ if environ is None else environ
     root = env.get("STAGING_RELEASE_ROOT", "").strip()
@@ -566,6 +639,7 @@ def create_app_from_env(environ: Mapping[str, str] | None = None) -> FastAPI:
         admin_token=env.get("STAGING_ADMIN_TOKEN") or None,
         viewer_token=env.get("STAGING_VIEWER_TOKEN") or None,
         upload_limit=int(limit_raw),
+        access_log=Path(env["STAGING_ACCESS_LOG"]) if env.get("STAGING_ACCESS_LOG") else None,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from .errors import ConfigError
 
 __all__ = [
     "DEFAULT_SECRET_PATHS",
+    "TLS_VERSIONS",
+    "AcceptEntry",
     "AuthConfig",
     "ChecksConfig",
     "ConfigError",
@@ -24,6 +27,7 @@ __all__ = [
     "HeadersPathConfig",
     "HealthCheckConfig",
     "InputEntry",
+    "LoggingCheckConfig",
     "Meta",
     "PermissionsCheckConfig",
     "RehearsalConfig",
@@ -31,6 +35,7 @@ __all__ = [
     "RoleConfig",
     "RollbackConfig",
     "SecretsCheckConfig",
+    "TlsCheckConfig",
     "UploadsCheckConfig",
     "VerifyConfig",
 ]
@@ -187,6 +192,29 @@ class InputEntry:
 
 
 @dataclass(frozen=True)
+class LoggingCheckConfig:
+    """``checks.logging``: canary requests, then the team's log command, until the marker shows."""
+
+    command: tuple[str, ...]  # argv, never run by a shell; rollback.cwd/env apply
+    paths: tuple[str, ...] = ("/",)
+    within: float = 30.0  # seconds: how long the log command is rerun for the marker to appear
+    meta: Meta = field(default_factory=Meta)
+
+
+#: The protocol floors ``checks.tls.min_version`` accepts, oldest first.
+TLS_VERSIONS: tuple[str, ...] = ("TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+
+@dataclass(frozen=True)
+class TlsCheckConfig:
+    """``checks.tls`` (https staging only): certificate life and protocol floor."""
+
+    min_days: int = 30  # the certificate must stay valid at least this many days
+    min_version: str = "TLSv1.2"  # one of TLS_VERSIONS: anything older must be refused
+    meta: Meta = field(default_factory=Meta)
+
+
+@dataclass(frozen=True)
 class ChecksConfig:
     """The checklist. ``None`` means the check is switched off (or, for the opt-in ones, absent)."""
 
@@ -197,6 +225,21 @@ class ChecksConfig:
     uploads: UploadsCheckConfig | None = None
     retry_safe: tuple[RetrySafeEntry, ...] = ()
     inputs: tuple[InputEntry, ...] = ()
+    logging: LoggingCheckConfig | None = None
+    # On by default, but built only for an https staging URL (see checks.tls.build).
+    tls: TlsCheckConfig | None = field(default_factory=TlsCheckConfig)
+
+
+@dataclass(frozen=True)
+class AcceptEntry:
+    """One ``accept:`` entry: a known finding that does not block the release until ``until``."""
+
+    check: str  # an item id without "rehearsal::"; "*" matches any run of characters
+    finding: str  # text the finding's message contains (case-insensitive)
+    reason: str
+    owner: str
+    until: date  # the last day on which the entry applies
+    where: str = ""  # "rehearsal.yaml:12": where the entry is written, named in notes
 
 
 @dataclass(frozen=True)
@@ -232,3 +275,4 @@ class RehearsalConfig:
     defaults: Defaults = field(default_factory=Defaults)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     rollback: RollbackConfig = field(default_factory=RollbackConfig)
+    accept: tuple[AcceptEntry, ...] = ()

@@ -15,10 +15,15 @@ import re
 import shlex
 import urllib.parse
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .accept import refusal
+from .checks import BUILTIN
 from .config import (
+    TLS_VERSIONS,
+    AcceptEntry,
     AuthConfig,
     ChecksConfig,
     ConfigError,
@@ -27,6 +32,7 @@ from .config import (
     HeadersPathConfig,
     HealthCheckConfig,
     InputEntry,
+    LoggingCheckConfig,
     Meta,
     PermissionsCheckConfig,
     RehearsalConfig,
@@ -34,6 +40,7 @@ from .config import (
     RoleConfig,
     RollbackConfig,
     SecretsCheckConfig,
+    TlsCheckConfig,
     UploadsCheckConfig,
     VerifyConfig,
 )
@@ -65,7 +72,7 @@ from .config_nodes import (
     switch,
     type_name,
 )
-from .config_yaml import MAX_CONFIG_BYTES, clip, compose, format_problem, read_config_text
+from .config_yaml import MAX_CONFIG_BYTES, TAG, clip, compose, format_problem, read_config_text
 from .redact import MASK
 from .units import SIZE_EXPECTED, format_size, parse_size
 
@@ -90,6 +97,7 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 _ROLE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _HOST = re.compile(r"[\w-]+(?:\.[\w-]+)*\.?")
 _BAD_PATH_CHARS = re.compile(r"[\s\\\x00-\x1f\x7f]")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Query parameters and options that carry credentials; the same words redact.mask_url masks.
 _CREDENTIAL_WORD = re.compile(r"token|key|secret|passw|auth|sig", re.IGNORECASE)
 _SECRET_OPTION = re.compile(r"--?[\w-]*(?:token|password|passwd|secret|api[-_]?key)", re.I)
@@ -727,8 +735,41 @@ def _input(context: Context, node: Node, keypath: str) -> InputEntry:
     return mapping.build(InputEntry, kwargs)
 
 
+def _logging(context: Context, node: Node, keypath: str) -> LoggingCheckConfig:
+    keys = ("command", "paths", "within", *_META_KEYS)
+    required = {"command": _COMMAND_EXPECTED}
+    mapping = MappingReader(context, node, keypath, keys, required)
+    kwargs: dict[str, Any] = {}
+    mapping.put(kwargs, "command", _command)
+    mapping.put(
+        kwargs, "paths", list_of(_url_path, "paths starting with '/'", non_empty=True, unique=True)
+    )
+    mapping.put(kwargs, "within", duration_value(positive=True))
+    kwargs["meta"] = _meta(mapping)
+    return mapping.build(LoggingCheckConfig, kwargs)
+
+
+def _tls(context: Context, node: Node, keypath: str) -> TlsCheckConfig:
+    mapping = MappingReader(context, node, keypath, ("min_days", "min_version", *_META_KEYS))
+    kwargs: dict[str, Any] = {}
+    mapping.put(kwargs, "min_days", integer_in(0, 3650))
+    mapping.put(kwargs, "min_version", choice(TLS_VERSIONS, "TLS version"))
+    kwargs["meta"] = _meta(mapping)
+    return mapping.build(TlsCheckConfig, kwargs)
+
+
 def _checks(context: Context, node: Node, keypath: str) -> ChecksConfig:
-    keys = ("health", "headers", "secrets", "permissions", "uploads", "retry_safe", "inputs")
+    keys = (
+        "health",
+        "headers",
+        "secrets",
+        "permissions",
+        "uploads",
+        "retry_safe",
+        "inputs",
+        "logging",
+        "tls",
+    )
     mapping = MappingReader(context, node, keypath, keys)
     kwargs: dict[str, Any] = {}
     mapping.put(kwargs, "health", switch(_health, HealthCheckConfig, "path, expect_status..."))
@@ -738,7 +779,57 @@ def _checks(context: Context, node: Node, keypath: str) -> ChecksConfig:
     mapping.put(kwargs, "uploads", switch(_uploads, None, "path and max_bytes"))
     mapping.put(kwargs, "retry_safe", entry_list(_retry_safe, "{method: ..., path: ...} entries"))
     mapping.put(kwargs, "inputs", entry_list(_input, "{method: ..., path: ...} entries"))
+    mapping.put(kwargs, "logging", switch(_logging, None, "command and paths"))
+    mapping.put(kwargs, "tls", switch(_tls, TlsCheckConfig, "min_days, min_version"))
     return mapping.build(ChecksConfig, kwargs)
+
+
+_ACCEPT_CHECK_EXPECTED = (
+    "the item id of a built-in check without 'rehearsal::', such as headers[/] "
+    "('*' matches any text)"
+)
+_DATE_EXPECTED = "a date such as 2027-01-31 (the last day the entry applies)"
+_ACCEPT_ENTRY_EXPECTED = "{check: ..., finding: ..., reason: ..., owner: ..., until: ...} entries"
+
+
+def _accepted_check(context: Context, node: Node, keypath: str) -> str:
+    # Node ids are copied from pytest's output, prefix included: the prefix is implied.
+    value = non_empty_text(context, node, keypath).strip().removeprefix("rehearsal::")
+    problem = refusal(value, BUILTIN)
+    if problem is not None:
+        raise Invalid(problem, _ACCEPT_CHECK_EXPECTED)
+    return value
+
+
+def _date(context: Context, node: Node, keypath: str) -> date:
+    # Unquoted, YAML reads 2027-01-31 as a timestamp; quoted, as a string: both are fine.
+    if node_kind(node) != "scalar" or node.tag not in (STR, TAG + "timestamp"):
+        raise Invalid(f"wrong type ({type_name(node)})", _DATE_EXPECTED)
+    text = str(node.value).strip()
+    try:
+        if _ISO_DATE.fullmatch(text):
+            return date.fromisoformat(text)
+    except ValueError:
+        raise Invalid("not a valid date", _DATE_EXPECTED) from None
+    raise Invalid("not a date", _DATE_EXPECTED)
+
+
+def _accept_entry(context: Context, node: Node, keypath: str) -> AcceptEntry:
+    keys = ("check", "finding", "reason", "owner", "until")
+    required = {
+        "check": _ACCEPT_CHECK_EXPECTED,
+        "finding": "text the finding's message contains, such as Content-Security-Policy",
+        "reason": "why the finding may ship for now, such as a ticket",
+        "owner": "who fixes it, such as '@web'",
+        "until": _DATE_EXPECTED,
+    }
+    mapping = MappingReader(context, node, keypath, keys, required)
+    kwargs: dict[str, Any] = {"where": f"{context.source}:{node.start_mark.line + 1}"}
+    mapping.put(kwargs, "check", _accepted_check)
+    for name in ("finding", "reason", "owner"):
+        mapping.put(kwargs, name, non_empty_text)
+    mapping.put(kwargs, "until", _date)
+    return mapping.build(AcceptEntry, kwargs)
 
 
 def _verify(context: Context, node: Node, keypath: str) -> VerifyConfig:
@@ -819,6 +910,7 @@ _TOP_LEVEL_KEYS = (
     "defaults",
     "checks",
     "rollback",
+    "accept",
 )
 _TOP_LEVEL_EXPECTED = "keys such as staging_url, checks and rollback"
 _TOP_LEVEL_EMPTY = ("expected a mapping at top level", "an empty document", _TOP_LEVEL_EXPECTED)
@@ -837,6 +929,7 @@ def _top_level(context: Context, node: Node, keypath: str) -> RehearsalConfig:
     mapping.put(kwargs, "defaults", _defaults)
     mapping.put(kwargs, "checks", _checks)
     mapping.put(kwargs, "rollback", _rollback)
+    mapping.put(kwargs, "accept", list_of(_accept_entry, _ACCEPT_ENTRY_EXPECTED))
     return mapping.build(RehearsalConfig, kwargs)
 
 

@@ -43,10 +43,12 @@ _TOKEN_QUERY = re.compile(
 )
 # Credentials whose value the redactor may not know: the value of an Authorization header
 # (as a header line, a dict/JSON entry or a keyword), and any long Bearer/Basic credential.
+# Quotes may come escaped (a log line quoted inside JSON): the backslash of `\"` is never
+# part of the value, or masking it would unescape the quote and break the JSON.
 _HEADER_CREDENTIAL = re.compile(
-    r"(?P<name>\b(?:proxy-)?authorization\b[\"']?\s*[:=]\s*[\"']?)"
+    r"(?P<name>\b(?:proxy-)?authorization\b(?:\\?[\"'])?\s*[:=]\s*(?:\\?[\"'])?)"
     r"(?P<scheme>(?:bearer|basic|token|digest)\s+)?"
-    r"(?P<value>[^\s\"',;}\])]+)",
+    r"(?P<value>[^\s\"',;}\])\\]+)",
     re.IGNORECASE,
 )
 _SCHEME_CREDENTIAL = re.compile(r"(?P<scheme>\b(?:Bearer|Basic)\s+)(?P<value>[\w.~+/-]{16,}=*)")

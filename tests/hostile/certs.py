@@ -1,8 +1,9 @@
 """Throwaway certificates for TLS tests, made with the ``openssl`` command line tool.
 
 ``make_cert(directory, "IP:127.0.0.1")`` makes a self-signed certificate (a CA of its own,
-so passing it as the CA bundle makes it trusted); ``expired=True`` makes one that expired
-in 2020. Tests skip when ``openssl`` is not installed.
+so passing it as the CA bundle makes it trusted), valid for ``days`` (default 400, long
+enough for the tls check); ``expired=True`` makes one that expired in 2020. Tests skip when
+``openssl`` is not installed.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def _openssl(*args: str) -> None:
         raise RuntimeError(f"openssl {args[0]} failed: {result.stderr}")
 
 
-def make_cert(directory: Path, san: str, *, expired: bool = False) -> Cert:
-    """A self-signed EC certificate for *san* (``IP:127.0.0.1``, ``DNS:localhost``)."""
+def make_cert(directory: Path, san: str, *, expired: bool = False, days: int = 400) -> Cert:
+    """A self-signed EC certificate for *san* (``IP:127.0.0.1``, ``DNS:localhost``), valid
+    from now for *days*."""
     directory.mkdir(parents=True, exist_ok=True)
     cert, key, request = directory / "cert.pem", directory / "key.pem", directory / "req.csr"
     subject = ["-subj", "/CN=rehearsal-test", "-addext", f"subjectAltName={san}"]
@@ -68,7 +70,7 @@ def make_cert(directory: Path, san: str, *, expired: bool = False) -> Cert:
             "-out",
             str(cert),
             "-days",
-            "2",
+            str(days),
             *subject,
             *ca,
         )
