@@ -12,7 +12,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .config import RollbackConfig
-    from .rollback import RollbackOutcome
+    from .release import RollbackRecord as RollbackOutcome
 
 hookspec = pytest.hookspec
 

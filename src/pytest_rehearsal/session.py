@@ -46,7 +46,8 @@ from .report import (
     terminal_rows,
 )
 from .report_files import write_atomically
-from .rollback import FetchResult, RollbackOutcome, rehearse_rollback
+from .lifecycle import FetchResult, rehearse_rollback
+from .release import RollbackRecord as RollbackOutcome
 from .settings import Settings
 from .units import format_duration
 
@@ -488,13 +489,13 @@ class RehearsalSession:
             if veto:
                 outcome = RollbackOutcome.skipped(f"vetoed by a plugin: {veto}", rollback)
             else:
-                self._write(f"rehearsal: rolling back: {' '.join(command or ('(none)',))}")
                 outcome = rehearse_rollback(
-                    rollback,
+                    settings.config,
                     command_override=settings.rollback_command,
                     fetch=self._fetch,
                     redactor=self.redact,
-                    on_line=lambda line: self._write(f"rollback | {line}"),
+                    say=self._write,
+                    deploy=None,
                 )
         self.rollback_outcome = outcome
         if session.testscollected:
