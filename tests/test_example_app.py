@@ -864,6 +864,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert report["rollback"]["outcome"] == "passed"
     assert "rollback: current 1.5.0 -> 1.4.2" in report["rollback"]["output_tail"]
     assert os.readlink(copy / ".demo" / "current") == "releases/1.5.0"
+    assert "rollback passed: previous release (version 1.4.2) after " in output
+    assert ", restored 1.5.0 after " in output
     assert (copy / ".demo" / "summary.md").read_text() in output
 
 
@@ -888,10 +890,14 @@ TRIPS: dict[str, str | None] = {
 @pytest.mark.parametrize("defect", ["", *sorted(TRIPS)], ids=["good", *sorted(TRIPS)])
 @pytest.mark.usefixtures("staging_tokens_env")
 def test_the_example_rehearsal_catches_each_defect(
-    shared_app_factory: StagingAppFactory, pytester: pytest.Pytester, defect: str
+    shared_app_factory: StagingAppFactory,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    defect: str,
 ) -> None:
     """The checklist of examples/rehearsal.yaml, run by the plugin: the good app passes it,
     each defect trips the check made for it."""
+    monkeypatch.setenv("RELEASE", "1.5.0")  # the restore's ${RELEASE}
     report = pytester.path / "report.json"
     result = pytester.runpytest_inprocess(
         "-p",

@@ -178,6 +178,7 @@ def test_a_real_rollback_goes_back_restores_and_reports_its_figures(
     assert any(line.startswith("rehearsal: verifying: GET /health until") for line in lines)
     assert f"rehearsal: restoring: {DEPLOY_SCRIPT} deploy 1.5.0" in lines
     assert "restore | deploy: current 1.4.2 -> 1.5.0" in lines
+    assert lines[-1] == line
 
     document = json.loads(json.dumps(record.to_json()))
     assert {
@@ -278,7 +279,7 @@ def test_a_closed_port_means_the_command_is_never_run(
     assert current(release_root) == "1.5.0"
     assert record.recovery is None
     assert record.notes == ()
-    assert lines == []  # nothing started
+    assert lines == [record.summary_line()]  # nothing started
     assert record.summary_line().startswith("rollback failed at baseline: staging did not answer")
 
 
@@ -565,6 +566,7 @@ def test_a_deploy_then_its_rollback_return_to_the_release_before_it(
     assert record.exit_code == 0
     assert lines[0] == f"rehearsal: deploying: {DEPLOY_SCRIPT} deploy 1.5.0"
     assert "deploy | deploy: current 1.4.2 -> 1.5.0" in lines
+    assert lines[-1] == record.summary_line()
     assert record.summary_line().startswith("deploy passed in ")
     assert record.summary_line().endswith(": staging serves version 1.5.0 (before: version 1.4.2)")
     assert record.to_json()["previous"] == {
@@ -648,7 +650,7 @@ def test_a_deploy_that_cannot_start_runs_nothing(
     assert record.outcome == "failed"
     assert steps(record) == [("preflight", "failed")]
     assert record.message.startswith("deploy command './missing-deploy.sh' not found")
-    assert lines == []
+    assert lines == [record.summary_line()]
     with pytest.raises(ValueError, match="deploy section"):
         deploy(config_for(tmp_path, release_root), fetch)
 

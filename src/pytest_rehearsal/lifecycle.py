@@ -564,7 +564,8 @@ def rehearse_deploy(
     (else health) path's answer is recorded as ``previous`` (staging may be down: then the
     previous release is unknown, which is no failure); the command runs with
     ``rollback.cwd``/``env`` and ``deploy.timeout``, live ``deploy | ...`` lines through
-    *say*; then staging must pass the health check within ``deploy.within``. Raises
+    *say*; then staging must pass the health check within ``deploy.within``. The last line
+    said is the record's :meth:`~.release.DeployRecord.summary_line`. Raises
     :class:`ValueError` when the config has no ``deploy``.
     """
     deploy = config.deploy
@@ -607,7 +608,7 @@ def rehearse_deploy(
     tail_from = (
         result if result is not None and (failed is None or failed.step == "deploy") else None
     )
-    return DeployRecord(
+    record = DeployRecord(
         outcome="failed" if failed is not None or interrupted else "passed",
         command=tuple(redactor(arg) for arg in deploy.command),
         exit_code=result.exit_code if result is not None else None,
@@ -626,6 +627,8 @@ def rehearse_deploy(
         deployed=deployed,
         interrupted=interrupted,
     )
+    run.say(record.summary_line())
+    return record
 
 
 # --------------------------------------------------------------------------------------------
@@ -684,7 +687,9 @@ def rehearse_rollback(
     *command_override* (``--rollback-command``) replaces ``rollback.command``; *deploy* is
     the record of the deploy that ran before the checks, if one did. Every step, and how a
     failure or Ctrl-C changes what follows, is described in the module docstring; every
-    text in the record is redacted.
+    text in the record is redacted. *say* gets each step's start, the commands' output
+    (``rollback | ``, ``restore | ``), verify progress, and last the record's
+    :meth:`~.release.RollbackRecord.summary_line`.
     """
     run = _Run(config, fetch, redactor, say, clock, sleep)
     rollback = config.rollback
@@ -710,7 +715,9 @@ def rehearse_rollback(
         _judge_budgets(run, state, summary)
     if state.command_started is not None and not after_failed_deploy:
         _note_staging_left(state, rollback.restore_after)
-    return _rollback_record(run, state, started, wall, summary)
+    record = _rollback_record(run, state, started, wall, summary)
+    run.say(record.summary_line())
+    return record
 
 
 def _rollback_steps(
