@@ -32,7 +32,7 @@ from pytest_rehearsal.lifecycle import (
     rehearse_rollback,
 )
 from pytest_rehearsal.redact import Redactor
-from pytest_rehearsal.release import DeployRecord, RollbackRecord, rollback_expected
+from pytest_rehearsal.release import DeployRecord, RollbackRecord, expected_result
 from servers import DEPLOY_SCRIPT, StagingAppFactory, run_deploy
 
 NO_SECRETS = Redactor()
@@ -860,7 +860,7 @@ def test_expected_text_is_generated_from_the_config() -> None:
         verify=VerifyConfig(expect_json={"ok": True}, track=("version",)),
         restore=("./deploy.sh", "deploy", "1.5.0"),
     )
-    assert rollback_expected(config) == (
+    assert expected_result(config) == (
         "`./deploy.sh rollback` exits 0 within 2 min, then GET /health answers status 200 with "
         'JSON containing {"ok": true} with version changed within 60 s, then the restore '
         "`./deploy.sh deploy 1.5.0` exits 0 and staging answers as before the rollback"

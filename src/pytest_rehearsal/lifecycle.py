@@ -40,7 +40,7 @@ from .release import (
     StepRecord,
     WatchSummary,
     deploy_expected,
-    rollback_expected,
+    expected_result,
     show_value,
 )
 from .text import excerpt, plural
@@ -934,7 +934,7 @@ def _rollback_record(
         output_tail=tail_from.output_tail() if tail_from is not None else "",
         owner=rollback.owner,
         note=rollback.note,
-        expect=redactor(rollback.expect or rollback_expected(rollback, state.argv)),
+        expect=redactor(rollback.expect or expected_result(rollback, state.argv)),
         baseline=state.baseline,
         steps=tuple(state.steps),
         recovery=recovery,

@@ -33,7 +33,7 @@ __all__ = [
     "StepRecord",
     "WatchSummary",
     "deploy_expected",
-    "rollback_expected",
+    "expected_result",
 ]
 
 Outcome = Literal["passed", "failed", "skipped"]
@@ -296,7 +296,7 @@ class RollbackRecord:
             output_tail="",
             owner=config.owner,
             note=config.note,
-            expect=config.expect or rollback_expected(config),
+            expect=config.expect or expected_result(config),
             restore=config.restore,
         )
 
@@ -397,7 +397,7 @@ class RollbackRecord:
         }
 
 
-def rollback_expected(config: RollbackConfig, command: Sequence[str] | None = None) -> str:
+def expected_result(config: RollbackConfig, command: Sequence[str] | None = None) -> str:
     """The rollback's expected result in words, for when ``rollback.expect`` is not set.
 
     ``./deploy.sh rollback` exits 0 within 2 min, then GET /health answers status 200 with

@@ -35,8 +35,10 @@ from .client import (
 )
 from .config_loader import production_match
 from .executor import CheckOutcome, execute
+from .lifecycle import FetchResult, rehearse_rollback
 from .plugin import ENGINE_KEY
 from .redact import Redactor, install_log_redaction, mask_url
+from .release import RollbackRecord as RollbackOutcome
 from .report import (
     CheckRecord,
     RehearsalReport,
@@ -46,8 +48,6 @@ from .report import (
     terminal_rows,
 )
 from .report_files import write_atomically
-from .lifecycle import FetchResult, rehearse_rollback
-from .release import RollbackRecord as RollbackOutcome
 from .settings import Settings
 from .units import format_duration
 
