@@ -1,12 +1,14 @@
 """``make demo``: rehearse a release of the example staging service, rollback included.
 
-1. ``.demo/`` (fresh each run) becomes the release root: ``deploy.sh deploy 1.4.2``, then
-   ``deploy.sh deploy 1.5.0``, so staging runs the new release and 1.4.2 is the previous one.
+1. ``.demo/`` (fresh each run) becomes the release root, with 1.4.2 deployed: the release
+   in service.
 2. ``serve.py`` starts the example app on a free port on 127.0.0.1.
-3. pytest runs the rehearsal: every check in ``rehearsal.yaml`` plus the user-written checks
-   in ``demo_checks/``, then the real ``deploy.sh rollback``, the check that staging answers
-   1.4.2, and the roll-forward to 1.5.0.
-4. The Markdown summary is printed; the exit status is pytest's.
+3. The release under test, ``RELEASE=1.5.0``, is deployed with ``deploy.sh deploy``, as the
+   CI step before a rehearsal would.
+4. pytest runs the rehearsal: every check in ``rehearsal.yaml`` plus the user-written checks
+   in ``demo_checks/``, then the real ``deploy.sh rollback``, the check that staging's
+   version changed (to 1.4.2), and the restore to ``${RELEASE}``, with their figures.
+5. The Markdown summary is printed; the exit status is pytest's.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ EXAMPLES = Path(__file__).resolve().parent
 ROOT = EXAMPLES.parent
 DEMO = ROOT / ".demo"
 DEPLOY = EXAMPLES / "deploy.sh"
+IN_SERVICE = "1.4.2"
+RELEASE = "1.5.0"  # the release under test: $RELEASE in rehearsal.yaml
 STARTUP_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 REHEARSAL_TIMEOUT = 600.0
@@ -102,17 +106,19 @@ def main() -> int:
         "STAGING_RELEASE_ROOT": str(DEMO),
         "STAGING_ADMIN_TOKEN": tokens["STAGING_TOKEN"],
         "STAGING_VIEWER_TOKEN": tokens["VIEWER_TOKEN"],
+        "RELEASE": RELEASE,
     }
-    say(f"release root {DEMO.relative_to(ROOT)}: deploying 1.4.2, then 1.5.0")
+    say(f"release root {DEMO.relative_to(ROOT)}: {IN_SERVICE} in service")
     try:
-        deploy(env, "deploy", "1.4.2")
-        deploy(env, "deploy", "1.5.0")
+        deploy(env, "deploy", IN_SERVICE)
         process, url = start_server(env, DEMO, DEMO / "server.url")
     except (RuntimeError, subprocess.SubprocessError) as exc:
         say(f"demo setup failed: {exc}")
         return 1
     try:
-        say(f"staging runs 1.5.0 at {url}; rehearsing the release")
+        say(f"CI step: deploying the release under test, RELEASE={RELEASE}, to {url}")
+        deploy(env, "deploy", RELEASE)
+        say(f"staging runs {RELEASE}; rehearsing the release (RELEASE={RELEASE})")
         command = rehearsal_command(url)
         print(" ".join(["python", *command[1:]]).replace(str(ROOT) + os.sep, ""), flush=True)
         status = subprocess.run(
@@ -120,6 +126,9 @@ def main() -> int:
         ).returncode
     except subprocess.TimeoutExpired:
         say(f"the rehearsal did not finish within {REHEARSAL_TIMEOUT:.0f}s")
+        return 1
+    except subprocess.SubprocessError as exc:
+        say(f"the deploy of {RELEASE} failed: {exc}")
         return 1
     finally:
         stop_server(process)

@@ -169,7 +169,7 @@ def staging_tokens_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def _no_rehearsal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """A rehearsal in the developer's shell must not leak into pytester runs."""
-    for name in ("STAGING_URL", "GITHUB_STEP_SUMMARY", "STAGING_TOKEN", "VIEWER_TOKEN"):
+    for name in ("STAGING_URL", "GITHUB_STEP_SUMMARY", "STAGING_TOKEN", "VIEWER_TOKEN", "RELEASE"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ from pytest_rehearsal.config import (
     ChecksConfig,
     ConfigError,
     Defaults,
+    DeployConfig,
     HeadersCheckConfig,
     HeadersPathConfig,
     HealthCheckConfig,
@@ -30,6 +32,7 @@ from pytest_rehearsal.config import (
     SecretsCheckConfig,
     UploadsCheckConfig,
     VerifyConfig,
+    WatchConfig,
 )
 from pytest_rehearsal.config_loader import (
     MAX_CONFIG_BYTES,
@@ -1177,3 +1180,224 @@ def test_a_path_listed_twice_would_repeat_an_item_id(section: str, keypath: str)
     assert f"{keypath}: duplicate '/" in message
     assert "(first at line 2)" in message
     assert "expected each value at most once" in message
+
+
+# ---------------------------------------------------------------------------------------------
+# The release lifecycle: deploy, verify.track, restore_after, watch, budgets
+
+
+def test_the_lifecycle_keys_load(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """\
+        deploy:
+          command: ['./deploy.sh', 'deploy', '1.5.0']
+          timeout: 5m
+          within: 2m
+          owner: '@release'
+          expect: 'staging serves 1.5.0'
+          rollback_note: 'roll back with deploy.sh rollback'
+        rollback:
+          command: ./deploy.sh rollback
+          verify: {track: [version, build.sha], within: 30s}
+          restore_after: verified
+          watch: {interval: 250ms}
+          max_recovery: 2m
+          max_outage: 0s
+        """,
+    )
+    assert config.deploy == DeployConfig(
+        command=("./deploy.sh", "deploy", "1.5.0"),
+        timeout=300.0,
+        within=120.0,
+        owner="@release",
+        expect="staging serves 1.5.0",
+        rollback_note="roll back with deploy.sh rollback",
+    )
+    rollback = config.rollback
+    assert rollback.verify == VerifyConfig(track=("version", "build.sha"), within=30.0)
+    assert (rollback.restore_after, rollback.watch) == ("verified", WatchConfig(0.25))
+    assert (rollback.max_recovery, rollback.max_outage) == (120.0, 0.0)
+
+
+def test_the_lifecycle_defaults(tmp_path: Path) -> None:
+    config = load(tmp_path, "rollback: {command: ./deploy.sh rollback, watch: true}\n")
+    assert config.deploy is None
+    assert config.rollback.restore_after == "always"
+    assert config.rollback.watch == WatchConfig(0.5)
+    assert (config.rollback.max_recovery, config.rollback.max_outage) == (None, None)
+    assert load(tmp_path, "rollback: {watch: false}\n").rollback.watch is None
+    assert DeployConfig(command=("x",)).timeout == 300.0
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragments"),
+    [
+        ("deploy: {timeout: 5m}\n", 1, ["deploy.command: missing key 'command'"]),
+        ("deploy: {command: []}\n", 1, ["deploy.command: empty command"]),
+        ("deploy: {command: x, within: 0s}\n", 1, ["deploy.within: must be more than zero"]),
+        ("deploy: {command: x, note: y}\n", 1, ["unknown key 'note'"]),
+        ("rollback:\n  verify: {track: [build.]}\n", 2, ["not a dotted path (an empty part)"]),
+        ("rollback:\n  verify: {track: [a, a]}\n", 2, ["duplicate 'a'"]),
+        ("rollback:\n  verify: {track: version}\n", 2, ["wrong type (a string)"]),
+        ("rollback:\n  restore_after: verfied\n", 2, ["unknown restore_after (did you mean"]),
+        ("rollback:\n  watch: {interval: 10ms}\n", 2, ["interval too short", "at least 100 ms"]),
+        ("rollback:\n  watch: {every: 1s}\n", 2, ["unknown key 'every'"]),
+        ("rollback:\n  max_recovery: 0s\n", 2, ["must be more than zero"]),
+        (
+            "rollback:\n  watch: false\n  max_outage: 5s\n",
+            3,
+            ["max_outage needs the watch, and watch is false", "found '5s'"],
+        ),
+    ],
+)
+def test_lifecycle_mistakes_point_at_their_line(
+    tmp_path: Path, text: str, line: int, fragments: list[str]
+) -> None:
+    assert_names(failure(tmp_path, text), line, *fragments)
+
+
+# ---------------------------------------------------------------------------------------------
+# Values from the environment
+
+
+INTERPOLATED = """\
+staging_url: 'https://${STAGING_HOST}'
+deploy: {command: ['./deploy.sh', 'deploy', '${RELEASE}']}
+rollback:
+  command: ['./deploy.sh', 'rollback', '--to', '${PREVIOUS:-1.4.2}', '${EMPTY:-fallback}']
+  env: {PRICE: '$$5', HOME_AS_WRITTEN: '$HOME', MIXED: 'a-${RELEASE}-$$RELEASE-$RELEASE'}
+  verify: {expect_json: {version: '${PREVIOUS:-1.4.2}', n: 3}, within: '${WITHIN:-5s}'}
+  owner: '${OWNER:-@oncall}'
+"""
+
+
+def test_variables_set_defaulted_and_escaped(tmp_path: Path) -> None:
+    environ = {"STAGING_HOST": "staging.example.com", "RELEASE": "1.5.0", "EMPTY": ""}
+    config = parse_config(INTERPOLATED, tmp_path / "rehearsal.yaml", environ)
+    assert config.staging_url == "https://staging.example.com"
+    assert config.deploy is not None
+    assert config.deploy.command == ("./deploy.sh", "deploy", "1.5.0")
+    rollback = config.rollback
+    # A default applies when the variable is unset or empty.
+    assert rollback.command == ("./deploy.sh", "rollback", "--to", "1.4.2", "fallback")
+    assert rollback.env == {
+        "PRICE": "$5",
+        "HOME_AS_WRITTEN": "$HOME",  # a bare $NAME is left as written
+        "MIXED": "a-1.5.0-$RELEASE-$RELEASE",
+    }
+    assert rollback.verify is not None
+    assert rollback.verify.expect_json == {"version": "1.4.2", "n": 3}
+    assert rollback.verify.within == 5.0
+    assert rollback.owner == "@oncall"
+    set_too = parse_config(INTERPOLATED, tmp_path / "r.yaml", {**environ, "PREVIOUS": "1.4.1"})
+    assert set_too.rollback.command[3] == "1.4.1"
+
+
+def test_every_unset_variable_is_named_at_once_with_file_line_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, INTERPOLATED)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    lines = str(info.value).splitlines()
+    assert lines == [
+        f"{path}:1:14: staging_url: environment variable STAGING_HOST is not set; found "
+        "'https://${STAGING_HOST}', expected STAGING_HOST set in the environment, or a default: "
+        "${STAGING_HOST:-value}",
+        f"{path}:2:45: deploy.command[2]: environment variable RELEASE is not set; found "
+        "'${RELEASE}', expected RELEASE set in the environment, or a default: ${RELEASE:-value}",
+        f"{path}:5:56: rollback.env.MIXED: environment variable RELEASE is not set; found "
+        "'a-${RELEASE}-$$RELEASE-$RELEASE', expected RELEASE set in the environment, or a "
+        "default: ${RELEASE:-value}",
+    ]  # and nothing else: a value with an unset variable is not judged further
+
+
+def test_unset_variables_and_other_problems_are_reported_together(tmp_path: Path) -> None:
+    message = failure(
+        tmp_path,
+        """\
+        rollback:
+          command: ['./deploy.sh', '${A}', '${B}']
+          timeout: soon
+          owner: '${C}'
+        """,
+    )
+    assert "rollback.command[1]: environment variable A is not set" in message
+    assert "rollback.command[2]: environment variable B is not set" in message
+    assert_names(message, 3, "rollback.timeout: not a duration")
+    assert_names(message, 4, "rollback.owner: environment variable C is not set")
+
+
+def test_the_environment_defaults_to_os_environ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REHEARSAL_TEST_OWNER", "@from-env")
+    config = load(tmp_path, "rollback: {owner: '${REHEARSAL_TEST_OWNER}'}\n")
+    assert config.rollback.owner == "@from-env"
+
+
+def test_keys_are_never_interpolated(tmp_path: Path) -> None:
+    message = failure(tmp_path, "rollback:\n  env: {'${X}': a}\n")
+    assert_names(message, 2, "not an environment variable name")
+
+
+@pytest.mark.parametrize("value", ["${", "${1X}", "a ${X", "${X:}", "${X-y}"])
+def test_a_malformed_reference_is_refused(tmp_path: Path, value: str) -> None:
+    message = failure(tmp_path, f"rollback: {{owner: '{value}'}}\n")
+    assert_names(message, 1, "rollback.owner: malformed ${...} reference", "$$ for a $")
+
+
+def test_settings_pass_their_environment_to_the_loader(tmp_path: Path) -> None:
+    from pytest_rehearsal.settings import Options, resolve
+
+    path = write(tmp_path, "rollback: {command: ['./deploy.sh', 'deploy', '${RELEASE}']}\n")
+    environ = {"STAGING_URL": "https://staging.example.com", "RELEASE": "2.0.0"}
+    settings = resolve(Options(), environ, path, tmp_path)
+    assert settings is not None
+    assert settings.rollback_command == ("./deploy.sh", "deploy", "2.0.0")
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands are never run by a shell
+
+
+SHELL_SYNTAX = [";", "&&", "||", "|", "&", "<", ">", ">>"]
+
+
+@pytest.mark.parametrize("operator", SHELL_SYNTAX)
+def test_a_shell_operator_in_a_string_command_is_refused(tmp_path: Path, operator: str) -> None:
+    command = f"./deploy.sh rollback {operator} ./notify.sh"
+    for key in ("command", "restore"):
+        message = failure(tmp_path, f"rollback:\n  {key}: '{command}'\n")
+        assert_names(
+            message,
+            2,
+            f"rollback.{key}: shell syntax {operator!r} in a string command",
+            "never run by a shell",
+            "a script that does it, or the list form",
+        )
+    message = failure(tmp_path, f"deploy: {{command: '{command}'}}\n")
+    assert_names(message, 1, f"deploy.command: shell syntax {operator!r}")
+    expected = f"--rollback-command: shell syntax {operator!r}"
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}"):
+        split_command(command, "--rollback-command")
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [("./deploy.sh $(cat release)", "$("), ("./deploy.sh `cat release`", "`")],
+)
+def test_command_substitution_is_refused_anywhere(command: str, shown: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"shell syntax {shown!r}")):
+        split_command(command, "--rollback-command")
+    with pytest.raises(ConfigError, match=re.escape(f"shell syntax {shown!r}")):
+        split_command(f"./x '{command}'", "--rollback-command")  # quoted: still a shell's job
+
+
+def test_operators_that_are_arguments_stay_allowed() -> None:
+    assert split_command("./tool '&&' \"|\" a\\;b", "w") == ("./tool", "&&", "|", "a;b")
+    assert split_command("./tool --url=http://x/?a=1&b=2 2>x", "w") == (
+        "./tool",
+        "--url=http://x/?a=1&b=2",
+        "2>x",
+    )
+    assert split_command(["./tool", "&&", ">", "$(x)"], "w") == ("./tool", "&&", ">", "$(x)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import itertools
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,})(?P<lang>[\w+-]*)[ \t]*
 _COMMENT = re.compile(r"^<!--\s*(?P<word>[\w-]+)\s*-->$")
 # A block is a rehearsal config when it has one of the config file's top-level keys.
 _CONFIG_KEY = re.compile(
-    r"^(?:staging_url|production|ca_bundle|auth|defaults|checks|rollback|accept)[ \t]*:",
+    r"^(?:staging_url|production|ca_bundle|auth|defaults|checks|deploy|rollback|accept)[ 	]*:",
     re.MULTILINE,
 )
 # A commented-out setting of the starter: "# key: ..." or "# - ...", at any indentation.
@@ -144,13 +145,13 @@ def test_the_docs_have_config_examples_of_both_kinds() -> None:
 
 @pytest.mark.parametrize("block", [b for b in CONFIG_BLOCKS if b.comment != "invalid"], ids=_id)
 def test_config_example_validates(block: Block) -> None:
-    parse_config(block.text, REPO / "rehearsal.yaml")
+    parse_config(block.text, REPO / "rehearsal.yaml", EXAMPLE_ENVIRON)
 
 
 @pytest.mark.parametrize("block", [b for b in CONFIG_BLOCKS if b.comment == "invalid"], ids=_id)
 def test_invalid_config_example_fails_with_the_documented_message(block: Block) -> None:
     with pytest.raises(ConfigError) as raised:
-        parse_config(block.text, Path("rehearsal.yaml"))
+        parse_config(block.text, Path("rehearsal.yaml"), EXAMPLE_ENVIRON)
     if block.next is not None and block.next.lang == "text":
         shown = block.next.text.strip()
         assert shown.startswith("ERROR: "), block.next.where
@@ -171,7 +172,8 @@ TROUBLESHOOTING = REPO / "docs" / "troubleshooting.md"
 _LOADER_PROBLEM_ARGS = {"Invalid": 0, "invalid": 0, "_Refused": 2, "error": 2, "record": 2}
 _CONFIG_MODULES = ("config_yaml.py", "config_nodes.py", "config_loader.py")
 _USAGE_EXCEPTIONS = {"ConfigError", "UsageError", "LookupError", "FileExistsError"}
-# Functions of rollback.py and command.py whose texts explain why a rollback failed.
+# Functions of lifecycle.py and command.py whose texts explain why a deploy or a rollback
+# failed, or what it left behind.
 _ROLLBACK_EXPLAINERS = {
     "preflight",
     "_check_executable",
@@ -179,11 +181,25 @@ _ROLLBACK_EXPLAINERS = {
     "_start_error",
     "describe",
     "notes",
-    "_verify",
+    "_emit_line",
     "_describe_fetch",
     "_tail_block",
-    "_emit_line",
+    "_previous_step",
+    "_baseline_problem",
+    "_preflight_step",
+    "_command_step",
+    "_verify_step",
+    "_restore_verify_step",
+    "_health_step",
+    "_after_interrupt",
+    "_note_what_verify_proves",
+    "_judge_budgets",
+    "_note_staging_left",
+    "_rollback_steps",
+    "rehearse_deploy",
 }
+# ${RELEASE} in the starter and the docs' examples: the version under test.
+EXAMPLE_ENVIRON = {"RELEASE": "1.5.0", "PREVIOUS_RELEASE": "1.4.2"}
 # Shorter literal parts are fragments ("its limit"), not something a reader searches for.
 _MIN_KEY = 10
 
@@ -231,7 +247,7 @@ def _raised_messages() -> set[str]:
 def _rollback_explanations() -> set[str]:
     functions = {
         node.name: node
-        for module in ("rollback.py", "command.py")
+        for module in ("lifecycle.py", "command.py")
         for node in ast.walk(ast.parse((SRC / module).read_text(encoding="utf-8")))
         if isinstance(node, ast.FunctionDef)
     }
@@ -271,13 +287,15 @@ def bare_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
     """An empty pytester project in an environment without any rehearsal settings."""
     for name in ("STAGING_URL", "GITHUB_STEP_SUMMARY", "STAGING_TOKEN", "CHAT_WEBHOOK_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("RELEASE", raising=False)  # restored after the test, whoever sets it
     return pytester
 
 
 @pytest.fixture
 def project(bare_project: pytest.Pytester) -> pytest.Pytester:
-    """A pytester project holding the starter config."""
+    """A pytester project holding the starter config (its ${RELEASE} set)."""
     write_starter_config(bare_project.path)
+    os.environ["RELEASE"] = "1.5.0"  # bare_project's monkeypatch undoes it after the test
     return bare_project
 
 
@@ -311,9 +329,10 @@ def test_python_example_passes_against_the_example_service(
 
 
 def _rehearsable(project: pytest.Pytester, release_root: Path, mp: pytest.MonkeyPatch) -> None:
-    """The starter's ``./deploy.sh rollback`` next to the config, on the test's release root."""
+    """The starter's ``./deploy.sh`` next to the config, on the test's release root."""
     shutil.copy2(DEPLOY_SCRIPT, project.path / "deploy.sh")
     mp.setenv("STAGING_RELEASE_ROOT", str(release_root))
+    mp.setenv("RELEASE", "1.5.0")  # the release under test, which the restore goes back to
 
 
 @pytest.mark.parametrize("block", CONFTESTS, ids=_id)
@@ -343,7 +362,7 @@ def test_other_python_example_compiles(block: Block) -> None:
 
 
 def test_starter_config_validates() -> None:
-    config = parse_config(STARTER_CONFIG, Path("rehearsal.yaml"))
+    config = parse_config(STARTER_CONFIG, Path("rehearsal.yaml"), EXAMPLE_ENVIRON)
     assert config.staging_url is None  # a project stays dormant until a URL is given
     assert config.auth is None  # no token variable required to start
     assert config.checks.health is not None
@@ -352,11 +371,18 @@ def test_starter_config_validates() -> None:
     assert config.checks.secrets is not None
     assert config.rollback.command == ("./deploy.sh", "rollback")
     assert config.rollback.verify is not None
+    # The safe pattern: something that tells releases apart, and a restore to the release
+    # under test, with no version written in the file.
+    assert config.rollback.verify.track == ("version",)
+    assert config.rollback.verify.expect_json is None
+    assert config.rollback.restore == ("./deploy.sh", "deploy", "1.5.0")
+    assert config.deploy is None  # a CI step may deploy instead
+    assert "1.5.0" not in STARTER_CONFIG.replace("RELEASE=1.5.0", "")
 
 
 def test_starter_config_settings_left_commented_out_validate_too() -> None:
     enabled = _COMMENTED_SETTING.sub(r"\1\2", STARTER_CONFIG)
-    config = parse_config(enabled, Path("rehearsal.yaml"))
+    config = parse_config(enabled, Path("rehearsal.yaml"), EXAMPLE_ENVIRON)
     checks = config.checks
     assert config.staging_url is not None
     assert config.production
@@ -367,6 +393,9 @@ def test_starter_config_settings_left_commented_out_validate_too() -> None:
     assert checks.inputs
     assert config.rollback.restore is not None
     assert config.rollback.env
+    assert config.deploy is not None
+    assert config.deploy.command == ("./deploy.sh", "deploy", "1.5.0")
+    assert config.rollback.max_outage is not None
 
 
 def _documented_init_output() -> list[list[str]]:
@@ -412,7 +441,9 @@ def test_the_new_user_walkthrough_works_as_documented(
     assert report["verdict"] == "ready"
     assert [c["id"] for c in report["checks"] if c["outcome"] != "passed"] == []
     assert {check["name"] for check in report["checks"]} == {"health", "headers", "secrets"}
-    assert (release_root / "current").readlink().name == "1.4.2"  # it really rolled back
+    # It really rolled back, and left staging as it found it.
+    result.stdout.fnmatch_lines(["rollback passed: previous release (version 1.4.2) after *"])
+    assert (release_root / "current").readlink().name == "1.5.0"
 
 
 def test_write_starter_config_writes_the_starter(tmp_path: Path) -> None:

@@ -932,6 +932,8 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert report["rollback"]["outcome"] == "passed"
     assert "rollback: current 1.5.0 -> 1.4.2" in report["rollback"]["output_tail"]
     assert os.readlink(copy / ".demo" / "current") == "releases/1.5.0"
+    assert "rollback passed: previous release (version 1.4.2) after " in output
+    assert ", restored 1.5.0 after " in output
     assert (copy / ".demo" / "summary.md").read_text() in output
 
 
@@ -968,6 +970,7 @@ def test_the_example_rehearsal_catches_each_defect(
     each defect trips the check made for it."""
     # staging-logs.sh reads this log rather than the demo's (rollback.env does not set it).
     monkeypatch.setenv("STAGING_ACCESS_LOG", str(shared_release_root / "access.log"))
+    monkeypatch.setenv("RELEASE", "1.5.0")  # the restore's ${RELEASE}
     report = pytester.path / "report.json"
     result = pytester.runpytest_inprocess(
         "-p",

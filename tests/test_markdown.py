@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from pytest_rehearsal.markdown import Phase, gantt, render_markdown
-from pytest_rehearsal.report import CheckRecord, RehearsalReport, RollbackRecord
+from pytest_rehearsal.report import CheckRecord, RehearsalReport
+from records import rollback_record
 
 FAILED = CheckRecord(
     "rehearsal::headers[/]",
@@ -43,7 +44,7 @@ def _summary() -> str:
         started_at="2026-12-01T00:00:00Z",
         duration_s=4.2,
         checks=[*PASSES[:15], FAILED, *PASSES[15:], ACCEPTED],
-        rollback=RollbackRecord("passed", ["./deploy.sh", "rollback"], 0, 2.4, "rolled back"),
+        rollback=rollback_record(),
     )
     return render_markdown(report, PHASES)
 

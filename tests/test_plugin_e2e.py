@@ -83,15 +83,18 @@ def test_unhealthy_staging_blocks_the_release_naming_check_owner_and_expectation
             "FAILED   rehearsal::health  @platform",
             '         expected status 200 with JSON containing {"ok": true}, got 503 Service',
             "         Unavailable",
-            "*verdict: blocked — 0 of 1 checks passed, 1 failed, rollback passed*",
+            "*verdict: blocked — 0 of 1 checks passed, 1 failed, rollback failed*",
         ]
     )
     report = load_report(pytester.path / "report.json")
     assert report["verdict"] == "blocked"
     assert report["checks"][0]["outcome"] == "failed"
     assert "503" in report["checks"][0]["message"]
-    # 503 is transient: the idempotent GET was retried (retries: 2 by default) before failing.
-    assert staging.requests.count(("GET", "/health", None)) == 3
+    # Unhealthy staging is not rolled back: the baseline finds it down first.
+    assert report["rollback"]["phase"] == "baseline"
+    # 503 is transient: the idempotent GET was retried (retries: 2 by default) before failing,
+    # by the check and by the baseline.
+    assert staging.requests.count(("GET", "/health", None)) == 3 + 3
 
 
 def test_a_failing_rollback_blocks_even_when_every_check_passed(

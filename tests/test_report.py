@@ -8,11 +8,11 @@ import pytest
 from pytest_rehearsal.report import (
     CheckRecord,
     RehearsalReport,
-    RollbackRecord,
     decide_verdict,
     report_json_text,
 )
 from pytest_rehearsal.report_files import write_atomically
+from records import rollback_record
 
 PASSED = CheckRecord("rehearsal::health", "health", "passed", owner="@platform")
 FAILED = CheckRecord(
@@ -26,7 +26,7 @@ def _report(**kwargs: object) -> RehearsalReport:
         "started_at": "2026-01-01T00:00:00Z",
         "duration_s": 1.23456,
         "checks": [PASSED, FAILED],
-        "rollback": RollbackRecord("passed", ["./deploy.sh", "rollback"], 0, 3.2, owner="@oncall"),
+        "rollback": rollback_record(owner="@oncall"),
     }
     values.update(kwargs)
     return RehearsalReport(**values)  # type: ignore[arg-type]
@@ -38,7 +38,7 @@ def _report(**kwargs: object) -> RehearsalReport:
         ({"checks": [PASSED]}, "ready"),
         ({"checks": []}, "ready"),
         ({}, "blocked"),
-        ({"checks": [PASSED], "rollback": RollbackRecord("failed")}, "blocked"),
+        ({"checks": [PASSED], "rollback": rollback_record("failed")}, "blocked"),
         ({"checks": [PASSED], "not_rehearsed": ["rehearsal::rollback"]}, "incomplete"),
         ({"not_rehearsed": ["rehearsal::rollback"]}, "blocked"),
         ({"checks": [PASSED], "interrupted": True}, "blocked"),

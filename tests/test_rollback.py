@@ -1,14 +1,14 @@
-"""The rollback runner against real subprocesses, a real HTTP server and hostile commands."""
+"""The command runner (preflight, run_command) against real subprocesses and hostile commands.
+
+The lifecycle built on it (baseline, verify, restore, watch) is tested in test_lifecycle.py.
+"""
 
 from __future__ import annotations
 
 import _thread
 import contextlib
-import http.server
-import json
 import os
 import resource
-import shlex
 import signal
 import sys
 import threading
@@ -29,15 +29,7 @@ from pytest_rehearsal.command import (
     preflight,
     run_command,
 )
-from pytest_rehearsal.config import RollbackConfig, VerifyConfig
 from pytest_rehearsal.redact import Redactor
-from pytest_rehearsal.rollback import (
-    NO_COMMAND_MESSAGE,
-    FetchResult,
-    RollbackOutcome,
-    expected_result,
-    rehearse_rollback,
-)
 
 SCRIPTS = Path(__file__).parent / "rollback_scripts"
 SECRET = "s3cr3t-t0ken-value"
@@ -68,44 +60,29 @@ def kill_later() -> Iterator[list[int]]:
             os.kill(pid, signal.SIGKILL)
 
 
-def rollback_config(
-    tmp_path: Path, command: tuple[str, ...] | None, **kwargs: object
-) -> RollbackConfig:
-    return RollbackConfig(command=command, cwd=tmp_path, timeout=10.0, **kwargs)  # type: ignore[arg-type]
-
-
-def no_fetch(path: str) -> FetchResult:
-    raise AssertionError(f"no verification expected, got GET {path}")
-
-
 # ------------------------------------------------------------------------------------------
 # exit status and output
 
 
 def test_exit_zero_passes_and_streams_the_configured_env(tmp_path: Path) -> None:
     lines: list[str] = []
-    config = rollback_config(
-        tmp_path, (str(SCRIPTS / "exit_with.sh"), "0"), env={"DEPLOY_ENV": "staging"}
+    result = run(
+        [str(SCRIPTS / "exit_with.sh"), "0"],
+        cwd=tmp_path,
+        env={"DEPLOY_ENV": "staging"},
+        on_line=lines.append,
     )
-    outcome = rehearse_rollback(
-        config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=lines.append
-    )
-    assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("passed", "done", 0)
+    assert (result.ok, result.exit_code) == (True, 0)
     assert "step 2: env is staging" in lines
-    assert outcome.output_tail.endswith("step 3: done, exiting 0")
-    assert outcome.message.startswith("rollback command exited 0 in ")
+    assert result.output_tail().endswith("step 3: done, exiting 0")
 
 
 def test_exit_three_fails_with_status_and_last_lines(tmp_path: Path) -> None:
-    config = rollback_config(tmp_path, (str(SCRIPTS / "exit_with.sh"), "3"))
-    outcome = rehearse_rollback(
-        config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=None
-    )
-    assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("failed", "command", 3)
-    assert "exited with status 3" in outcome.message
-    assert "step 3: done, exiting 3" in outcome.message
-    assert "step 3: done, exiting 3" in outcome.output_tail
-    assert outcome.properties()["rollback_exit_code"] == "3"
+    result = run([str(SCRIPTS / "exit_with.sh"), "3"], cwd=tmp_path)
+    assert (result.ok, result.exit_code) == (False, 3)
+    assert result.describe() == "exited with status 3"
+    assert "step 3: done, exiting 3" in result.output_tail()
+    assert result.status_properties("rollback") == {"rollback_exit_code": "3"}
 
 
 def test_small_output_is_kept_whole_and_exact() -> None:
@@ -171,17 +148,7 @@ def test_broken_commands_get_distinct_messages_before_anything_runs(
     setup(tmp_path)
     message = expected.format(d=tmp_path)
     assert preflight(["./deploy.sh", "rollback"], tmp_path) == message
-    # The same message from the rehearsal, which stops before running anything.
-    outcome = rehearse_rollback(
-        rollback_config(tmp_path, ("./deploy.sh", "rollback")),
-        command_override=None,
-        fetch=no_fetch,
-        redactor=NO_SECRETS,
-        on_line=None,
-    )
-    assert (outcome.outcome, outcome.phase) == ("failed", "preflight")
-    assert outcome.message == f"{message}; nothing was run"
-    # And from run_command, for a file that broke after preflight: Popen's error is mapped.
+    # The same from run_command, for a file that broke after preflight: Popen's error is mapped.
     result = run(["./deploy.sh"], cwd=tmp_path)
     if "via /usr/bin/env" in message:
         assert (result.error, result.exit_code) == (None, 127)  # env itself started, then failed
@@ -217,27 +184,19 @@ def test_script_without_shebang_gets_a_hint(tmp_path: Path) -> None:
     assert "#! line" in result.error
 
 
-def test_a_string_command_is_argv_never_a_shell(tmp_path: Path) -> None:
+def test_argv_is_never_run_by_a_shell(tmp_path: Path) -> None:
+    # The config refuses a string command with shell operators (test_config_loader); argv
+    # that holds them anyway, as a list may, passes them on as plain arguments.
     victim = tmp_path / "x"
     victim.mkdir()
     script(tmp_path, "rollback.sh", (SCRIPTS / "record_args.sh").read_text())
-    config = rollback_config(tmp_path, tuple(shlex.split("./rollback.sh; rm -rf x")))
-    outcome = rehearse_rollback(
-        config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=None
+    assert preflight(["./rollback.sh;", "rm", "-rf", "x"], tmp_path) == (
+        f"rollback command './rollback.sh;' not found (looked in {tmp_path})"
     )
-    # "./rollback.sh;" is one word: that file does not exist, and nothing ran at all.
-    assert outcome.phase == "preflight"
-    assert "'./rollback.sh;' not found" in outcome.message
+    result = run(["./rollback.sh", ";", "rm", "-rf", "x", "&&", "$(id)"], cwd=tmp_path)
+    assert result.ok
     assert victim.is_dir()
-    assert not (tmp_path / "ran.txt").exists()
-    # Spaced out, ";" "rm" "-rf" "x" are plain arguments of rollback.sh.
-    spaced = rollback_config(tmp_path, tuple(shlex.split("./rollback.sh ; rm -rf x")))
-    outcome = rehearse_rollback(
-        spaced, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=None
-    )
-    assert outcome.outcome == "passed"
-    assert victim.is_dir()
-    assert (tmp_path / "ran.txt").read_text() == "ran with: ; rm -rf x\n"
+    assert (tmp_path / "ran.txt").read_text() == "ran with: ; rm -rf x && $(id)\n"
 
 
 def test_vanished_executable_is_an_error_result(tmp_path: Path) -> None:
@@ -270,17 +229,11 @@ def test_timeout_kills_a_group_that_ignores_sigterm(tmp_path: Path) -> None:
     assert survivors(pids) == []
 
 
-def test_timeout_failure_is_named_in_the_outcome(tmp_path: Path) -> None:
-    config = RollbackConfig(
-        command=(str(SCRIPTS / "ignore_term.sh"), str(tmp_path / "pids")), cwd=tmp_path, timeout=0.5
-    )
-    outcome = rehearse_rollback(
-        config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=None
-    )
-    assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("failed", "command", None)
-    assert "killed by SIGKILL after timing out after 500 ms" in outcome.message
-    props = outcome.properties()
-    assert (props["timed_out"], props["rollback_signal"]) == ("true", "SIGKILL")
+def test_a_timeout_below_a_second_is_named_in_milliseconds(tmp_path: Path) -> None:
+    result = run([str(SCRIPTS / "ignore_term.sh"), str(tmp_path / "pids")], timeout=0.5, grace=0.5)
+    assert result.exit_code is None
+    assert result.describe() == "killed by SIGKILL after timing out after 500 ms (ignored SIGTERM)"
+    assert result.status_properties("rollback") == {"rollback_signal": "SIGKILL"}
     assert survivors(read_pids(tmp_path / "pids")) == []
 
 
@@ -349,23 +302,19 @@ def test_secret_values_are_masked_in_head_tail_lines_and_messages(tmp_path: Path
         "print('still', s)\n"
         "sys.exit(4)\n"
     )
-    config = RollbackConfig(
-        command=(sys.executable, "-c", program),
+    result = run(
+        [sys.executable, "-c", program],
         cwd=tmp_path,
         env={"STAGING_TOKEN": SECRET},
-        timeout=10.0,
+        redactor=redactor,
+        on_line=lines.append,
     )
-    outcome = rehearse_rollback(
-        config, command_override=None, fetch=no_fetch, redactor=redactor, on_line=lines.append
-    )
-    result = outcome.command_result
-    assert result is not None
     assert result.omitted_bytes > 0
     assert result.head.startswith("token is ***\n")
     assert result.tail.endswith("still ***\n")
     assert lines[0] == "token is ***"
     assert lines[2] == "still ***"
-    everything = [result.head, result.tail, *lines, outcome.message, outcome.output_tail]
+    everything = [result.head, result.tail, *lines, result.describe(), result.output_tail()]
     assert not [text for text in everything if SECRET in text]
     assert len(lines[1]) < LINE_CHARS + 100
     assert lines[1].endswith("(line cut, 100,000 bytes)")
@@ -460,297 +409,10 @@ def test_a_sigterm_handler_raising_keyboardinterrupt_is_an_interrupt(tmp_path: P
     on_line, timers = interrupt_when_started(lambda: os.kill(os.getpid(), signal.SIGTERM))
     previous = signal.signal(signal.SIGTERM, handler)
     try:
-        config = RollbackConfig(
-            command=(str(SCRIPTS / "ignore_term.sh"), str(pidfile)),
-            cwd=tmp_path,
-            timeout=60.0,
-            restore=(str(SCRIPTS / "exit_with.sh"), "0"),
-        )
-        outcome = rehearse_rollback(
-            config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=on_line
-        )
+        result = run([str(SCRIPTS / "ignore_term.sh"), str(pidfile)], timeout=60.0, on_line=on_line)
         timers[0].join(5)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert (outcome.outcome, outcome.phase, outcome.interrupted) == ("failed", "command", True)
-    assert "was interrupted" in outcome.message
-    assert "was not run: check which version staging is on" in outcome.message
+    assert (result.interrupted, result.timed_out) == (True, False)
+    assert result.describe() == "was interrupted (its process group was killed)"
     assert survivors(read_pids(pidfile)) == []
-
-
-# ------------------------------------------------------------------------------------------
-# verification and restore
-
-
-class FakeTime:
-    """A clock that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def answers(*bodies: dict[str, object], status: int = 200) -> Callable[[str], FetchResult]:
-    """A fetch that answers *bodies* in turn, then keeps answering the last one."""
-    seen: list[str] = []
-
-    def fetch(path: str) -> FetchResult:
-        body = bodies[min(len(seen), len(bodies) - 1)]
-        seen.append(path)
-        return FetchResult(status=status, body=json.dumps(body).encode())
-
-    return fetch
-
-
-VERIFY = VerifyConfig(
-    path="/health", expect_status=200, expect_json={"version": "1.4.2"}, within=60.0
-)
-
-
-@pytest.fixture
-def staging() -> Iterator[tuple[Callable[[str], FetchResult], list[str]]]:
-    """A real HTTP server on 127.0.0.1 whose /health flips to 1.4.2 on the fourth request."""
-    requests: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            requests.append(self.path)
-            version = "1.4.2" if len(requests) >= 4 else "1.5.0"
-            body = json.dumps({"ok": True, "version": version}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-
-    def fetch(path: str) -> FetchResult:
-        import urllib.request
-
-        with urllib.request.urlopen(base + path, timeout=5) as response:
-            return FetchResult(status=response.status, body=response.read())
-
-    try:
-        yield fetch, requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def test_verify_succeeds_after_a_few_polls_of_a_real_server(
-    tmp_path: Path, staging: tuple[Callable[[str], FetchResult], list[str]]
-) -> None:
-    fetch, requests = staging
-    fake = FakeTime()
-    config = rollback_config(tmp_path, (str(SCRIPTS / "exit_with.sh"), "0"), verify=VERIFY)
-    outcome = rehearse_rollback(
-        config,
-        command_override=None,
-        fetch=fetch,
-        redactor=NO_SECRETS,
-        on_line=None,
-        sleep=fake.sleep,
-        clock=fake.clock,
-    )
-    assert (outcome.outcome, outcome.phase, outcome.verify_polls) == ("passed", "done", 4)
-    assert requests == ["/health"] * 4
-    assert fake.sleeps == [0.5, 0.75, 1.125]
-    assert (
-        'GET /health answered status 200 with JSON containing {"version": "1.4.2"} after 4 polls'
-        in outcome.message
-    )
-
-
-def test_verify_failure_names_the_last_seen_answer(tmp_path: Path) -> None:
-    fake = FakeTime()
-    config = rollback_config(tmp_path, (str(SCRIPTS / "exit_with.sh"), "0"), verify=VERIFY)
-    outcome = rehearse_rollback(
-        config,
-        command_override=None,
-        fetch=answers({"ok": True, "version": "1.5.0"}),
-        redactor=NO_SECRETS,
-        on_line=None,
-        sleep=fake.sleep,
-        clock=fake.clock,
-    )
-    assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("failed", "verify", 0)
-    assert outcome.message.startswith(
-        "verification not met within 60 s: GET /health expected status 200 with JSON containing "
-        '{"version": "1.4.2"}; last seen 200 {"ok": true, "version": "1.5.0"} (after '
-    )
-    # Interval 0.5 s growing by half to 2 s: within 60 s that is a few dozen polls, not more.
-    assert max(fake.sleeps) == 2.0
-    assert sum(fake.sleeps) <= 60.0
-    assert outcome.verify_polls <= 60 / 0.5 + 1
-
-
-def test_verify_polls_stay_bounded_when_the_clock_stands_still(tmp_path: Path) -> None:
-    calls: list[str] = []
-
-    def fetch(path: str) -> FetchResult:
-        calls.append(path)
-        return FetchResult(status=None, error="connection refused")
-
-    config = rollback_config(
-        tmp_path, (str(SCRIPTS / "exit_with.sh"), "0"), verify=VerifyConfig(within=3.0)
-    )
-    outcome = rehearse_rollback(
-        config,
-        command_override=None,
-        fetch=fetch,
-        redactor=NO_SECRETS,
-        on_line=None,
-        sleep=lambda s: None,
-        clock=lambda: 0.0,
-    )
-    assert outcome.phase == "verify"
-    assert len(calls) == 7
-    assert "last seen an error: connection refused" in outcome.message
-
-
-def test_verify_interrupted_stops_before_the_restore(tmp_path: Path) -> None:
-    def fetch(path: str) -> FetchResult:
-        raise KeyboardInterrupt
-
-    config = rollback_config(
-        tmp_path,
-        (str(SCRIPTS / "exit_with.sh"), "0"),
-        verify=VERIFY,
-        restore=(str(SCRIPTS / "record_args.sh"),),
-    )
-    outcome = rehearse_rollback(
-        config, command_override=None, fetch=fetch, redactor=NO_SECRETS, on_line=None
-    )
-    assert (outcome.phase, outcome.interrupted) == ("verify", True)
-    assert not (tmp_path / "ran.txt").exists()
-
-
-def test_restore_failure_is_named_as_the_restore(tmp_path: Path) -> None:
-    fake = FakeTime()
-    config = rollback_config(
-        tmp_path,
-        (str(SCRIPTS / "exit_with.sh"), "0"),
-        verify=VERIFY,
-        restore=(str(SCRIPTS / "exit_with.sh"), "5"),
-    )
-    outcome = rehearse_rollback(
-        config,
-        command_override=None,
-        fetch=answers({"version": "1.4.2"}),
-        redactor=NO_SECRETS,
-        on_line=None,
-        sleep=fake.sleep,
-        clock=fake.clock,
-    )
-    assert (outcome.outcome, outcome.phase, outcome.exit_code) == ("failed", "restore", 0)
-    assert outcome.message.startswith(
-        f"rollback verified, but the restore (roll-forward) `{SCRIPTS}/exit_with.sh 5` "
-        "exited with status 5"
-    )
-    assert "step 3: done, exiting 5" in outcome.output_tail
-    assert outcome.properties()["restore_exit_code"] == "5"
-
-
-def test_a_broken_restore_stops_the_rehearsal_before_the_rollback(tmp_path: Path) -> None:
-    script(tmp_path, "rollback.sh", (SCRIPTS / "record_args.sh").read_text())
-    config = rollback_config(tmp_path, ("./rollback.sh",), restore=("./roll-forward.sh",))
-    outcome = rehearse_rollback(
-        config, command_override=None, fetch=no_fetch, redactor=NO_SECRETS, on_line=None
-    )
-    assert outcome.phase == "preflight"
-    assert outcome.message.startswith("restore command './roll-forward.sh' not found")
-    assert not (tmp_path / "ran.txt").exists()
-
-
-def test_full_pass_with_override_verify_and_restore(tmp_path: Path) -> None:
-    script(tmp_path, "rollback.sh", (SCRIPTS / "record_args.sh").read_text())
-    fake = FakeTime()
-    config = rollback_config(
-        tmp_path,
-        ("./not-this-one.sh",),
-        verify=VERIFY,
-        restore=(str(SCRIPTS / "exit_with.sh"), "0"),
-        owner="@payments-oncall",
-        note="symlink flips back",
-    )
-    outcome = rehearse_rollback(
-        config,
-        command_override=("./rollback.sh", "--to", "1.4.2"),
-        fetch=answers({"version": "1.5.0"}, {"version": "1.4.2", "ok": True}),
-        redactor=NO_SECRETS,
-        on_line=None,
-        sleep=fake.sleep,
-        clock=fake.clock,
-    )
-    assert (outcome.outcome, outcome.phase) == ("passed", "done")
-    assert outcome.command == ("./rollback.sh", "--to", "1.4.2")
-    assert (tmp_path / "ran.txt").read_text() == "ran with: --to 1.4.2\n"
-    assert outcome.restore_result is not None
-    assert outcome.restore_result.ok
-    assert "restore exited 0" in outcome.message
-    props = outcome.properties()
-    assert (outcome.owner, outcome.note) == ("@payments-oncall", "symlink flips back")
-    assert props["verify_polls"] == "2"
-    assert props["restore_exit_code"] == "0"
-
-
-# ------------------------------------------------------------------------------------------
-# no command, skipped, expected text
-
-
-def test_no_command_fails_with_the_contract_message(tmp_path: Path) -> None:
-    outcome = rehearse_rollback(
-        rollback_config(tmp_path, None),
-        command_override=None,
-        fetch=no_fetch,
-        redactor=NO_SECRETS,
-        on_line=None,
-    )
-    assert (outcome.outcome, outcome.phase, outcome.message) == (
-        "failed",
-        "preflight",
-        NO_COMMAND_MESSAGE,
-    )
-    assert outcome.expect.startswith("a configured rollback command exits 0 within 10 s")
-
-
-def test_skipped_for_no_rollback() -> None:
-    config = RollbackConfig(command=("./deploy.sh", "rollback"), owner="@ops", note="n")
-    outcome = RollbackOutcome.skipped("--no-rollback: the rollback was not rehearsed", config)
-    assert (outcome.outcome, outcome.command, outcome.owner) == (
-        "skipped",
-        ("./deploy.sh", "rollback"),
-        "@ops",
-    )
-    assert outcome.properties()["rollback_outcome"] == "skipped"
-
-
-def test_expected_text_is_generated_from_the_config() -> None:
-    config = RollbackConfig(
-        command=("./deploy.sh", "rollback"),
-        timeout=120.0,
-        verify=VERIFY,
-        restore=("./deploy.sh", "deploy", "1.5.0"),
-    )
-    assert expected_result(config) == (
-        "`./deploy.sh rollback` exits 0 within 2 min, then GET /health answers status 200 with "
-        'JSON containing {"version": "1.4.2"} within 60 s, then the restore '
-        "`./deploy.sh deploy 1.5.0` exits 0"
-    )
-    explicit = RollbackConfig(command=("x",), expect="staging is on 1.4.2 again")
-    assert RollbackOutcome.skipped("r", explicit).expect == "staging is on 1.4.2 again"

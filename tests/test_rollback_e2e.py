@@ -30,7 +30,7 @@ def test_a_missing_rollback_is_announced_in_the_header_and_fails_after_the_check
     result.stdout.fnmatch_lines(
         [
             "rehearsal: * · rollback ./missing.sh (WILL FAIL: *not found*)",
-            "rehearsal .E*",
+            "rehearsal E*[[]100%[]]",
             "*verdict: blocked — 1 of 1 checks passed, rollback failed*",
             "PASSED rehearsal::health",
             "ERROR rehearsal::rollback*not found*",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from plugin_helpers import QUIET_CHECKS, TinyStaging, write_config, write_rollback_script
-from pytest_rehearsal.report import CheckRecord, RehearsalReport, RollbackRecord
+from pytest_rehearsal.report import CheckRecord, RehearsalReport
 from pytest_rehearsal.terminal import summary_lines, verdict_fits
+from records import rollback_record
 
 
 def _finding(message: str, accepted: dict[str, str] | None = None) -> dict[str, object]:
@@ -46,12 +47,12 @@ REPORT = RehearsalReport(
         ),
         CheckRecord("rehearsal::secrets[/.env]", "secrets", "passed", owner="@security"),
     ],
-    rollback=RollbackRecord("passed", ["./deploy.sh", "rollback"], 0, 2.0, "rolled back in 2.0 s"),
+    rollback=rollback_record(message="rolled back in 2.0 s"),
 )
 
 
 def test_failures_come_first_with_their_reasons_and_passes_are_one_line() -> None:
-    lines = summary_lines(REPORT, 200)
+    lines = summary_lines(REPORT, 100)
     assert lines == [
         f"FAILED   {LONG_ID}  @security",
         "         X-Content-Type-Options: missing (expected nosniff)",
@@ -63,7 +64,9 @@ def test_failures_come_first_with_their_reasons_and_passes_are_one_line() -> Non
         "Content-Security-Policy: missing",
         "PASSED   2 checks (-v lists them)",
         "PASSED   rehearsal::rollback",
-        "         rolled back in 2.0 s",
+        "         rollback passed: staging answered (not shown to change what it serves), "
+        "not restored (no",
+        "         rollback.restore)",
     ]
 
 

@@ -7,6 +7,7 @@ staging URL with auth, timeouts and retries of idempotent requests already set u
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -29,8 +30,10 @@ def test_home_page_loads(staging: httpx.Client) -> None:
 
 @pytest.mark.rehearsal(
     owner="@platform",
-    expect="/health reports the release under test, 1.5.0",
-    rollback_note="After a rollback /health reports 1.4.2; the rehearsal verifies that itself.",
+    expect="/health reports the release under test, $RELEASE",
+    rollback_note="After a rollback /health reports the previous release; the rehearsal "
+    "verifies that itself.",
 )
 def test_health_reports_new_release(staging: httpx.Client) -> None:
-    assert staging.get("/health").json() == {"ok": True, "version": "1.5.0"}
+    # RELEASE names the release under test, as it does for the restore in rehearsal.yaml.
+    assert staging.get("/health").json() == {"ok": True, "version": os.environ["RELEASE"]}

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigError
 
@@ -23,6 +23,7 @@ __all__ = [
     "ChecksConfig",
     "ConfigError",
     "Defaults",
+    "DeployConfig",
     "HeadersCheckConfig",
     "HeadersPathConfig",
     "HealthCheckConfig",
@@ -38,6 +39,7 @@ __all__ = [
     "TlsCheckConfig",
     "UploadsCheckConfig",
     "VerifyConfig",
+    "WatchConfig",
 ]
 
 
@@ -244,23 +246,52 @@ class AcceptEntry:
 
 @dataclass(frozen=True)
 class VerifyConfig:
+    """How staging is seen to have gone back (and, after the restore, forward again)."""
+
     path: str = "/health"
     expect_status: int = 200
     expect_json: Mapping[str, Any] | None = None
+    # Dotted paths into the JSON body (``version``, ``build.sha``): the fields that tell
+    # releases apart. After the rollback they must differ from the release under test.
+    track: tuple[str, ...] = ()
     within: float = 60.0  # seconds
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """``rollback.watch``: the health path polled while the rollback and restore run."""
+
+    interval: float = 0.5  # seconds
 
 
 @dataclass(frozen=True)
 class RollbackConfig:
     command: tuple[str, ...] | None = None
+    # cwd and env apply to every command of the lifecycle: deploy, rollback, restore.
     cwd: Path | None = None  # absolute once loaded: relative paths are resolved against the file
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 120.0  # seconds
     verify: VerifyConfig | None = None
     restore: tuple[str, ...] | None = None
+    restore_after: Literal["always", "verified"] = "always"
+    watch: WatchConfig | None = field(default_factory=WatchConfig)  # None: watch: false
+    max_recovery: float | None = None  # seconds: rollback start -> verify met
+    max_outage: float | None = None  # seconds: longest run of failed watch polls
     owner: str | None = None
     expect: str | None = None
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """``deploy``: the real deployment of the release under test, before the checks."""
+
+    command: tuple[str, ...]
+    timeout: float = 300.0  # seconds
+    within: float = 120.0  # seconds: staging must then pass the health check
+    owner: str | None = None
+    expect: str | None = None
+    rollback_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -274,5 +305,6 @@ class RehearsalConfig:
     ca_bundle: Path | None = None
     defaults: Defaults = field(default_factory=Defaults)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
+    deploy: DeployConfig | None = None
     rollback: RollbackConfig = field(default_factory=RollbackConfig)
     accept: tuple[AcceptEntry, ...] = ()

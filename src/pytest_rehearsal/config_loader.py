@@ -4,7 +4,8 @@
 section by section with the converters of :mod:`.config_nodes`, collecting every problem so
 that all are reported together, one per line, as ``<file>:<line>:<col>: <key path>: <problem>;
 found <value>, expected <what>``. URLs, commands and production patterns are validated here too,
-for the command line and the environment as well as for the file.
+for the command line and the environment as well as for the file. ``${NAME}`` references in
+string values are replaced first (:func:`.config_nodes.interpolate`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import re
 import shlex
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,6 +29,7 @@ from .config import (
     ChecksConfig,
     ConfigError,
     Defaults,
+    DeployConfig,
     HeadersCheckConfig,
     HeadersPathConfig,
     HealthCheckConfig,
@@ -43,6 +45,7 @@ from .config import (
     TlsCheckConfig,
     UploadsCheckConfig,
     VerifyConfig,
+    WatchConfig,
 )
 from .config_nodes import (
     HIDDEN,
@@ -60,6 +63,7 @@ from .config_nodes import (
     entry_list,
     int_text,
     integer_in,
+    interpolate,
     join_key,
     json_object,
     json_value,
@@ -74,7 +78,7 @@ from .config_nodes import (
 )
 from .config_yaml import MAX_CONFIG_BYTES, TAG, clip, compose, format_problem, read_config_text
 from .redact import MASK
-from .units import SIZE_EXPECTED, format_size, parse_size
+from .units import SIZE_EXPECTED, format_duration, format_size, parse_size
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -118,6 +122,11 @@ _PATH_EXPECTED = "a path starting with '/', such as /health"
 _COMMAND_EXPECTED = (
     "a command as a list of arguments or a string, such as ['./deploy.sh', 'rollback']"
 )
+# What a shell would read as an operator; a string command is never run by one.
+_SHELL_OPERATORS = frozenset({";", "&&", "||", "|", "&", "<", ">", ">>"})
+_NO_SHELL_EXPECTED = "a script that does it, or the list form such as ['./deploy.sh', 'rollback']"
+_TRACK_EXPECTED = "dotted paths into the JSON body, such as version or build.sha"
+_MIN_WATCH_INTERVAL = 0.1  # each poll is a request to staging
 _UPLOAD_FLOOR = f"at least {format_size(_MIN_UPLOAD_BYTES)}"
 _UPLOAD_SIZE_EXPECTED = f"{SIZE_EXPECTED} ({_UPLOAD_FLOOR})"
 _ENV_EXPECTED = "an environment variable name such as STAGING_TOKEN ([A-Za-z_][A-Za-z0-9_]*)"
@@ -125,32 +134,40 @@ _ENV_EXPECTED = "an environment variable name such as STAGING_TOKEN ([A-Za-z_][A
 _T = TypeVar("_T")
 
 
-def load_config(path: Path) -> RehearsalConfig:
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> RehearsalConfig:
     """Read, parse and validate the config file at *path*.
 
-    Raises :class:`ConfigError` naming the path when the file is missing, a directory or
-    otherwise not a regular file, unreadable, larger than 64 KiB, not UTF-8, or invalid.
+    ``${NAME}`` in its values refers to *environ* (default: ``os.environ``). Raises
+    :class:`ConfigError` naming the path when the file is missing, a directory or otherwise
+    not a regular file, unreadable, larger than 64 KiB, not UTF-8, or invalid.
     """
-    return parse_config(read_config_text(path), path)
+    return parse_config(read_config_text(path), path, environ)
 
 
-def parse_config(text: str, path: Path) -> RehearsalConfig:
+def parse_config(
+    text: str, path: Path, environ: Mapping[str, str] | None = None
+) -> RehearsalConfig:
     """Parse and validate config *text*; *path* is named in messages and anchors ``cwd``.
 
-    Raises :class:`ConfigError` listing every problem found, one per line.
+    ``${NAME}`` and ``${NAME:-default}`` in string values are taken from *environ* (default:
+    ``os.environ``). Raises :class:`ConfigError` listing every problem found, one per line.
     """
     source = str(path)
     root = compose(text, source)
 
     # abspath, not resolve(): relative paths in the file are relative to where the user sees it.
-    context = Context(source, Path(os.path.abspath(path)))
+    context = Context(source, Path(os.path.abspath(path)), environ)
     if root is None:
         context.record_at(1, 1, "", *_TOP_LEVEL_EMPTY)
         raise context.failure()
+    interpolate(context, root)
     try:
-        return context.convert(_top_level, root, "")
+        config = context.convert(_top_level, root, "")
     except Recorded:
         raise context.failure() from None
+    if context.errors:  # an unset variable in a value that is otherwise fine
+        raise context.failure()
+    return config
 
 
 def validate_staging_url(url: str, where: str) -> str:
@@ -171,9 +188,10 @@ def validate_staging_url(url: str, where: str) -> str:
 def split_command(value: str | list[str], where: str) -> tuple[str, ...]:
     """Turn a command into argv: a list is taken as is, a string is split like a shell would.
 
-    Nothing is ever run by a shell: ``./rollback.sh; rm -rf x`` becomes four arguments.
-    Raises :class:`ConfigError` naming *where* for an unterminated quote, an empty command,
-    an empty or non-string argument, or a secret passed as ``--token=...``.
+    Nothing is ever run by a shell, so a string that only a shell could run (``a && b``,
+    ``a | b``, ``$(...)``) is refused. Raises :class:`ConfigError` naming *where* for a shell
+    operator, an unterminated quote, an empty command, an empty or non-string argument, or a
+    secret passed as ``--token=...``.
     """
     try:
         if isinstance(value, str):
@@ -476,9 +494,30 @@ def _split_string(value: str) -> tuple[str, ...]:
         ) from None
     if not argv:
         raise Invalid("empty command", _COMMAND_EXPECTED, found=clip(repr(value)))
+    operator = _shell_syntax(value, argv)
+    if operator is not None:
+        raise Invalid(
+            f"shell syntax {operator!r} in a string command, which is split into arguments "
+            "and never run by a shell",
+            _NO_SHELL_EXPECTED,
+            found=clip(repr(value)),
+        )
     for index, argument in enumerate(argv):
         _check_argument(argument, index)
     return tuple(argv)
+
+
+def _shell_syntax(value: str, argv: Sequence[str]) -> str | None:
+    """The shell operator written as a word of its own in *value*, or ``$(`` / a backtick."""
+    for marker in ("$(", "`"):
+        if marker in value:
+            return marker
+    try:
+        # Quotes stay in non-POSIX words, so a quoted '&&' (a real argument) is not an operator.
+        words = shlex.split(value, posix=False)
+    except ValueError:
+        words = list(argv)
+    return next((word for word in words if word in _SHELL_OPERATORS), None)
 
 
 def _command(context: Context, node: Node, keypath: str) -> tuple[str, ...]:
@@ -832,15 +871,44 @@ def _accept_entry(context: Context, node: Node, keypath: str) -> AcceptEntry:
     return mapping.build(AcceptEntry, kwargs)
 
 
+def _track_path(context: Context, node: Node, keypath: str) -> str:
+    value = string(node, _TRACK_EXPECTED)
+    if not value or any(not part.strip() for part in value.split(".")):
+        raise Invalid("not a dotted path (an empty part)", _TRACK_EXPECTED)
+    return value
+
+
+_track = list_of(_track_path, _TRACK_EXPECTED, unique=True)
+
+
 def _verify(context: Context, node: Node, keypath: str) -> VerifyConfig:
-    keys = ("path", "expect_status", "expect_json", "within")
+    keys = ("path", "expect_status", "expect_json", "track", "within")
     mapping = MappingReader(context, node, keypath, keys)
     kwargs: dict[str, Any] = {}
     mapping.put(kwargs, "path", _url_path)
     mapping.put(kwargs, "expect_status", _status)
     mapping.put(kwargs, "expect_json", json_object)
+    mapping.put(kwargs, "track", _track)
     mapping.put(kwargs, "within", duration_value(positive=False))
     return mapping.build(VerifyConfig, kwargs)
+
+
+def _watch_interval(context: Context, node: Node, keypath: str) -> float:
+    seconds = duration_value(positive=True)(context, node, keypath)
+    if seconds < _MIN_WATCH_INTERVAL:
+        expected = f"at least {format_duration(_MIN_WATCH_INTERVAL)} (each poll is a request)"
+        raise Invalid("interval too short", expected)
+    return seconds
+
+
+def _watch(context: Context, node: Node, keypath: str) -> WatchConfig:
+    mapping = MappingReader(context, node, keypath, ("interval",))
+    kwargs: dict[str, Any] = {}
+    mapping.put(kwargs, "interval", _watch_interval)
+    return mapping.build(WatchConfig, kwargs)
+
+
+_restore_after = choice(("always", "verified"), "restore_after")
 
 
 def _rollback(context: Context, node: Node, keypath: str) -> RollbackConfig:
@@ -851,6 +919,10 @@ def _rollback(context: Context, node: Node, keypath: str) -> RollbackConfig:
         "timeout",
         "verify",
         "restore",
+        "restore_after",
+        "watch",
+        "max_recovery",
+        "max_outage",
         "owner",
         "expect",
         "note",
@@ -864,6 +936,18 @@ def _rollback(context: Context, node: Node, keypath: str) -> RollbackConfig:
     mapping.put(kwargs, "timeout", duration_value(positive=True))
     mapping.put(kwargs, "verify", switch(_verify, VerifyConfig, "path, expect_status, within"))
     mapping.put(kwargs, "restore", _command)
+    mapping.put(kwargs, "restore_after", _restore_after)
+    mapping.put(kwargs, "watch", switch(_watch, WatchConfig, "interval"))
+    mapping.put(kwargs, "max_recovery", duration_value(positive=True))
+    mapping.put(kwargs, "max_outage", duration_value(positive=False))
+    if "max_outage" in mapping.keys and kwargs.get("watch", WatchConfig()) is None:
+        mapping.error(
+            mapping.keys["max_outage"],
+            mapping.path("max_outage"),
+            "max_outage needs the watch, and watch is false",
+            show_node(mapping.values["max_outage"]),
+            "watch: {interval: ...} (or no max_outage)",
+        )
     mapping.put(kwargs, "owner", non_empty_text)
     mapping.put(kwargs, "expect", non_empty_text)
     if "note" in mapping.keys and "rollback_note" in mapping.keys:
@@ -878,6 +962,18 @@ def _rollback(context: Context, node: Node, keypath: str) -> RollbackConfig:
     mapping.put(kwargs, "note", non_empty_text)
     mapping.put(kwargs, "rollback_note", non_empty_text, field="note")
     return mapping.build(RollbackConfig, kwargs)
+
+
+def _deploy(context: Context, node: Node, keypath: str) -> DeployConfig:
+    keys = ("command", "timeout", "within", *_META_KEYS)
+    mapping = MappingReader(context, node, keypath, keys, {"command": _COMMAND_EXPECTED})
+    kwargs: dict[str, Any] = {}
+    mapping.put(kwargs, "command", _command)
+    mapping.put(kwargs, "timeout", duration_value(positive=True))
+    mapping.put(kwargs, "within", duration_value(positive=True))
+    for name in _META_KEYS:
+        mapping.put(kwargs, name, non_empty_text)
+    return mapping.build(DeployConfig, kwargs)
 
 
 def _auth(context: Context, node: Node, keypath: str) -> AuthConfig:
@@ -909,6 +1005,7 @@ _TOP_LEVEL_KEYS = (
     "auth",
     "defaults",
     "checks",
+    "deploy",
     "rollback",
     "accept",
 )
@@ -928,6 +1025,7 @@ def _top_level(context: Context, node: Node, keypath: str) -> RehearsalConfig:
     mapping.put(kwargs, "auth", _auth)
     mapping.put(kwargs, "defaults", _defaults)
     mapping.put(kwargs, "checks", _checks)
+    mapping.put(kwargs, "deploy", _deploy)
     mapping.put(kwargs, "rollback", _rollback)
     mapping.put(kwargs, "accept", list_of(_accept_entry, _ACCEPT_ENTRY_EXPECTED))
     return mapping.build(RehearsalConfig, kwargs)

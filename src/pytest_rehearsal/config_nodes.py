@@ -9,11 +9,15 @@ lists, JSON values). The schema itself, section by section, is in :mod:`.config_
 
 Validating nodes rather than loaded Python values keeps each node's position and its source
 text, which is how ``010`` (octal in YAML 1.1) is told apart from ``10``.
+
+:func:`interpolate` replaces ``${NAME}`` / ``${NAME:-default}`` in every string value of the
+tree before it is validated, so every converter sees the values the rehearsal will use.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -48,6 +52,7 @@ __all__ = [
     "entry_list",
     "int_text",
     "integer_in",
+    "interpolate",
     "join_key",
     "json_object",
     "json_value",
@@ -84,6 +89,11 @@ _FLOAT_TEXT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9
 #: Keys whose values are secrets: a message never shows them.
 SECRET_KEYS = frozenset({"token", "password", "secret", "api_key", "apikey"})
 HIDDEN = "a value that is not shown (it may be a secret)"
+# $$, ${NAME}, ${NAME:-default}, or a "${" that is none of these (malformed).
+_REFERENCE = re.compile(
+    r"\$(?:(?P<dollar>\$)|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|(?P<bad>\{))"
+)
+_REFERENCE_EXPECTED = "${NAME} or ${NAME:-default} (NAME of letters, digits and _), or $$ for a $"
 
 _T = TypeVar("_T")
 
@@ -160,13 +170,19 @@ def one_of(names: Sequence[str]) -> str:
 
 
 class Context:
-    """Collects every problem of one file, so that all of them are reported at once."""
+    """Collects every problem of one file, so that all of them are reported at once.
 
-    def __init__(self, source: str, file: Path) -> None:
+    *environ* (default ``os.environ``) is what ``${NAME}`` in the file's values refers to.
+    """
+
+    def __init__(self, source: str, file: Path, environ: Mapping[str, str] | None = None) -> None:
         self.source = source
         self.file = file
         self.base = file.parent
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.errors: list[tuple[int, int, str]] = []
+        # Values whose ${NAME} could not be replaced: what else is wrong with them is moot.
+        self._unresolved: set[int] = set()
 
     def record_at(
         self, line: int, column: int, keypath: str, problem: str, found: str, expected: str
@@ -177,6 +193,8 @@ class Context:
         self.errors.append((line, column, message))
 
     def record(self, node: Node, keypath: str, problem: str, found: str, expected: str) -> None:
+        if id(node) in self._unresolved:
+            return
         mark = node.start_mark
         self.record_at(mark.line + 1, mark.column + 1, keypath, problem, found, expected)
 
@@ -222,6 +240,12 @@ class Context:
             items.append((name, key, value))
         return items, ok
 
+    def unresolved(self, node: Node, keypath: str, problems: Sequence[tuple[str, str]]) -> None:
+        """Record each ``(problem, expected)`` of *node*'s references, then mute the node."""
+        for problem, expected in problems:
+            self.record(node, keypath, problem, show_node(node), expected)
+        self._unresolved.add(id(node))
+
     def failure(self) -> ConfigError:
         ordered = [message for _, _, message in sorted(self.errors, key=lambda e: e[:2])]
         unique = list(dict.fromkeys(ordered))
@@ -233,6 +257,52 @@ class Context:
 
 def join_key(keypath: str, name: str) -> str:
     return f"{keypath}.{name}" if keypath else name
+
+
+def interpolate(context: Context, node: Node, keypath: str = "") -> None:
+    """Replace environment references in every string value under *node*, in place.
+
+    ``${NAME}`` becomes the variable's value and ``${NAME:-default}`` its value or, when it
+    is unset or empty, the default; ``$$`` is a literal ``$``; a bare ``$NAME`` (or any other
+    ``$``) stays as written. Every unset variable without a default, and every malformed
+    ``${``, is recorded at its value's line; keys are never interpolated.
+    """
+    kind = node_kind(node)
+    if kind == "mapping":
+        for key, value in node.value:
+            name = key.value if node_kind(key) == "scalar" else "?"
+            interpolate(context, value, join_key(keypath, str(name)))
+    elif kind == "sequence":
+        for index, item in enumerate(node.value):
+            interpolate(context, item, f"{keypath}[{index}]")
+    elif node.tag == STR and "$" in node.value:
+        problems: list[tuple[str, str]] = []
+
+        def replace(match: re.Match[str]) -> str:
+            if match["dollar"]:
+                return "$"
+            name = match["name"]
+            if name is None:
+                problems.append(("malformed ${...} reference", _REFERENCE_EXPECTED))
+                return match.group(0)
+            value = context.environ.get(name)
+            if match["default"] is not None:
+                return value or match["default"]
+            if value is None:
+                problems.append(
+                    (
+                        f"environment variable {name} is not set",
+                        f"{name} set in the environment, or a default: ${{{name}:-value}}",
+                    )
+                )
+                return match.group(0)
+            return value
+
+        replaced = _REFERENCE.sub(replace, node.value)
+        if problems:
+            context.unresolved(node, keypath, list(dict.fromkeys(problems)))
+        else:
+            node.value = replaced
 
 
 class MappingReader:

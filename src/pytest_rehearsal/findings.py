@@ -23,9 +23,6 @@ from typing import Any
 
 __all__ = ["Acceptance", "Exchange", "Finding", "render"]
 
-# A "got" this short (a status line) takes the count of problems on the same line.
-_SHORT_GOT = 40
-
 
 @dataclass(frozen=True)
 class Exchange:
@@ -94,8 +91,8 @@ def _block(exchange: Exchange | None, got: str, group: Sequence[Finding]) -> str
         count = f"{len(items)} {noun}{'s' if len(items) > 1 else ''}"
         if not got:
             got_line = f"{count}:"
-        elif " · " in got or len(got) > _SHORT_GOT:
-            got_line = f"{got}\n    {count}:"  # evidence first, then what is wrong with it
+        elif " · " in got:
+            got_line = f"{got}\n    {count}:"  # the evidence (a body) first, then what is wrong
         else:
             got_line = f"{got} with {count}:"
         got_line += "".join(f"\n    - {item}" for item in items)

@@ -12,7 +12,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .config import RollbackConfig
-    from .rollback import RollbackOutcome
+    from .release import RollbackRecord
 
 hookspec = pytest.hookspec
 
@@ -36,7 +36,7 @@ def pytest_rehearsal_before_rollback(
 
 
 @hookspec
-def pytest_rehearsal_after_rollback(config: pytest.Config, outcome: RollbackOutcome) -> None:
+def pytest_rehearsal_after_rollback(config: pytest.Config, outcome: RollbackRecord) -> None:
     """Called once with the outcome of the rollback (also when it failed or was skipped).
 
     :param config: The pytest config object.

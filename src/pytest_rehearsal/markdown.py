@@ -13,6 +13,7 @@ import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from .release import DeployRecord, RollbackRecord
 from .report import FAILING, CheckRecord, RehearsalReport
 from .text import plural
 from .units import format_elapsed
@@ -57,9 +58,10 @@ def render_markdown(report: RehearsalReport, phases: Sequence[Phase] = ()) -> st
     if report.not_rehearsed:
         shown = ", ".join(f"`{node_id}`" for node_id in report.not_rehearsed)
         lines += ["", f"**Not rehearsed:** {shown}"]
-    rollback = report.rollback
-    if rollback is not None:
-        lines += ["", "### Rollback", "", *_rollback(report)]
+    if report.deploy is not None:
+        lines += ["", "### Deploy", "", *_lifecycle(report.deploy)]
+    if report.rollback is not None:
+        lines += ["", "### Rollback", "", *_lifecycle(report.rollback)]
     if phases:
         lines += ["", "### Timeline", "", "```mermaid", *gantt(phases), "```"]
     accepted = [check for check in report.checks if check.outcome == "accepted"]
@@ -89,22 +91,37 @@ def _blockers(checks: Sequence[CheckRecord]) -> list[str]:
     return [*rows, "", *_details("Failure messages", _fenced("\n".join(messages).rstrip()))]
 
 
-def _rollback(report: RehearsalReport) -> list[str]:
-    rollback = report.rollback
-    assert rollback is not None
-    command = " ".join(rollback.command) or "(none)"
-    exit_code = f" (exit {rollback.exit_code})" if rollback.exit_code is not None else ""
-    lines = [
-        f"- command: `{command}`",
-        f"- outcome: **{rollback.outcome}**{exit_code} in {format_elapsed(rollback.duration_s)}",
-    ]
-    if rollback.owner:
-        lines.append(f"- owner: {rollback.owner}")
-    note = getattr(rollback, "note", None)
+def _lifecycle(record: DeployRecord | RollbackRecord) -> list[str]:
+    """A scorecard: the closing line, each step with its outcome and time, the figures."""
+    lines = [f"**{_cell(record.summary_line())}**", ""]
+    if record.steps:
+        lines += ["| Step | Outcome | Took | Details |", "|---|---|---|---|"]
+        lines += [
+            f"| {step.step} | {step.outcome} | {format_elapsed(step.duration_s)} | "
+            f"{_cell(step.message)} |"
+            for step in record.steps
+        ]
+        lines.append("")
+    command = " ".join(record.command) or "(none)"
+    exit_code = f" (exit {record.exit_code})" if record.exit_code is not None else ""
+    lines.append(f"- command: `{command}`{exit_code}, {format_elapsed(record.duration_s)} in all")
+    if isinstance(record, RollbackRecord):
+        recovery = record.recovery
+        if recovery is not None and recovery.watch is not None and recovery.watch.polls:
+            watch = recovery.watch
+            lines.append(
+                f"- health while it ran: {watch.describe()}; longest outage "
+                f"{format_elapsed(watch.longest_outage_s)}, slowest answer "
+                f"{format_elapsed(watch.slowest_s)}"
+            )
+        lines += [f"- note: {_cell(note)}" for note in record.notes]
+    if record.owner:
+        lines.append(f"- owner: {record.owner}")
+    note = record.note if isinstance(record, RollbackRecord) else record.rollback_note
     if note:
-        lines.append(f"- note: {_cell(note)}")
-    if rollback.message:
-        lines += ["", *_fenced(rollback.message)]
+        lines.append(f"- rollback note: {_cell(note)}")
+    if record.outcome == "failed" and record.message:
+        lines += ["", *_fenced(record.message)]
     return lines
 
 

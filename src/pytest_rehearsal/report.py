@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any
 
+from .release import DeployRecord, RollbackRecord
 from .text import plural
 
 __all__ = [
     "SCHEMA",
     "CheckRecord",
-    "LifecycleRecord",
     "RehearsalReport",
-    "RollbackRecord",
     "decide_verdict",
 ]
 
@@ -58,25 +57,6 @@ class CheckRecord:
         }
 
 
-@dataclass(frozen=True)
-class RollbackRecord:
-    """The rollback rehearsal as it ended."""
-
-    outcome: str  # passed | failed | skipped
-    command: list[str] = field(default_factory=list)
-    exit_code: int | None = None
-    duration_s: float = 0.0
-    message: str = ""
-    output_tail: str = ""
-    owner: str | None = None
-    note: str | None = None
-    expect: str | None = None
-    phase: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return _rounded(asdict(self))
-
-
 def decide_verdict(report: RehearsalReport) -> str:
     """``blocked`` if anything failed or stopped the run; ``incomplete`` if part of the
     rehearsal did not run (``not_rehearsed``); otherwise ``ready``.
@@ -100,33 +80,6 @@ def decide_verdict(report: RehearsalReport) -> str:
     return "ready"
 
 
-class LifecycleRecord(Protocol):
-    """What the report needs of the deploy and rollback records of the release lifecycle."""
-
-    @property
-    def outcome(self) -> str: ...
-
-    @property
-    def message(self) -> str: ...
-
-    @property
-    def command(self) -> Sequence[str]: ...
-
-    @property
-    def exit_code(self) -> int | None: ...
-
-    @property
-    def duration_s(self) -> float: ...
-
-    @property
-    def owner(self) -> str | None: ...
-
-    @property
-    def expect(self) -> str | None: ...
-
-    def to_json(self) -> dict[str, Any]: ...
-
-
 @dataclass(frozen=True)
 class RehearsalReport:
     """The whole outcome; :meth:`to_json` is the ``--rehearsal-report`` document.
@@ -142,7 +95,7 @@ class RehearsalReport:
     duration_s: float
     checks: Sequence[CheckRecord]
     rollback: RollbackRecord | None
-    deploy: LifecycleRecord | None = None
+    deploy: DeployRecord | None = None
     interrupted: bool = False
     config_path: str | None = None
     other_failures: int = 0  # failed tests outside the checklist
@@ -243,12 +196,6 @@ def _masked(value: Any, redact: Callable[[str], str], name: str = "") -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_masked(item, redact) for item in value)
     return value
-
-
-def _rounded(record: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(record.get("duration_s"), float):
-        record["duration_s"] = round(record["duration_s"], 3)
-    return record
 
 
 def report_json_text(report: RehearsalReport) -> str:

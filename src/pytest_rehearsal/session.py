@@ -22,8 +22,10 @@ import dataclasses
 import logging
 import os
 import shlex
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Generator, Sequence
@@ -60,18 +62,15 @@ from .items import (
     RollbackItem,
     metadata_properties,
 )
+from .lifecycle import FetchResult, rehearse_deploy, rehearse_rollback
 from .markdown import Phase, render_markdown
 from .markers import marker_problem
 from .masking import mask_items, mask_report, mask_warning
 from .records import RecordBook
 from .redact import Redactor, install_log_redaction, mask_url, secret_in_arguments
-from .report import (
-    RehearsalReport,
-    RollbackRecord,
-    report_json_text,
-)
+from .release import DeployRecord, RollbackRecord, StepRecord, expected_result
+from .report import RehearsalReport, report_json_text
 from .report_files import write_atomically
-from .rollback import FetchResult, RollbackOutcome, expected_result, rehearse_rollback
 from .settings import Options, Settings, resolve
 from .terminal import summary_lines, verdict_fits
 from .text import plural
@@ -81,6 +80,8 @@ __all__ = ["RehearsalSession", "usage_error"]
 
 _STARTED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _HTML_PLUGIN = "rehearsal-html"
+#: In an xdist worker's ``workerinput``: the file whose existence says the deploy failed.
+DEPLOY_FLAG_KEY = "rehearsal_deploy_failed"
 
 
 class RehearsalSession:
@@ -109,6 +110,7 @@ class RehearsalSession:
         self._sender: ProbeSender | None = None
         self._ssl_context = make_ssl_context(settings.staging_url, settings.ca_bundle)
         self.preflight_problem = self._preflight() if self.is_controller else None
+        self.deploy_problem = self._deploy_preflight() if self.is_controller else None
         self.started_at = datetime.now(timezone.utc)
         self._started = time.monotonic()
         self.book = RecordBook(self.redact)
@@ -122,10 +124,16 @@ class RehearsalSession:
         self._selected: list[pytest.Item] = []
         self._checklist: ChecklistRun | None = None
         self._distributing = False
-        self.rollback_outcome: RollbackOutcome | None = None
+        self.rollback_outcome: RollbackRecord | None = None
         self._interrupt_after_rollback = False
         self._skip_rollback: str | None = None
-        self._rollback_started = 0.0
+        self.deploy_record: DeployRecord | None = None
+        self._deploy_failure: str | None = None  # why the checks are skipped
+        # Under xdist: where the controller tells the workers that the deploy failed.
+        self._deploy_flag: Path | None = None
+        if not self.is_controller:
+            flag = config.workerinput.get(DEPLOY_FLAG_KEY)  # type: ignore[attr-defined]
+            self._deploy_flag = Path(flag) if flag else None
         self._previous_sigterm: Any = None
         if self.is_controller and config.pluginmanager.has_plugin("html"):
             from .html_report import HtmlColumns  # pytest-html's own hooks, if it is active
@@ -225,6 +233,8 @@ class RehearsalSession:
     def stop(self) -> None:
         """End of the pytest run: close the connection pool, stop redacting log records."""
         self.close()
+        if self.is_controller and self._deploy_flag is not None:
+            shutil.rmtree(self._deploy_flag.parent, ignore_errors=True)
         html_columns = self.config.pluginmanager.get_plugin(_HTML_PLUGIN)
         if html_columns is not None:
             self.config.pluginmanager.unregister(html_columns)
@@ -341,8 +351,21 @@ class RehearsalSession:
         return result
 
     def _start_checks(self) -> None:
-        """``--staging-wait``, then every selected check as one concurrent batch."""
+        """``--staging-wait``, the deploy, then every selected check as one concurrent batch.
+
+        After a failed deploy the checks are not started: their items are skipped.
+        """
         self._wait_for_staging()
+        if self.settings.config.deploy is not None:
+            self.deploy_record = rehearse_deploy(
+                self.settings.config, fetch=self._fetch, redactor=self.redact, say=self._write
+            )
+            if self.deploy_record.interrupted:
+                self.interrupted = True
+                raise KeyboardInterrupt("interrupted during the deploy")
+            if self.deploy_record.outcome == "failed":
+                self._deploy_failed(self.deploy_record)
+                return
         checks = [item.check for item in self._selected if isinstance(item, RehearsalItem)]
         self._checklist = ChecklistRun(
             checks, self.perform, self.log, self.settings.staging_timeout
@@ -361,7 +384,7 @@ class RehearsalSession:
             return
         self._skip_rollback = self._reason_not_to_roll_back()
         if self._skip_rollback is not None:
-            outcome = RollbackOutcome.skipped(self._skip_rollback, self.settings.config.rollback)
+            outcome = RollbackRecord.skipped(self._skip_rollback, self.settings.config.rollback)
             self._rollback_done(outcome)
         self.config.hook.pytest_runtest_protocol(item=rollback, nextitem=None)
         if self._interrupt_after_rollback:
@@ -370,6 +393,8 @@ class RehearsalSession:
 
     def verdict_for(self, check: Check) -> Verdict | None:
         """The verdict of *check* (its item waits for it); a bug in the check is raised."""
+        if self._deploy_failure is not None:
+            pytest.skip(self._deploy_failure)
         if self._checklist is None:
             pytest.skip("the checks were not started (the run stopped before them)")
         outcome = self._checklist.outcome(check.id)
@@ -377,17 +402,41 @@ class RehearsalSession:
             raise outcome.error  # a bug in the check itself: shown with its traceback
         return outcome.verdict
 
+    def _deploy_failed(self, record: DeployRecord) -> None:
+        """Skip every rehearsal test from now on, here and on the xdist workers."""
+        self._deploy_failure = self.redact(f"deploy failed: {record.message.splitlines()[0]}")
+        if self._deploy_flag is not None:
+            self._deploy_flag.write_text(self._deploy_failure, encoding="utf-8")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist: each worker learns where to look for a failed deploy (a file)."""
+        if self.settings.config.deploy is None:
+            return
+        if self._deploy_flag is None:
+            self._deploy_flag = Path(tempfile.mkdtemp(prefix="rehearsal-")) / "deploy-failed"
+        node.workerinput[DEPLOY_FLAG_KEY] = str(self._deploy_flag)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """After a failed deploy the team's rehearsal tests are skipped, as the checks are."""
+        if isinstance(item, (RehearsalItem, RollbackItem)):
+            return
+        if item.get_closest_marker("rehearsal") is None:
+            return
+        reason = self._deploy_failure
+        if reason is None and self._deploy_flag is not None and self._deploy_flag.exists():
+            reason = self._deploy_flag.read_text(encoding="utf-8")
+        if reason is not None:
+            pytest.skip(reason)
+
     # -- the rollback ------------------------------------------------------------------------
 
     def _rollback_metadata(self) -> RollbackRecord:
+        """What the rollback item shows before it runs: owner, expected result, note."""
         rollback = self.settings.config.rollback
-        return RollbackRecord(
-            outcome="skipped",
-            command=list(self.settings.rollback_command or ()),
-            owner=rollback.owner,
-            note=rollback.note,
-            expect=rollback.expect or expected_result(rollback, self.settings.rollback_command),
-        )
+        expect = rollback.expect or expected_result(rollback, self.settings.rollback_command)
+        return dataclasses.replace(RollbackRecord.skipped("not run yet", rollback), expect=expect)
 
     def _reason_not_to_roll_back(self) -> str | None:
         """Why the rollback must not run in this run, or ``None``: it is to run."""
@@ -419,10 +468,11 @@ class RehearsalSession:
             # Nothing is run: the rehearsal stops at its first step and says why.
             outcome = self._run_rollback()
             self._rollback_done(outcome)
+            self._resume_progress()
             return self.redact(outcome.message)
         return None
 
-    def _rollback_done(self, outcome: RollbackOutcome) -> None:
+    def _rollback_done(self, outcome: RollbackRecord) -> None:
         self.rollback_outcome = outcome
         if outcome.interrupted:
             self.interrupted = True
@@ -431,32 +481,34 @@ class RehearsalSession:
 
     def rehearse_rollback(self, item: RollbackItem) -> None:
         """Run the rollback for real and report it on *item* (fails it when it failed)."""
-        command = " ".join(self.settings.rollback_command or ())
-        self._write(f"rehearsal: rolling back: {command}")
-        self._rollback_started = time.time()
         outcome = self._run_rollback()
         self._rollback_done(outcome)
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and self.config.get_verbosity() <= 0:
-            # The live lines broke the progress line: start it again ("rehearsal F").
-            reporter.write_fspath_result(item.nodeid, "")
+        self._resume_progress()
         item.user_properties.extend(outcome.properties().items())
         if outcome.outcome == "failed":
             pytest.fail(self.redact(outcome.message), pytrace=False)
 
-    def _run_rollback(self) -> RollbackOutcome:
+    def _run_rollback(self) -> RollbackRecord:
         settings = self.settings
         return rehearse_rollback(
-            settings.config.rollback,
+            settings.config,
             command_override=settings.rollback_command,
             fetch=self._fetch,
             redactor=self.redact,
-            on_line=lambda line: self._write(f"rollback | {line}"),
+            say=self._write,
+            deploy=self.deploy_record,
         )
 
+    def _resume_progress(self) -> None:
+        """The rollback's live lines broke the progress line: start it again ("rehearsal F")."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.config.get_verbosity() <= 0:
+            reporter.write_fspath_result(ROLLBACK_NODEID, "")
+
     def _fetch(self, path: str) -> FetchResult:
+        """One GET for the release lifecycle (thread-safe: the watch polls beside verify)."""
         reply = self.send(Probe("GET", path))
-        return FetchResult(reply.status, reply.body, reply.error)
+        return FetchResult(reply.status, reply.body, reply.error, reply.elapsed)
 
     # -- reports ---------------------------------------------------------------------------
 
@@ -553,9 +605,15 @@ class RehearsalSession:
             rollback = " ".join(settings.rollback_command)
             if self.preflight_problem:
                 rollback += f" (WILL FAIL: {self.preflight_problem})"
+        deploy = ""
+        if settings.config.deploy is not None:
+            deploy = f"deploy {shlex.join(settings.config.deploy.command)}"
+            if self.deploy_problem:
+                deploy += f" (WILL FAIL: {self.deploy_problem})"
+            deploy += " · "
         return self.redact(
             f"rehearsal: {mask_url(settings.staging_url)} · config {config_path} · "
-            f"rollback {rollback}"
+            f"{deploy}rollback {rollback}"
         )
 
     def _build_report(self) -> RehearsalReport:
@@ -572,19 +630,8 @@ class RehearsalSession:
                 reason = "deselected"
             else:
                 reason = "the checks did not finish"
-            outcome = RollbackOutcome.skipped(reason, self.settings.config.rollback)
-        rollback = RollbackRecord(
-            outcome=outcome.outcome,
-            command=list(outcome.command),
-            exit_code=outcome.exit_code,
-            duration_s=outcome.duration_s,
-            message=outcome.message,
-            output_tail=outcome.output_tail,
-            owner=outcome.owner,
-            note=outcome.note,
-            expect=outcome.expect,
-            phase=outcome.phase,
-        )
+            outcome = RollbackRecord.skipped(reason, self.settings.config.rollback)
+        rollback = outcome
         records = self.book.records
         configured = [f"rehearsal::{check.id}" for check in self.checks]
         not_rehearsed = [
@@ -605,6 +652,7 @@ class RehearsalSession:
             duration_s=time.monotonic() - self._started,
             checks=list(records.values()),
             rollback=rollback,
+            deploy=self.deploy_record,
             interrupted=self.interrupted,
             config_path=str(self.settings.config.path) if self.settings.config.path else None,
             other_failures=len(self.book.other_failures),
@@ -614,17 +662,17 @@ class RehearsalSession:
         )
 
     def _phases(self) -> list[Phase]:
-        """The timeline of the run: the checks, then the rollback."""
+        """The timeline of the run: the deploy's steps, the checks, the rollback's steps."""
         phases: list[Phase] = []
+        if self.deploy_record is not None:
+            phases += [_phase("Deploy", step) for step in self.deploy_record.steps]
         checklist = self._checklist
         if checklist is not None and checklist.finished_at:
             duration = checklist.finished_at - checklist.started_at
             name = plural(len(checklist.check_ids), "check")
             phases.append(Phase("Checks", name, checklist.started_at, duration, "passed"))
-        outcome = self.rollback_outcome
-        if outcome is not None and outcome.outcome != "skipped":
-            started, took = self._rollback_started, outcome.duration_s
-            phases.append(Phase("Rollback", "rollback", started, took, outcome.outcome))
+        if self.rollback_outcome is not None:
+            phases += [_phase("Rollback", step) for step in self.rollback_outcome.steps]
         return phases
 
     # -- internals ---------------------------------------------------------------------
@@ -643,6 +691,16 @@ class RehearsalSession:
                 rollback.restore, rollback.cwd, env=rollback.env, label="restore command"
             )
         return problem
+
+    def _deploy_preflight(self) -> str | None:
+        """What stands in the way of the deploy command, said in the header at start-up."""
+        deploy = self.settings.config.deploy
+        if deploy is None:
+            return None
+        from .command import preflight
+
+        rollback = self.settings.config.rollback
+        return preflight(deploy.command, rollback.cwd, env=rollback.env, label="deploy command")
 
     def _write(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -719,6 +777,10 @@ def print_plan(config: pytest.Config) -> int:
         names += [role.token_env for role in rehearsal.checks.permissions.roles.values()]
     print(render_plan(settings, build_checks(rehearsal), names), end="")
     return int(pytest.ExitCode.OK)
+
+
+def _phase(section: str, step: StepRecord) -> Phase:
+    return Phase(section, step.step, step.started_at, step.duration_s, step.outcome)
 
 
 def usage_error(config: pytest.Config, message: str) -> pytest.UsageError:

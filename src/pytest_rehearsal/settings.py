@@ -77,7 +77,7 @@ def resolve(
         validate_staging_url,
     )
 
-    config = load_config(config_file) if config_file else RehearsalConfig()
+    config = load_config(config_file, environ) if config_file else RehearsalConfig()
     if options.staging_url:
         url, source = options.staging_url, "--staging-url"
     elif env_url:

@@ -1,6 +1,7 @@
 """What ``pytest --rehearsal-init`` writes: a commented starter ``rehearsal.yaml``.
 
-It validates as is, and the example staging service (``make demo``) passes every check in it.
+It validates as is (with ``RELEASE`` set: the version under test), and the example staging
+service (``make demo``) passes every check in it.
 Lines that are commented-out settings start with ``# `` followed by a key or a list dash, so
 that the docs test can switch them all on and prove that they validate too.
 """
@@ -82,20 +83,36 @@ checks:
   #     expect_status: 422
   #     mentions: [quantity]
 
-# The rollback is rehearsed for real, once, after every check has finished.
+# The deploy of the release under test, before the checks (optional). Leave it out when
+# your CI job deploys in a step of its own before the rehearsal. ${RELEASE} is taken from
+# the environment: the version under test, such as RELEASE=1.5.0.
+# deploy:
+#   command: ['./deploy.sh', 'deploy', '${RELEASE}']
+#   timeout: 5m              # then the command's whole process group is killed
+#   within: 2m               # then staging must pass the health check within this
+
+# The rollback is rehearsed for real, once, after every check has finished. Staging must
+# answer first (otherwise nothing is rolled back), then go back to the previous release,
+# then come forward again with the restore: it ends as the rehearsal found it.
 # Without a command the verdict is "blocked": a release without a rollback path is not ready.
 rollback:
   # Your team's real rollback command. A list runs without a shell; a string is split like
-  # a shell would split it, but never run by one. Replace this with yours, for example
-  # ['kubectl', 'rollout', 'undo', 'deployment/web'] or ['helm', 'rollback', 'web'].
+  # a shell would split it, but never run by one (so no &&, | or >: write a script).
+  # Replace this with yours, for example ['kubectl', 'rollout', 'undo', 'deployment/web'].
   command: ['./deploy.sh', 'rollback']
-  cwd: .                    # relative to this file
+  cwd: .                    # relative to this file; cwd and env apply to deploy and restore too
   # env: {DEPLOY_ENV: staging}
   timeout: 2m               # then the command's whole process group is killed
-  # After the command, staging must answer like this within `within`.
-  verify: {path: /health, expect_status: 200, expect_json: {ok: true}, within: 60s}
-  # Roll forward again after a verified rollback, so staging ends where it started.
-  # restore: ['./deploy.sh', 'deploy', '1.5.0']
+  # After the command, the tracked fields of this answer must change: the fields that tell
+  # your releases apart, so no version is written here.
+  verify: {path: /health, expect_status: 200, track: [version], within: 60s}
+  # Roll forward again, to the release under test. It runs whenever the command started,
+  # then staging must answer as it did before the rollback.
+  restore: ['./deploy.sh', 'deploy', '${RELEASE}']
+  # restore_after: always     # or verified: restore only after a verified rollback
+  # watch: {interval: 500ms}  # health polled during the rollback; false switches it off
+  # max_recovery: 2m          # fail when going back takes longer than this
+  # max_outage: 5s            # fail when health fails longer than this in a row
   # owner: '@oncall'
   # note: 'The release symlink flips back; migrations are additive only.'
 """
@@ -126,7 +143,7 @@ def describe_next_steps(path: Path) -> str:
     return (
         f"rehearsal: wrote {path}\n"
         "next steps:\n"
-        "  1. set rollback.command to your team's real rollback command\n"
-        "  2. run the rehearsal: pytest --staging-url=https://staging.example.com\n"
+        "  1. set rollback.command and rollback.restore to your team's real commands\n"
+        "  2. run the rehearsal: RELEASE=1.5.0 pytest --staging-url=https://staging.example.com\n"
         "  3. add it to CI: see the CI page of the pytest-rehearsal docs\n"
     )

@@ -35,15 +35,26 @@ def summary_lines(report: RehearsalReport, width: int, *, verbose: bool = False)
         lines += _row(check.outcome, check.id, check.owner, _details(check, verbose), width)
     if passed and not verbose:
         lines.append(f"{'PASSED':<{_OUTCOME_WIDTH}}{plural(len(passed), 'check')} (-v lists them)")
+    deploy = report.deploy
+    if deploy is not None:
+        details = [deploy.summary_line()]
+        if deploy.outcome == "failed":
+            details += _lines(deploy.message)[1:]
+        lines += _row(deploy.outcome, "deploy", deploy.owner, details, width)
     rollback = report.rollback
     if rollback is not None:
-        details = [line for line in rollback.message.splitlines() if line.strip()]
-        if rollback.outcome == "passed" and not verbose:
-            details = details[:1]
+        details = [rollback.summary_line()]
+        if rollback.outcome == "failed" or verbose:
+            details += _lines(rollback.message)[1:]
+        details += [f"note: {note}" for note in rollback.notes]
         lines += _row(rollback.outcome, "rehearsal::rollback", rollback.owner, details, width)
     elif report.error is not None:
         lines += _wrap(report.error.splitlines(), width, indent="")
     return lines
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def _details(check: CheckRecord, verbose: bool) -> list[str]:
