@@ -224,3 +224,47 @@ def test_many_secrets_paths_against_a_hanging_server_take_one_timeout_not_many(
     assert "total deadline" in secrets[-1]["message"]
     # Two rounds at most (the checks, the rollback's own requests are none): not 7 x 2 s.
     assert run.report["duration_s"] < 2 * TIMEOUT + SLACK
+
+
+def test_deeply_nested_json_on_the_health_path_is_a_judged_failure(
+    pytester: pytest.Pytester, hostile: Hostile, token_env: str
+) -> None:
+    """Issue 11.5: ``[[[[...`` 200 000 deep is a body like any other that is not the JSON
+    expected, never a RecursionError (INTERNALERROR) in the judgement."""
+    run = rehearse(pytester, hostile.url, "/deep-json")
+    assert run.ret == 1, run.stdout
+    assert "INTERNALERROR" not in run.stdout + run.stderr
+    assert run.report["verdict"] == "blocked"
+    health = run.check()
+    assert health["outcome"] == "failed"
+    assert 'expected: status 200 with JSON containing {"ok": true}' in health["message"]
+    assert "  got:      200 OK · [[[[" in health["message"]
+    assert run.report["rollback"]["outcome"] == "passed"
+    assert_bounded_and_clean(run)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rollback._describe_fetch calls json.loads itself (RecursionError); the lifecycle "
+    "module that replaces rollback.py must describe bodies through answers.parse_json",
+)
+def test_deeply_nested_json_on_the_verify_path_fails_the_rollback_verification(
+    pytester: pytest.Pytester, hostile: Hostile, token_env: str
+) -> None:
+    """Issue 11.5: the same body from the rollback's verify path fails the verification."""
+    verify = "{path: /deep-json, expect_json: {ok: true}, within: 1s}"
+    run = rehearse(
+        pytester,
+        hostile.url,
+        "/health",
+        rollback=f"{{command: ./rollback.sh, verify: {verify}}}",
+    )
+    assert run.ret == 1, run.stdout
+    assert "INTERNALERROR" not in run.stdout + run.stderr
+    assert run.report["verdict"] == "blocked"
+    assert run.check()["outcome"] == "passed"
+    rollback = run.report["rollback"]
+    assert rollback["outcome"] == "failed"
+    assert "verification not met within 1 s: GET /deep-json" in rollback["message"]
+    assert hostile.app.hits["/deep-json"] >= 1
+    assert_bounded_and_clean(run)
