@@ -1267,7 +1267,7 @@ def test_a_production_pattern_that_can_backtrack_catastrophically_is_refused(
         "expected a pattern whose repeated groups cannot split the same text in several ways",
         r"(^https?://[a-z0-9-]+\.prod\.example\.com)",
     )
-    with pytest.raises(ConfigError, match="^r.yaml: production: pattern can backtrack"):
+    with pytest.raises(ConfigError, match=r"^r\.yaml: production: pattern can backtrack"):
         check_production("https://staging.example.com", (pattern,), "r.yaml")
 
 
