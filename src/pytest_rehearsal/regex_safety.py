@@ -208,7 +208,7 @@ class _Analysis:
             for other in shapes[index + 1 :]:
                 if one is None or other is None or len(one) != len(other):
                     continue
-                if all(a & b for a, b in zip(one, other)):
+                if all(a & b for a, b in zip(one, other, strict=True)):
                     raise _Ambiguous(
                         "two alternatives of a repeated group match the same text, so the "
                         "text splits in many ways"

@@ -7,6 +7,7 @@ encoded still reaches every report.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 
 import pytest
@@ -106,3 +107,29 @@ def test_a_fifo_as_summary_path_is_refused_without_blocking(pytester: pytest.Pyt
     os.mkfifo(pytester.path / "summary.md")
     stderr = _usage_error(pytester, "checks: {headers: false}\n", "--rehearsal-summary=summary.md")
     assert "--rehearsal-summary: the path exists and is a named pipe (FIFO)" in stderr
+
+
+def test_unusable_tokens_are_one_usage_error_naming_every_variable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11.13 and 11.4: ``STAGING_TOKEN=lock`` turned "blocked" into "b***ed"; a
+    newline from ``$(cat file)`` leaked; only the first missing variable was named."""
+    monkeypatch.setenv("STAGING_TOKEN", "lock")
+    monkeypatch.setenv("OPS_TOKEN", TOKEN + "\n")
+    monkeypatch.delenv("VIEWER_TOKEN", raising=False)
+    config = (
+        "auth: {token_env: STAGING_TOKEN}\n"
+        "checks:\n"
+        "  permissions:\n"
+        "    roles: {viewer: {token_env: VIEWER_TOKEN}, ops: {token_env: OPS_TOKEN}}\n"
+    )
+    stderr = _usage_error(pytester, config)
+    for line in [
+        "ERROR: environment variable STAGING_TOKEN is shorter than 8 characters; *",
+        "environment variable VIEWER_TOKEN is not set; *(named by roles.viewer.token_env)",
+        "environment variable OPS_TOKEN has whitespace around its value (a newline from "
+        "$(cat file)?); strip it: a token is one word (named by roles.ops.token_env)",
+    ]:
+        assert any(fnmatch.fnmatch(have, line) for have in stderr.splitlines()), line
+    assert TOKEN not in stderr
+    assert "lock" not in stderr
