@@ -12,12 +12,14 @@ import socket
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import raw_servers
 from hostile_support import SLACK, TIMEOUT, Run, rehearse
 
 from conftest import Hostile
+from processes import read_pids, survivors
 
 MIB = 1024 * 1024
 #: The rehearsal itself (the report's duration: from the plugin's start to the report)
@@ -268,3 +270,25 @@ def test_deeply_nested_json_on_the_verify_path_fails_the_rollback_verification(
     assert "verification not met within 1 s: GET /deep-json" in rollback["message"]
     assert hostile.app.hits["/deep-json"] >= 1
     assert_bounded_and_clean(run)
+
+
+SCRIPTS = Path(__file__).parent.parent / "rollback_scripts"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux /proc")
+def test_a_rollback_that_leaves_a_job_in_its_session_passes_with_a_note_and_no_orphan(
+    pytester: pytest.Pytester, hostile: Hostile, token_env: str
+) -> None:
+    """Issue 11.17: ``set -m; sleep 300 &; exit 0`` left an orphan and the rollback passed
+    with no note."""
+    pidfile = pytester.path / "job.pid"
+    script = SCRIPTS / "leave_session.sh"
+    run = rehearse(pytester, hostile.url, "/health", rollback=f"{{command: [{script}, {pidfile}]}}")
+    (pid,) = read_pids(pidfile)
+    assert survivors([pid]) == []
+    assert run.ret == 0, run.stdout
+    rollback = run.report["rollback"]
+    assert rollback["outcome"] == "passed"
+    note = f"killed 1 process left in its session outside its process group: {pid} (sleep)"
+    assert note in rollback["message"]
+    assert note in run.summary
