@@ -70,14 +70,15 @@ def _create_beside(path: Path) -> tuple[int, Path]:
 
     Not :func:`tempfile.mkstemp`: it creates files with mode 0600 whatever the umask says.
     """
-    for _ in range(_NAME_ATTEMPTS):
-        candidate = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+    attempts = 0
+    while True:
+        candidate = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
         try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _CREATE_MODE)
+            return os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _CREATE_MODE), candidate
         except FileExistsError:
-            continue
-        return fd, candidate
-    raise FileExistsError(f"no free temporary file name beside {path}")
+            attempts += 1
+            if attempts >= _NAME_ATTEMPTS:
+                raise
 
 
 def _naming(exc: OSError, path: Path) -> OSError:
