@@ -47,14 +47,10 @@ def test_a_lone_surrogate_in_the_config_is_refused_at_its_line(pytester: pytest.
     assert "rehearsal.yaml:2:18: checks.health.path: a lone surrogate is not text" in stderr
 
 
-@pytest.mark.parametrize("option", ["--staging-timeout=999999999999h", "--staging-wait=25h"])
-def test_an_endless_duration_on_the_command_line_is_refused(
-    pytester: pytest.Pytester, option: str
-) -> None:
+def test_an_endless_duration_on_the_command_line_is_refused(pytester: pytest.Pytester) -> None:
     """Issue 11.10: 999...9h used to be accepted, then every request hit an OverflowError."""
-    stderr = _usage_error(pytester, "checks: {headers: false}\n", option)
-    name, _, value = option.partition("=")
-    assert f"{name}: expected a duration of at most 24 h, got {value!r}" in stderr
+    stderr = _usage_error(pytester, "checks: {headers: false}\n", "--staging-timeout=999999999999h")
+    assert "--staging-timeout: expected a duration of at most 24 h, got '999999999999h'" in stderr
 
 
 def test_a_symlinked_report_path_is_refused_and_its_target_untouched(
