@@ -230,6 +230,14 @@ def test_preflight_resolves_relative_path_entries_against_cwd_as_exec_does(
     assert str(tmp_path) in problem
 
 
+def test_a_shebang_with_control_characters_is_named_escaped(tmp_path: Path) -> None:
+    script(tmp_path, "deploy.sh", "#!/usr/bin/\x1b[2Jzsh\necho hi\n")
+    assert preflight(["./deploy.sh"], tmp_path) == (
+        "rollback command './deploy.sh' cannot start: its interpreter /usr/bin/\\x1b[2Jzsh "
+        "(from the #! line) is missing"
+    )
+
+
 def test_script_without_shebang_gets_a_hint(tmp_path: Path) -> None:
     script(tmp_path, "deploy.sh", "echo hi\n")
     result = run(["./deploy.sh"], cwd=tmp_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_rehearsal.activation import find_config_file
 from pytest_rehearsal.config import ConfigError
 from pytest_rehearsal.settings import _OPTION_NAMES, Options, Settings, resolve
 
@@ -118,3 +119,17 @@ def test_durations_on_the_command_line_are_bounded(
     message = refusal(tmp_path, Options(staging_url=URL, **{field: value}))
     assert message.startswith(f"{option}: expected a duration of at most 24 h, got ")
     assert len(message) < 200
+
+
+@pytest.mark.parametrize("where", ["cli", "ini"])
+def test_a_config_path_that_is_not_text_is_a_usage_error(tmp_path: Path, where: str) -> None:
+    name = os.fsdecode(b"rehearsal-\xff.yaml")
+    (tmp_path / name).write_text("{}\n")
+    cli, ini = (name, None) if where == "cli" else (None, name)
+    with pytest.raises(ConfigError) as info:
+        find_config_file(cli, ini, tmp_path, tmp_path)
+    option = "--rehearsal-config" if where == "cli" else "ini option rehearsal_config"
+    assert str(info.value).startswith(
+        f"{option}: a lone surrogate is not text; found \\udcff at character 11 "
+        "(the byte 0xff, which is not UTF-8)"
+    )

@@ -151,22 +151,22 @@ def _check_interpreter(
     if not words:
         return f"{label} {name!r} cannot start: its #! line names no interpreter"
     interpreter = words[0]
+    shown = printable(interpreter)  # the script's bytes: never raw on a terminal
     resolved = Path(interpreter) if os.path.isabs(interpreter) else base / interpreter
     if not resolved.exists():
         return (
-            f"{label} {name!r} cannot start: its interpreter {interpreter} "
-            "(from the #! line) is missing"
+            f"{label} {name!r} cannot start: its interpreter {shown} (from the #! line) is missing"
         )
     if resolved.is_dir() or not os.access(resolved, os.X_OK):
         return (
-            f"{label} {name!r} cannot start: its interpreter {interpreter} "
+            f"{label} {name!r} cannot start: its interpreter {shown} "
             "(from the #! line) is not executable"
         )
     via_env = resolved.name == "env" and len(words) > 1 and not words[1].startswith("-")
     if via_env and shutil.which(words[1], path=search_path) is None:
         return (
-            f"{label} {name!r} cannot start: its interpreter {words[1]} "
-            f"(from the #! line, via {interpreter}) is not on PATH"
+            f"{label} {name!r} cannot start: its interpreter {printable(words[1])} "
+            f"(from the #! line, via {shown}) is not on PATH"
         )
     return None
 
