@@ -103,7 +103,7 @@ _QUOTINGS = [
 ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     head=_PIECES,
     tail=_PIECES,

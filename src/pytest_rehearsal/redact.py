@@ -104,8 +104,13 @@ def _in_json(text: str) -> str:
     return json.dumps(text)[1:-1]
 
 
-def _in_bytes_repr(text: str) -> str:
+def _in_bytes_single_quotes(text: str) -> str:
     return repr(text.encode("utf-8", "backslashreplace") + b'"')[2:-2]
+
+
+def _in_bytes_double_quotes(text: str) -> str:
+    data = text.encode("utf-8", "backslashreplace")
+    return repr(data + b"'")[2:-2] if b'"' not in data else _in_bytes_single_quotes(text)
 
 
 # Escapings a secret may have gone through once; any of them may then be quoted again by
@@ -116,7 +121,8 @@ _ESCAPINGS: tuple[Callable[[str], str], ...] = (
     _in_double_quotes,
     _in_json,
     lambda text: json.dumps(text, ensure_ascii=False)[1:-1],
-    _in_bytes_repr,
+    _in_bytes_single_quotes,
+    _in_bytes_double_quotes,
     html.escape,
     lambda text: html.escape(text, quote=False).replace('"', "&quot;"),  # XML leaves ' as is
     lambda text: urllib.parse.quote(text, safe=""),
