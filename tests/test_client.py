@@ -338,6 +338,69 @@ def test_a_missing_token_variable_is_named_and_no_value_shown() -> None:
         Credentials.from_config(config, {"OTHER": TOKEN})
 
 
+ROLES = RehearsalConfig(
+    auth=AuthConfig(token_env="STAGING_TOKEN"),
+    checks=ChecksConfig(
+        permissions=PermissionsCheckConfig(
+            roles={
+                "viewer": RoleConfig("VIEWER_TOKEN"),
+                "ops": RoleConfig("OPS_TOKEN"),
+                "auditor": RoleConfig("VIEWER_TOKEN"),  # shares the viewer's variable
+            }
+        )
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("", "is not set"),
+        ("lock", "is shorter than 8 characters; such a token could not be masked"),
+        ("null", "is shorter than 8 characters"),
+        ("1234567", "is shorter than 8 characters"),
+        (TOKEN + "\n", "has whitespace around its value (a newline from $(cat file)?)"),
+        (" " + TOKEN, "has whitespace around its value"),
+        (TOKEN[:10] + "\udcff" + TOKEN[10:], "holds bytes that are not UTF-8"),
+    ],
+    ids=["empty", "lock", "null", "seven", "newline", "leading-space", "not-utf8"],
+)
+def test_an_unusable_token_is_a_usage_error_naming_the_variable_not_the_value(
+    value: str, problem: str
+) -> None:
+    """Issue 11.13: ``STAGING_TOKEN=lock`` masked "blocked" as "b***ed"; a trailing newline
+    from ``$(cat file)`` leaked on the lines of live output."""
+    with pytest.raises(LookupError) as info:
+        Credentials.from_config(
+            ROLES, {"STAGING_TOKEN": value, "VIEWER_TOKEN": "v" * 8, "OPS_TOKEN": "o" * 8}
+        )
+    message = str(info.value.args[0])
+    assert message.startswith(f"environment variable STAGING_TOKEN {problem}")
+    assert message.endswith("(named by auth.token_env)")
+    if value.strip():
+        assert value.strip()[:4] not in message
+
+
+def test_every_unusable_token_variable_is_named_at_once() -> None:
+    """Issue 11.4: every missing or invalid variable in one error, each once."""
+    with pytest.raises(LookupError) as info:
+        Credentials.from_config(ROLES, {"VIEWER_TOKEN": "short"})
+    assert str(info.value.args[0]).splitlines() == [
+        "environment variable STAGING_TOKEN is not set; export it before the rehearsal: "
+        "secrets only come from the environment (named by auth.token_env)",
+        "environment variable VIEWER_TOKEN is shorter than 8 characters; such a token could "
+        "not be masked in output without masking ordinary words (named by roles.viewer.token_env)",
+        "environment variable OPS_TOKEN is not set; export it before the rehearsal: "
+        "secrets only come from the environment (named by roles.ops.token_env)",
+    ]
+
+
+def test_a_token_of_eight_characters_is_enough() -> None:
+    environ = {"STAGING_TOKEN": "8chars!!", "VIEWER_TOKEN": "v" * 8, "OPS_TOKEN": "o" * 40}
+    credentials = Credentials.from_config(ROLES, environ)
+    assert credentials.headers_for("auditor") == {"Authorization": "Bearer vvvvvvvv"}
+
+
 def test_a_header_without_scheme_carries_the_bare_token() -> None:
     credentials = Credentials("X-Api-Key", None, {"default": Secret(TOKEN)})
     assert credentials.headers_for("default") == {"X-Api-Key": TOKEN}

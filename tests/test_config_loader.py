@@ -36,9 +36,11 @@ from pytest_rehearsal.config import (
 )
 from pytest_rehearsal.config_loader import (
     MAX_CONFIG_BYTES,
+    MAX_PRODUCTION_TEXT,
     check_production,
     load_config,
     parse_config,
+    production_match,
     split_command,
     validate_staging_url,
 )
@@ -1401,3 +1403,145 @@ def test_operators_that_are_arguments_stay_allowed() -> None:
         "2>x",
     )
     assert split_command(["./tool", "&&", ">", "$(x)"], "w") == ("./tool", "&&", ">", "$(x)")
+
+
+# Issue 11: values no report could hold, patterns that never end, durations that overflow
+
+
+@pytest.mark.parametrize(
+    ("document", "line", "keypath", "found"),
+    [
+        (
+            'checks:\n  health: {path: "/\\ud800"}\n',
+            2,
+            "checks.health.path",
+            "\\ud800 at character 2",
+        ),
+        (
+            'rollback:\n  env: {DEPLOY_ENV: "st\\udcffging"}\n',
+            2,
+            "rollback.env.DEPLOY_ENV",
+            "\\udcff",
+        ),
+        ('rollback:\n  command: [./x, "\\udfff"]\n', 2, "rollback.command[1]", "\\udfff"),
+        ('defaults:\n  "own\\ud83der": x\n', 2, "defaults", "\\ud83d at character 4"),
+        ("production: ['\\ud800']\n", 1, "production[0]", "\\ud800"),
+    ],
+    ids=["path", "env-value", "argument", "key", "single-quoted-is-literal"],
+)
+def test_a_lone_surrogate_in_any_string_is_refused_at_its_line(
+    tmp_path: Path, document: str, line: int, keypath: str, found: str
+) -> None:
+    if "'\\ud800'" in document:
+        # Single quotes do not escape: that is six plain characters, and a valid pattern.
+        assert load(tmp_path, document).production == ("\\ud800",)
+        return
+    message = failure(tmp_path, document)
+    assert_names(
+        message,
+        line,
+        f"{keypath}: a lone surrogate is not text; found {found}",
+        "expected UTF-8 text (an escape from \\ud800 to \\udfff is half of a UTF-16 pair",
+    )
+    message.encode("utf-8")  # the message itself is printable anywhere
+
+
+def test_a_character_beyond_u_ffff_is_written_with_a_long_escape(tmp_path: Path) -> None:
+    # YAML (PyYAML) does not join "\ud83d\ude00" as JSON would: both halves are refused, and
+    # the message shows the escape that works.
+    message = failure(tmp_path, 'defaults: {owner: "\\ud83d\\ude00 team"}\n')
+    assert "or \\U0001f600 for one beyond U+FFFF" in message
+    config = load(tmp_path, 'defaults: {owner: "\\U0001F600 team"}\n')
+    assert config.defaults.owner == "\U0001f600 team"
+
+
+CATASTROPHIC = [
+    r"^https?://([a-z0-9]+-?)+\.prod\.example\.com",
+    r"(a+)+",
+    r"(a*)*b",
+    r"^(\w+\.?\w+)+$",
+    r"(.*,)+x",
+    r"(ab|[a-z]b)+$",
+    r"(a|a)+$",
+    r"(?i)(A+a)+",
+]
+SAFE = [
+    r"^https://api\.example\.com",
+    r"^https?://([a-z0-9-]+\.)+prod\.example\.com",
+    r"^https?://[a-z0-9-]+\.prod\.example\.com",
+    r"(\d{1,3}\.){3}\d{1,3}",
+    r"^https?://(www\.)?example\.com(:\d+)?(/.*)?$",
+    r"(\.[a-z]+)+/prod$",
+    r"^https://(api|www|admin)\.example\.com",
+    r"\bprod\b",
+]
+
+
+@pytest.mark.parametrize("pattern", CATASTROPHIC)
+def test_a_production_pattern_that_can_backtrack_catastrophically_is_refused(
+    tmp_path: Path, pattern: str
+) -> None:
+    message = failure(tmp_path, f"production:\n  - '{pattern}'\n")
+    assert_names(
+        message,
+        2,
+        ":2:5: production[0]: pattern can backtrack catastrophically: ",
+        "so the text splits in many ways",
+        "expected a pattern whose repeated groups cannot split the same text in several ways",
+        r"(^https?://[a-z0-9-]+\.prod\.example\.com)",
+    )
+    with pytest.raises(ConfigError, match=r"^r\.yaml: production: pattern can backtrack"):
+        check_production("https://staging.example.com", (pattern,), "r.yaml")
+
+
+@pytest.mark.parametrize("pattern", SAFE)
+def test_production_patterns_without_ambiguous_repetition_load(
+    tmp_path: Path, pattern: str
+) -> None:
+    assert load(tmp_path, f"production: ['{pattern}']\n").production == (pattern,)
+    check_production("https://staging.example.com", (pattern,), "r.yaml")
+
+
+def test_production_patterns_are_searched_in_the_head_of_a_url_only() -> None:
+    padding = "/" + "a" * MAX_PRODUCTION_TEXT
+    assert production_match("https://api.example.com" + padding, (r"api\.example",)) is not None
+    assert production_match("https://x.example.com" + padding + "prod", ("prod",)) is None
+
+
+def test_no_deprecation_warning_from_the_regex_parser() -> None:
+    # The suite runs with warnings as errors; so may a user's. sre_parse warns on 3.11+.
+    code = (
+        "import warnings; warnings.simplefilter('error');"
+        "from pytest_rehearsal.regex_safety import backtracking_problem;"
+        "assert backtracking_problem('(a+)+') is not None"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("document", "keypath"),
+    [
+        ("defaults: {timeout: 999999999999h}\n", "defaults.timeout"),
+        ("defaults: {timeout: 25h}\n", "defaults.timeout"),
+        ("rollback: {timeout: 86401}\n", "rollback.timeout"),
+        ("rollback: {verify: {within: 1" + "0" * 400 + "}}\n", "rollback.verify.within"),
+        ("checks: {health: {max_latency: '" + "9" * 400 + "s'}}\n", "checks.health.max_latency"),
+    ],
+)
+def test_durations_beyond_24_hours_are_refused(tmp_path: Path, document: str, keypath: str) -> None:
+    message = failure(tmp_path, document)
+    assert_names(
+        message,
+        1,
+        f"{keypath}: duration longer than the 24 h maximum",
+        "expected a duration such as 250ms, 30s, 2m or a number of seconds",
+        "at most 24 h",
+    )
+    assert len(message) < 1000  # a 400-digit value is shown cut
+
+
+def test_a_duration_of_exactly_24_hours_loads(tmp_path: Path) -> None:
+    assert load(tmp_path, "rollback: {timeout: 24h}\n").rollback.timeout == 86400.0

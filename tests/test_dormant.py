@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -146,3 +147,33 @@ def test_rehearsal_init_writes_a_starter_config_once(pytester: pytest.Pytester) 
     again = pytester.runpytest("--rehearsal-init")
     assert again.ret == pytest.ExitCode.USAGE_ERROR
     assert "already exists; not overwriting it" in again.stderr.str()
+
+
+def test_a_dormant_run_reads_only_the_head_of_a_huge_config_file(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11.11: a 1 GB ``rehearsal.yaml`` used to be read whole (2.1 GB RSS, 9 s) to look
+    for ``staging_url:``; only the first 64 KiB can hold a valid config's key."""
+    monkeypatch.delenv("STAGING_URL", raising=False)
+    config = pytester.path / "rehearsal.yaml"
+    with config.open("w", encoding="utf-8") as stream:
+        stream.write("checks:\n  headers: false\n")
+        stream.truncate(1024**3)  # sparse: 1 GB on paper, nothing on disk
+    pytester.makeconftest(
+        """
+        import resource
+
+        def pytest_unconfigure(config):
+            peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            (config.rootpath / "maxrss.txt").write_text(str(peak_kib))
+        """
+    )
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    started = time.monotonic()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    elapsed = time.monotonic() - started
+    result.assert_outcomes(passed=1)
+    peak_mib = int((pytester.path / "maxrss.txt").read_text()) / 1024
+    # Generous: a bare pytest run peaks near 40 MiB and starts in about a second.
+    assert peak_mib < 250, f"peak RSS {peak_mib:.0f} MiB"
+    assert elapsed < 60

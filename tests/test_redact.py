@@ -7,6 +7,8 @@ import logging
 import urllib.parse
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_rehearsal.redact import (
     MASK,
@@ -59,6 +61,62 @@ def test_redactor_masks_the_escaped_spellings_of_a_secret() -> None:
         urllib.parse.quote_plus(secret),
     ):
         assert redact(f"<{spelling}>") == f"<{MASK}>", spelling
+
+
+QUOTED = "tok'SECRET\\7f_x"  # tok'SECRET\7f_x: a single quote and a backslash
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        repr(f'got "{QUOTED}"'),  # repr escapes ' as \' once the string also holds "
+        repr(f'Authorization-ish "{QUOTED}" and more'),
+        repr(repr(QUOTED)),  # a repr of a repr
+        repr(json.dumps({"token": QUOTED})),  # JSON inside a repr
+        json.dumps(repr(QUOTED)),  # a repr inside JSON
+        repr([f'"{QUOTED}"']),
+        repr(f'"{QUOTED}"'.encode()),
+        repr({"token": QUOTED}),  # alone, repr picks double quotes and leaves ' as is
+        f"AssertionError: assert {QUOTED + chr(34)!r} == 'x'",
+    ],
+)
+def test_a_token_with_quotes_is_masked_in_every_quoting_of_repr_and_json(shown: str) -> None:
+    """Issue 11.14: a token holding ' in a repr that also holds " is written with \\'."""
+    redacted = Redactor([QUOTED])(shown)
+    assert "SECRET" not in redacted, redacted
+    assert MASK in redacted
+
+
+_PIECES = st.text(alphabet="'\"\\ é\t<&%+/=", max_size=4)
+_CONTEXTS = st.lists(st.text(alphabet="'\"\\ab\n", max_size=3), max_size=3)
+_QUOTINGS = [
+    repr,
+    json.dumps,
+    lambda value: json.dumps(value, ensure_ascii=False),
+    lambda value: repr(json.dumps(value)),
+    lambda value: json.dumps(repr(value)),
+    lambda value: repr(repr(value)),
+    lambda value: repr([value]),
+    lambda value: repr(value.encode()),
+    html.escape,
+    lambda value: urllib.parse.quote(value, safe=""),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    head=_PIECES,
+    tail=_PIECES,
+    around=_CONTEXTS,
+    quoting=st.sampled_from(range(len(_QUOTINGS))),
+)
+def test_any_token_is_masked_in_any_one_or_two_quotings(
+    head: str, tail: str, around: list[str], quoting: int
+) -> None:
+    token = f"{head}SECRETMARK{tail}"
+    text = "".join(around[:1]) + token + "".join(around[1:])
+    shown = _QUOTINGS[quoting](text)
+    assert "SECRETMARK" not in Redactor([token])(shown)
 
 
 def test_redactor_masks_a_fragment_cut_off_by_an_ellipsis() -> None:

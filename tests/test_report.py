@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -11,7 +16,7 @@ from pytest_rehearsal.report import (
     decide_verdict,
     report_json_text,
 )
-from pytest_rehearsal.report_files import write_atomically
+from pytest_rehearsal.report_files import append_text, write_atomically
 from records import rollback_record
 
 PASSED = CheckRecord("rehearsal::health", "health", "passed", owner="@platform")
@@ -96,3 +101,88 @@ def test_reports_are_written_atomically(tmp_path: Path) -> None:
     write_atomically(target, "second")
     assert target.read_text() == "second"
     assert [p.name for p in target.parent.iterdir()] == ["report.json"]
+
+
+# -- any text, the JUnit file's mode, the path in every error (issue 11.6, 11.16) -----------
+
+UNDECODABLE = os.fsdecode(b"x-\xff")  # "x-\udcff": what a non-UTF-8 byte becomes in Python
+
+
+def test_a_report_holding_lone_surrogates_is_written_and_stays_json(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    document = {"message": f"AssertionError: {UNDECODABLE} \ud800", "ok": "é ✓"}
+    write_atomically(target, json.dumps(document, ensure_ascii=False))
+    # The surrogate is written as its escape, which JSON reads back as the same character.
+    assert "x-\\udcff" in target.read_text(encoding="utf-8")
+    assert json.loads(target.read_text(encoding="utf-8")) == document
+
+
+def test_append_text_appends_any_text(tmp_path: Path) -> None:
+    target = tmp_path / "step-summary.md"
+    append_text(target, "## one\n")
+    append_text(target, f"## {UNDECODABLE}\n")
+    assert target.read_text(encoding="utf-8") == "## one\n## x-\\udcff\n"
+
+
+def _modes_under_umask(tmp_path: Path, umask: int) -> tuple[int, int, int]:
+    """(report, appended file, a file made like pytest's JUnit XML) modes under *umask*."""
+    code = textwrap.dedent(
+        f"""
+        import os, stat, sys
+        from pathlib import Path
+        from pytest_rehearsal.report_files import append_text, write_atomically
+        os.umask({umask:#o})
+        base = Path(sys.argv[1])
+        write_atomically(base / "report.json", "{{}}")
+        append_text(base / "summary.md", "x")
+        with open(base / "junit.xml", "w") as handle:  # what pytest's junitxml does
+            handle.write("<x/>")
+        print(*(stat.S_IMODE((base / n).stat().st_mode) for n in
+                ("report.json", "summary.md", "junit.xml")))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    report, summary, junit = map(int, result.stdout.split())
+    return report, summary, junit
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_report_files_get_the_mode_of_the_junit_file(tmp_path: Path, umask: int, mode: int) -> None:
+    assert _modes_under_umask(tmp_path, umask) == (mode, mode, mode)
+
+
+def test_a_write_beyond_the_file_size_limit_names_the_report_path(tmp_path: Path) -> None:
+    """A full disk, for real: RLIMIT_FSIZE makes write() fail with EFBIG (SIGXFSZ ignored)."""
+    code = textwrap.dedent(
+        """
+        import resource, signal, sys
+        from pathlib import Path
+        from pytest_rehearsal.report_files import append_text, write_atomically
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        target = Path(sys.argv[1])
+        for write in (write_atomically, append_text):
+            try:
+                write(target, "x" * 100_000)
+            except OSError as exc:
+                print(exc.errno, exc.filename)
+        """
+    )
+    target = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.splitlines() == [f"{errno.EFBIG} {target}"] * 2
+    # The atomic write left no temporary file; the append got as far as the limit.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    assert target.stat().st_size == 4096

@@ -176,6 +176,35 @@ def test_preflight_searches_the_configured_path_for_bare_names(tmp_path: Path) -
     )
 
 
+@pytest.mark.parametrize("entry", ["bin", "./bin", "", "."], ids=["bin", "dot-bin", "empty", "dot"])
+def test_preflight_resolves_relative_path_entries_against_cwd_as_exec_does(
+    tmp_path: Path, entry: str
+) -> None:
+    """Issue 11.18: ``rollback.env: {PATH: bin}`` with ``cwd``: preflight said "not found"."""
+    where = tmp_path / "deploy" / ("bin" if "bin" in entry else "")
+    where.mkdir(parents=True, exist_ok=True)
+    script(where, "deployer", "#!/bin/sh\necho deployed from $PWD\n")
+    env = {"PATH": f"/nonexistent{os.pathsep}{entry}"}
+    cwd = tmp_path / "deploy"
+    assert preflight(["deployer"], cwd, env=env) is None
+    result = run(["deployer"], cwd=cwd, env=env)  # and it does run
+    assert result.ok, result.describe()
+    assert result.tail == f"deployed from {cwd}\n"
+    # From elsewhere the same PATH finds nothing, and the message shows where it looked.
+    problem = preflight(["deployer"], tmp_path, env=env)
+    assert problem is not None
+    assert problem.startswith("rollback command 'deployer' not found on PATH (/nonexistent:")
+    assert str(tmp_path) in problem
+
+
+def test_a_shebang_with_control_characters_is_named_escaped(tmp_path: Path) -> None:
+    script(tmp_path, "deploy.sh", "#!/usr/bin/\x1b[2Jzsh\necho hi\n")
+    assert preflight(["./deploy.sh"], tmp_path) == (
+        "rollback command './deploy.sh' cannot start: its interpreter /usr/bin/\\x1b[2Jzsh "
+        "(from the #! line) is missing"
+    )
+
+
 def test_script_without_shebang_gets_a_hint(tmp_path: Path) -> None:
     script(tmp_path, "deploy.sh", "echo hi\n")
     result = run(["./deploy.sh"], cwd=tmp_path)
@@ -287,6 +316,63 @@ def test_a_setsid_escapee_is_abandoned_without_hanging(
     assert alive(kill_later[0])  # documented: a process group is no sandbox
 
 
+def _group_and_session(pid: int) -> tuple[int, int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[2]), int(fields[3])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux /proc")
+@pytest.mark.parametrize("holding", ["", "hold"], ids=["let-go-of-stdout", "holding-stdout"])
+def test_a_job_left_in_the_session_outside_the_group_is_killed_and_named(
+    tmp_path: Path, holding: str, kill_later: list[int]
+) -> None:
+    """Issue 11.17: ``set -m; sleep 300 &; exit 0`` left the sleep running (another process
+    group, same session) and the rollback passed with no note."""
+    pidfile = tmp_path / "pid"
+    seen: list[tuple[int, int]] = []
+
+    def on_line(line: str) -> None:
+        if line == "leader done":  # the job is started: where does it live?
+            pid = read_pids(pidfile)[0]
+            kill_later.append(pid)
+            seen.append(_group_and_session(pid))
+
+    started = time.monotonic()
+    result = run([str(SCRIPTS / "leave_session.sh"), str(pidfile), holding], on_line=on_line)
+    assert time.monotonic() - started < 6.0
+    (pid,) = read_pids(pidfile)
+    ((group, session),) = seen
+    assert group == pid  # a group of its own
+    assert session != pid  # in the command's session
+    assert survivors([pid]) == []
+    assert result.ok
+    ((killed, name),) = result.session_killed
+    assert killed == pid
+    assert name in ("sleep", "bash")  # as it was when killed: bash until it has exec'd sleep
+    assert not result.escaped
+    assert (
+        f"killed 1 process left in its session outside its process group: {pid} ({name})"
+        in result.describe()
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux /proc")
+def test_on_timeout_the_session_is_killed_too(tmp_path: Path, kill_later: list[int]) -> None:
+    pidfile = tmp_path / "pid"
+    result = run([str(SCRIPTS / "leave_session.sh"), str(pidfile), "", "hang"], timeout=1.0)
+    kill_later.extend(read_pids(pidfile))
+    assert result.timed_out
+    assert survivors(read_pids(pidfile)) == []
+    assert [pid for pid, _ in result.session_killed] == read_pids(pidfile)
+    assert "left in its session outside its process group" in result.describe()
+
+
+def test_a_command_that_leaves_nothing_behind_has_no_session_note(tmp_path: Path) -> None:
+    result = run(["sh", "-c", "echo fine"])
+    assert result.session_killed == ()
+    assert result.describe() == "exited with status 0"
+
+
 # ------------------------------------------------------------------------------------------
 # secrets and live lines
 
@@ -350,6 +436,20 @@ def test_on_line_receives_lines_live_and_in_order(tmp_path: Path) -> None:
     result = run([str(SCRIPTS / "wait_for_go.sh"), str(go)], timeout=30.0, on_line=on_line)
     assert result.ok
     assert lines == ["ready", "saw go"]
+
+
+def test_control_characters_in_output_are_shown_escaped_never_raw() -> None:
+    """Issue 11.19: a deploy tool's escape sequences must not drive the user's terminal."""
+    lines: list[str] = []
+    program = r"printf 'a\033[2Jb\r\nlink \033]8;;http://x\007hi\033]8;;\007\nbell\007 tab\tok\n'"
+    result = run(["sh", "-c", program], on_line=lines.append)
+    assert lines == [
+        "a\\x1b[2Jb",
+        "link \\x1b]8;;http://x\\x07hi\\x1b]8;;\\x07",
+        "bell\\x07 tab\tok",
+    ]
+    assert result.tail == "\n".join(lines) + "\n"
+    assert "\x1b" not in result.output_tail()
 
 
 def test_an_unterminated_last_line_is_passed_on() -> None:

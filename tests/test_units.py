@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_rehearsal.units import (
+    MAX_DURATION_S,
+    DurationTooLong,
     format_duration,
     format_elapsed,
     format_size,
@@ -32,6 +34,21 @@ def test_parse_duration(text: str | int, seconds: float) -> None:
 def test_parse_duration_refuses(text: object) -> None:
     with pytest.raises(ValueError, match="expected a duration such as 250ms"):
         parse_duration(text)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value", ["999999999999h", "25h", "1441m", 86401, 10**400, "9" * 400, 1e300, "86400.5"]
+)
+def test_parse_duration_refuses_more_than_24_hours(value: str | int | float) -> None:
+    """Issue 11.10: never an OverflowError later, in a clock or a timeout."""
+    with pytest.raises(DurationTooLong, match=r"^expected a duration of at most 24 h, got "):
+        parse_duration(value)
+
+
+def test_parse_duration_takes_up_to_24_hours() -> None:
+    assert (
+        parse_duration("24h") == parse_duration(86400) == parse_duration("1440m") == MAX_DURATION_S
+    )
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_REDIRECTS",
+    "MIN_TOKEN_LENGTH",
     "STAGING_BODY_LIMIT",
     "TRANSIENT_STATUSES",
     "BodyTooLarge",
@@ -100,6 +101,10 @@ _T = TypeVar("_T")
 # -- credentials ----------------------------------------------------------------------------
 
 
+#: Shorter tokens are a usage error: masking "lock" would mask "blocked" in every report.
+MIN_TOKEN_LENGTH = 8
+
+
 @dataclass(frozen=True)
 class Credentials:
     """Header name and secret value per credential set: ``"default"`` and each role name."""
@@ -110,7 +115,12 @@ class Credentials:
 
     @classmethod
     def from_config(cls, config: RehearsalConfig, environ: Mapping[str, str]) -> Credentials:
-        """Read every ``token_env`` variable; a missing one raises :class:`LookupError` by name."""
+        """Read every ``token_env`` variable: the default auth's and each role's.
+
+        Raises :class:`LookupError` naming every variable that is missing or unusable, one
+        a line (never a value): unset or empty, shorter than :data:`MIN_TOKEN_LENGTH`
+        characters, with surrounding whitespace, or not UTF-8 text.
+        """
         auth = config.auth
         header = auth.header if auth else "Authorization"
         scheme = auth.scheme if auth else "Bearer"
@@ -121,15 +131,17 @@ class Credentials:
             for role, spec in config.checks.permissions.roles.items():
                 names[role] = spec.token_env
         tokens: dict[str, Secret] = {}
+        problems: dict[str, str] = {}  # by variable: two roles may share one
         for key, env_name in names.items():
-            value = environ.get(env_name)
-            if not value:
-                where = "auth.token_env" if key == "default" else f"roles.{key}.token_env"
-                raise LookupError(
-                    f"environment variable {env_name} is not set (named by {where}); "
-                    f"export it before the rehearsal: secrets only come from the environment"
-                )
-            tokens[key] = Secret(value)
+            where = "auth.token_env" if key == "default" else f"roles.{key}.token_env"
+            value = environ.get(env_name, "")
+            problem = _token_problem(value)
+            if problem is None:
+                tokens[key] = Secret(value)
+            elif env_name not in problems:
+                problems[env_name] = f"environment variable {env_name} {problem} (named by {where})"
+        if problems:
+            raise LookupError("\n".join(problems.values()))
         return cls(header, scheme, tokens)
 
     def headers_for(self, name: str | None) -> dict[str, str]:
@@ -139,6 +151,29 @@ class Credentials:
             return {}
         value = f"{self.scheme} {token.reveal()}" if self.scheme else token.reveal()
         return {self.header: value}
+
+
+def _token_problem(value: str) -> str | None:
+    """What makes *value* unusable as a token, or ``None``; never shows the value."""
+    if not value:
+        return "is not set; export it before the rehearsal: secrets only come from the environment"
+    if value != value.strip():
+        # A trailing newline from TOKEN=$(cat file) would be masked as part of the token
+        # and leak on the lines it ends.
+        return (
+            "has whitespace around its value (a newline from $(cat file)?); "
+            "strip it: a token is one word"
+        )
+    if len(value) < MIN_TOKEN_LENGTH:
+        return (
+            f"is shorter than {MIN_TOKEN_LENGTH} characters; such a token could not be masked "
+            "in output without masking ordinary words"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds bytes that are not UTF-8; a token is text"
+    return None
 
 
 class _CredentialAuth(httpx.Auth):

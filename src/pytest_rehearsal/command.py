@@ -6,9 +6,12 @@ own process group, one-thread selector loop with a deadline, bounded capture, se
 redacted) and returns a :class:`CommandResult`. The rollback (:mod:`.rollback`) runs its
 command and its restore through it.
 
-Process groups are not a sandbox: a command that calls ``setsid`` leaves its group and cannot
-be killed through it. Such an escapee is detected only while it holds the output pipe; it is
-then abandoned (``escaped=True``) so the run never hangs. Only cgroups contain everything.
+The command leads a session of its own, and every signal it gets goes to its process group
+and, on Linux, to every process left in its session outside that group (a job that
+``set -m`` put in a group of its own): ``/proc`` is scanned for the session id. Neither is a
+sandbox: a command that calls ``setsid`` leaves both and cannot be killed through them. Such
+an escapee is detected only while it holds the output pipe; it is then abandoned
+(``escaped=True``) so the run never hangs. Only cgroups contain everything.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .text import printable
 from .units import format_duration
 
 if TYPE_CHECKING:
@@ -57,6 +61,8 @@ _INTERRUPT_GRACE_S = 1.0  # SIGTERM grace on Ctrl-C: the user is waiting
 _REAP_WAIT_S = 5.0  # a leader that survives SIGKILL this long (D state) is left behind
 _TAIL_LINES = 20
 _TAIL_CHARS = 4096  # the contract's "last <= 4 KiB of output" in messages and reports
+_SWEEP_ROUNDS = 5  # session sweeps per signal: a process may fork while it is being swept
+_NOTED_PROCESSES = 5  # processes named in a note; the rest are counted
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,7 +79,9 @@ def preflight(
     """Why *argv* cannot be started from *cwd*, or ``None`` when it can.
 
     Resolution matches execution: a name with a slash is relative to *cwd*; a bare name is
-    looked up on ``PATH`` (the configured *env* overrides the inherited one). Each cause has
+    looked up on ``PATH`` (the configured *env* overrides the inherited one), whose relative
+    entries (``bin``, ``.``, an empty one) are relative to *cwd* too, as they are for the
+    started command. Each cause has
     its own message: working directory missing, not found, a directory, not executable (with
     the mode and a ``chmod +x`` hint), or the ``#!`` interpreter missing. *label* names the
     command in messages ("rollback command", "restore command").
@@ -83,7 +91,7 @@ def preflight(
     if cwd is not None and not Path(cwd).is_dir():
         return f"{label} working directory {cwd} does not exist (or is not a directory)"
     base = Path(cwd) if cwd is not None else Path.cwd()
-    search_path = _search_path(env)
+    search_path = _search_path(env, base)
     name = argv[0]
     if "/" in name:
         path = Path(os.path.abspath(base / name))
@@ -91,7 +99,7 @@ def preflight(
         found = shutil.which(name, path=search_path)
         if found is None:
             # which() skips non-executable files; find one to say what is wrong with it.
-            candidates = (Path(d or ".") / name for d in search_path.split(os.pathsep))
+            candidates = (Path(d) / name for d in search_path.split(os.pathsep))
             existing = next((c for c in candidates if c.exists()), None)
             if existing is None:
                 return f"{label} {name!r} not found on PATH ({search_path})"
@@ -101,10 +109,14 @@ def preflight(
     return _check_executable(path, name, label, base, search_path)
 
 
-def _search_path(env: Mapping[str, str] | None) -> str:
-    if env is not None and "PATH" in env:
-        return env["PATH"]
-    return os.environ.get("PATH", os.defpath)
+def _search_path(env: Mapping[str, str] | None, base: Path) -> str:
+    """The command's ``PATH``, each relative entry made absolute from *base* (its cwd)."""
+    value = (env or {}).get("PATH", os.environ.get("PATH", os.defpath))
+    # exec joins each entry to the name and runs that from the command's cwd; "" means ".".
+    return os.pathsep.join(
+        entry if os.path.isabs(entry) else os.path.normpath(base / entry)
+        for entry in value.split(os.pathsep)
+    )
 
 
 def _check_executable(
@@ -139,22 +151,22 @@ def _check_interpreter(
     if not words:
         return f"{label} {name!r} cannot start: its #! line names no interpreter"
     interpreter = words[0]
+    shown = printable(interpreter)  # the script's bytes: never raw on a terminal
     resolved = Path(interpreter) if os.path.isabs(interpreter) else base / interpreter
     if not resolved.exists():
         return (
-            f"{label} {name!r} cannot start: its interpreter {interpreter} "
-            "(from the #! line) is missing"
+            f"{label} {name!r} cannot start: its interpreter {shown} (from the #! line) is missing"
         )
     if resolved.is_dir() or not os.access(resolved, os.X_OK):
         return (
-            f"{label} {name!r} cannot start: its interpreter {interpreter} "
+            f"{label} {name!r} cannot start: its interpreter {shown} "
             "(from the #! line) is not executable"
         )
     via_env = resolved.name == "env" and len(words) > 1 and not words[1].startswith("-")
     if via_env and shutil.which(words[1], path=search_path) is None:
         return (
-            f"{label} {name!r} cannot start: its interpreter {words[1]} "
-            f"(from the #! line, via {interpreter}) is not on PATH"
+            f"{label} {name!r} cannot start: its interpreter {printable(words[1])} "
+            f"(from the #! line, via {shown}) is not on PATH"
         )
     return None
 
@@ -180,6 +192,8 @@ class CommandResult:
     interrupted: bool = False  # KeyboardInterrupt during the run; the group was killed
     escaped: bool = False  # a process left the group (setsid) and kept the output open
     held_open: bool = False  # after the command exited, a child kept the output open (killed)
+    # (pid, name) of each process signalled in the command's session outside its group
+    session_killed: tuple[tuple[int, str], ...] = ()
     duration_s: float = 0.0
     output_bytes: int = 0
     omitted_bytes: int = 0
@@ -246,6 +260,17 @@ class CommandResult:
         notes = []
         if self.held_open:
             notes.append("a background process kept its output open and was killed")
+        if self.session_killed:
+            named = ", ".join(
+                f"{pid} ({printable(name)})" for pid, name in self.session_killed[:_NOTED_PROCESSES]
+            )
+            rest = len(self.session_killed) - _NOTED_PROCESSES
+            more = f" and {rest} more" if rest > 0 else ""
+            count = len(self.session_killed)
+            notes.append(
+                f"killed {count} {'process' if count == 1 else 'processes'} left in its "
+                f"session outside its process group: {named}{more}"
+            )
         if self.escaped:
             notes.append(
                 "a process escaped the process group (setsid) while holding its output "
@@ -341,7 +366,7 @@ def run_command(
             group.stop(min(grace, _INTERRUPT_GRACE_S))
         capture.finish()
     finally:
-        group.signal(signal.SIGKILL)  # always: nothing of the group outlives the run
+        group.signal(signal.SIGKILL)  # always: nothing of the group or session outlives the run
         proc.stdout.close()
         returncode = _reap(proc)
     head, tail, omitted = capture.texts()
@@ -357,6 +382,7 @@ def run_command(
         interrupted=state.interrupted,
         escaped=state.escaped,
         held_open=state.held_open,
+        session_killed=group.session_killed(),
         duration_s=time.monotonic() - started,
         output_bytes=capture.total,
         omitted_bytes=omitted,
@@ -407,18 +433,19 @@ class _RunState:
 
 
 class _Group:
-    """The command's process group, led by the command itself (``start_new_session``)."""
+    """The command's process group and session, both led by the command (``start_new_session``).
+
+    The leader stays unreaped until the run ends, so neither its pgid nor its sid (its pid)
+    can be taken by an unrelated process before the final signals.
+    """
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
         self._pgid = proc.pid
+        self._swept: dict[int, str] = {}
 
     def exited(self) -> bool:
-        """Whether the leader has exited, leaving it unreaped.
-
-        A zombie leader keeps its pid, so the pgid cannot be reused by an unrelated group
-        before the final ``killpg``.
-        """
+        """Whether the leader has exited, leaving it unreaped."""
         if self._proc.returncode is not None:
             return True
         if hasattr(os, "waitid"):
@@ -430,9 +457,20 @@ class _Group:
         return self._proc.poll() is not None
 
     def signal(self, sig: signal.Signals) -> None:
-        """Signal every process still in the group."""
+        """Signal every process still in the group, and those left in the session outside it."""
         with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
             os.killpg(self._pgid, sig)
+        for _ in range(_SWEEP_ROUNDS):
+            found = _session_members(self._pgid, exclude_group=self._pgid)
+            for pid, name in found:
+                if _signal_process(pid, self._pgid, sig):
+                    self._swept.setdefault(pid, name)
+            if not found or sig != signal.SIGKILL:
+                return
+
+    def session_killed(self) -> tuple[tuple[int, str], ...]:
+        """``(pid, name)`` of every process signalled in the session outside the group."""
+        return tuple(self._swept.items())
 
     def stop(self, grace: float) -> None:
         """SIGTERM the group, wait up to *grace* for the leader, then SIGKILL."""
@@ -500,6 +538,67 @@ def _pump(
                 selector.unregister(fd)
 
 
+def _session_members(sid: int, *, exclude_group: int) -> list[tuple[int, str]]:
+    """``(pid, name)`` of the live processes of session *sid* outside group *exclude_group*.
+
+    Linux only (``/proc/<pid>/stat``); elsewhere, and where ``/proc`` cannot be read,
+    nothing is found and only the process group is signalled.
+    """
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    members = []
+    for entry in entries:
+        if entry.isdigit():
+            info = _process_info(int(entry))
+            if info is not None and info[1] == sid and info[0] != exclude_group:
+                members.append((int(entry), info[2]))
+    return members
+
+
+def _process_info(pid: int) -> tuple[int, int, str] | None:
+    """``(pgid, sid, name)`` of a live process; ``None`` when gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            raw = stat_file.read()
+    except OSError:
+        return None
+    # "pid (name) state ppid pgrp session ...": the name may hold spaces and parentheses.
+    head, _, rest = raw.rpartition(b")")
+    fields = rest.split()
+    if len(fields) < 4 or fields[0] in (b"Z", b"X"):
+        return None
+    name = head.partition(b"(")[2].decode(errors="replace")
+    return int(fields[2]), int(fields[3]), name
+
+
+def _signal_process(pid: int, sid: int, sig: signal.Signals) -> bool:
+    """Send *sig* to *pid* if it is still in session *sid*; whether it was sent.
+
+    Through a pidfd where there is one, so that a pid freed and reused between the scan and
+    the signal cannot be hit.
+    """
+    pidfd = None
+    if hasattr(os, "pidfd_open") and hasattr(signal, "pidfd_send_signal"):
+        with contextlib.suppress(OSError):
+            pidfd = os.pidfd_open(pid)
+    try:
+        info = _process_info(pid)
+        if info is None or info[1] != sid:
+            return False
+        if pidfd is not None:
+            signal.pidfd_send_signal(pidfd, sig)
+        else:
+            os.kill(pid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
 def _reap(proc: subprocess.Popen[bytes]) -> int | None:
     try:
         return proc.wait(timeout=_REAP_WAIT_S)
@@ -554,11 +653,13 @@ class _Capture:
         self._line.clear()
         self._line_dropped = 0
         text = raw.decode(errors="replace")
+        # Redacted first (a secret is matched as the command wrote it), then escaped: an
+        # escape sequence in a deploy tool's output must not drive the user's terminal.
         if len(text) > LINE_CHARS:
-            text = _redact_before(self._redactor, text, LINE_CHARS)
+            text = printable(_redact_before(self._redactor, text, LINE_CHARS))
             text += f" … (line cut, {size:,} bytes)"
         else:
-            text = self._redactor(text)
+            text = printable(self._redactor(text))
         self._on_line(text)
         self._lines_sent += 1
         if self._lines_sent == LIVE_LINES:
@@ -574,18 +675,23 @@ class _Capture:
             self._emit_line()
 
     def texts(self) -> tuple[str, str, int]:
-        """``(head, tail, omitted_bytes)``, decoded and redacted."""
+        """``(head, tail, omitted_bytes)``, decoded, redacted and with control characters
+        escaped (``\\x1b``; CRLF line ends become LF)."""
         redactor = self._redactor
         if self.total <= HEAD_BYTES + TAIL_BYTES:
             # Head and tail buffers overlap or meet: the whole output is still here.
             overlap = len(self._head) + len(self._tail) - self.total
             whole = redactor((bytes(self._head) + self._tail[overlap:]).decode(errors="replace"))
             split = max(0, len(whole) - TAIL_BYTES)
-            return whole[:split], whole[split:], 0
+            return _shown(whole[:split]), _shown(whole[split:]), 0
         head = _redact_before(redactor, self._head.decode(errors="replace"), HEAD_BYTES)
         tail_text = self._tail[-(TAIL_BYTES + _CUT_MARGIN) :].decode(errors="replace")
         tail = _redact_after(redactor, tail_text, len(tail_text) - TAIL_BYTES)
-        return head, tail, self.total - HEAD_BYTES - TAIL_BYTES
+        return _shown(head), _shown(tail), self.total - HEAD_BYTES - TAIL_BYTES
+
+
+def _shown(text: str) -> str:
+    return printable(text.replace("\r\n", "\n"))
 
 
 def _redact_before(redactor: Redactor, text: str, cut: int) -> str:

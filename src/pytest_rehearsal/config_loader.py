@@ -78,6 +78,7 @@ from .config_nodes import (
 )
 from .config_yaml import MAX_CONFIG_BYTES, TAG, clip, compose, format_problem, read_config_text
 from .redact import MASK
+from .regex_safety import REWRITE_HINT, backtracking_problem
 from .units import SIZE_EXPECTED, format_duration, format_size, parse_size
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_CONFIG_BYTES",
+    "MAX_PRODUCTION_TEXT",
     "check_production",
     "load_config",
     "parse_config",
@@ -130,6 +132,10 @@ _MIN_WATCH_INTERVAL = 0.1  # each poll is a request to staging
 _UPLOAD_FLOOR = f"at least {format_size(_MIN_UPLOAD_BYTES)}"
 _UPLOAD_SIZE_EXPECTED = f"{SIZE_EXPECTED} ({_UPLOAD_FLOOR})"
 _ENV_EXPECTED = "an environment variable name such as STAGING_TOKEN ([A-Za-z_][A-Za-z0-9_]*)"
+_REGEX_EXPECTED = r"a Python regular expression such as '^https://api\.example\.com'"
+#: Production patterns are searched in at most this much of a URL or redirect target: even
+#: a pattern that passed the load-time check may take time quadratic in the text searched.
+MAX_PRODUCTION_TEXT = 4096
 
 _T = TypeVar("_T")
 
@@ -219,9 +225,11 @@ def production_match(url: str, patterns: tuple[str, ...]) -> str | None:
 
     The patterns are searched in the URL as given and with its scheme and host lowercased (and
     each with a trailing slash), so letter case cannot slip a production host past them.
+    A URL may be a redirect target a server chose: only its first
+    :data:`MAX_PRODUCTION_TEXT` characters are searched, where scheme and host are.
     Patterns are validated when the config is loaded; :func:`check_production` reports bad ones.
     """
-    candidates = _production_candidates(url)
+    candidates = _production_candidates(url[:MAX_PRODUCTION_TEXT])
     for pattern in patterns:
         try:
             compiled = re.compile(pattern)
@@ -244,19 +252,25 @@ def check_production(url: str, patterns: tuple[str, ...], where: str) -> None:
         )
 
 
-def _compile_production_pattern(pattern: str, where: str) -> re.Pattern[str]:
+def _compile_production_pattern(pattern: str, where: str) -> None:
     try:
-        return re.compile(pattern)
-    except re.error as exc:
+        _safe_regex(pattern)
+    except Invalid as exc:
         raise ConfigError(
-            format_problem(
-                where,
-                "production",
-                f"not a valid regular expression ({exc})",
-                clip(repr(pattern)),
-                "a Python regular expression",
-            )
+            format_problem(where, "production", exc.problem, clip(repr(pattern)), exc.expected)
         ) from None
+
+
+def _safe_regex(pattern: str) -> None:
+    """Refuse a pattern that does not compile, or could backtrack catastrophically."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise Invalid(f"not a valid regular expression ({exc})", _REGEX_EXPECTED) from None
+    problem = backtracking_problem(pattern)
+    if problem is not None:
+        # It will be searched in text a server chose (redirect targets): never let it hang.
+        raise Invalid(f"pattern can backtrack catastrophically: {problem}", REWRITE_HINT)
 
 
 _status = integer_in(100, 599)
@@ -355,14 +369,10 @@ _key_format = choice(_KEY_FORMATS, "key format")
 
 
 def _regex(context: Context, node: Node, keypath: str) -> str:
-    expected = r"a Python regular expression such as '^https://api\.example\.com'"
-    value = string(node, expected)
+    value = string(node, _REGEX_EXPECTED)
     if not value:
-        raise Invalid("an empty pattern matches every URL", expected)
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise Invalid(f"not a valid regular expression ({exc})", expected) from None
+        raise Invalid("an empty pattern matches every URL", _REGEX_EXPECTED)
+    _safe_regex(value)
     return value
 
 

@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config_yaml import SHOW_WIDTH, TAG, clip, format_problem
 from .errors import ConfigError
-from .units import DURATION_EXPECTED, parse_duration
+from .units import (
+    DURATION_EXPECTED,
+    MAX_DURATION_S,
+    DurationTooLong,
+    format_duration,
+    parse_duration,
+)
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -465,6 +471,11 @@ def duration_value(*, positive: bool) -> Converter[float]:
             raise Invalid(f"wrong type ({type_name(node)})", expected)
         try:
             seconds = parse_duration(value)
+        except DurationTooLong:
+            limit = format_duration(MAX_DURATION_S)
+            raise Invalid(
+                f"duration longer than the {limit} maximum", f"{expected}, at most {limit}"
+            ) from None
         except ValueError:
             raise Invalid("not a duration", expected) from None
         if positive and seconds <= 0:

@@ -13,10 +13,12 @@ expected <what>``.
 from __future__ import annotations
 
 import functools
+import re
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from .activation import MAX_CONFIG_BYTES
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -26,20 +28,31 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CONFIG_BYTES",
     "SHOW_WIDTH",
+    "SURROGATE_EXPECTED",
+    "SURROGATE_PROBLEM",
     "TAG",
     "clip",
     "compose",
     "format_problem",
+    "lone_surrogate",
     "read_config_text",
 ]
 
-MAX_CONFIG_BYTES = 64 * 1024
 # Deeper than any sane config; stops a "[[[[..." file from exhausting the recursive composer.
 _MAX_DEPTH = 32
 SHOW_WIDTH = 60
 TAG = "tag:yaml.org,2002:"
 _STANDARD_TAGS = frozenset(
     TAG + name for name in ("str", "int", "float", "bool", "null", "seq", "map")
+)
+# Half of a UTF-16 pair: from a YAML escape ("\ud800"), or a byte that is not UTF-8 in a
+# command-line value or a file name (Python decodes those with surrogateescape). Such text
+# cannot be encoded, so it would break every report it reached.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_PROBLEM = "a lone surrogate is not text"
+SURROGATE_EXPECTED = (
+    "UTF-8 text (an escape from \\ud800 to \\udfff is half of a UTF-16 pair, not a "
+    "character: write the character itself, or \\U0001f600 for one beyond U+FFFF)"
 )
 
 
@@ -108,6 +121,22 @@ def read_config_text(path: Path) -> str:
             )
         ) from None
     return text
+
+
+def lone_surrogate(text: str, *, decoded: bool = False) -> str | None:
+    """Where *text* holds a lone surrogate, in words; ``None`` when it is all characters.
+
+    Only the surrogate and its position are shown: the value may be a secret. *decoded*:
+    the text was decoded from bytes (argv, the environment), so name the byte it stands for.
+    """
+    match = _SURROGATE.search(text)
+    if match is None:
+        return None
+    code = ord(match.group())
+    shown = f"\\u{code:04x} at character {match.start() + 1}"
+    if decoded and 0xDC80 <= code <= 0xDCFF:
+        shown += f" (the byte 0x{code - 0xDC00:02x}, which is not UTF-8)"
+    return shown
 
 
 def compose(text: str, source: str) -> Node | None:
@@ -215,7 +244,8 @@ def _strict_loader() -> type[SafeLoader]:
     from yaml.nodes import ScalarNode
 
     class StrictLoader(yaml.SafeLoader):
-        """Composes nodes only; refuses anchors, aliases, non-standard tags and deep nesting."""
+        """Composes nodes only; refuses anchors, aliases, non-standard tags, deep nesting
+        and strings (values and keys) that hold lone surrogates."""
 
         def __init__(self, stream: str) -> None:
             super().__init__(stream)
@@ -271,6 +301,10 @@ def _strict_loader() -> type[SafeLoader]:
                     clip(repr(shown)),
                     "plain values (only the tags !!str, !!int, !!float, !!bool, !!null, "
                     "!!seq and !!map)",
+                )
+            if isinstance(event, ScalarEvent) and (where := lone_surrogate(event.value)):
+                raise _Refused(
+                    mark, self.joined_path(), SURROGATE_PROBLEM, where, SURROGATE_EXPECTED
                 )
             if len(self.key_path) > _MAX_DEPTH:
                 raise _Refused(

@@ -88,18 +88,56 @@ def mask_url(url: str) -> str:
     return _TOKEN_QUERY.sub(lambda m: f"{m['key']}{MASK}", url)
 
 
+def _in_single_quotes(text: str) -> str:
+    """*text* as ``repr`` writes it between single quotes (``'`` escaped as ``\\'``).
+
+    ``repr`` picks its quotes for the whole string: a token containing ``'`` inside a
+    larger string that also holds ``"`` is written with ``\\'``, not as ``repr(token)``.
+    """
+    return repr(text + '"')[1:-2]
+
+
+def _in_double_quotes(text: str) -> str:
+    """*text* as ``repr`` writes it between double quotes (chosen when it holds ``'`` only)."""
+    return repr(text + "'")[1:-2] if '"' not in text else _in_single_quotes(text)
+
+
+def _in_json(text: str) -> str:
+    return json.dumps(text)[1:-1]
+
+
+def _in_bytes_single_quotes(text: str) -> str:
+    return repr(text.encode("utf-8", "backslashreplace") + b'"')[2:-2]
+
+
+def _in_bytes_double_quotes(text: str) -> str:
+    data = text.encode("utf-8", "backslashreplace")
+    return repr(data + b"'")[2:-2] if b'"' not in data else _in_bytes_single_quotes(text)
+
+
+# Escapings a secret may have gone through once; any of them may then be quoted again by
+# repr or JSON (a JSON body in an assertion message, the repr of a repr), so each spelling
+# is also taken through one more of _REQUOTINGS.
+_ESCAPINGS: tuple[Callable[[str], str], ...] = (
+    _in_single_quotes,
+    _in_double_quotes,
+    _in_json,
+    lambda text: json.dumps(text, ensure_ascii=False)[1:-1],
+    _in_bytes_single_quotes,
+    _in_bytes_double_quotes,
+    html.escape,
+    lambda text: html.escape(text, quote=False).replace('"', "&quot;"),  # XML leaves ' as is
+    lambda text: urllib.parse.quote(text, safe=""),
+    lambda text: urllib.parse.quote_plus(text, safe=""),
+)
+_REQUOTINGS: tuple[Callable[[str], str], ...] = (_in_single_quotes, _in_double_quotes, _in_json)
+
+
 def _spellings(value: str) -> set[str]:
-    """*value* as it appears after the escaping of repr, JSON, XML/HTML and URLs."""
-    return {
-        value,
-        repr(value)[1:-1],
-        json.dumps(value)[1:-1],
-        json.dumps(value, ensure_ascii=False)[1:-1],
-        html.escape(value),
-        html.escape(value, quote=False).replace('"', "&quot;"),  # XML writers leave ' as is
-        urllib.parse.quote(value, safe=""),
-        urllib.parse.quote_plus(value, safe=""),
-    }
+    """*value* as it appears after the escaping of repr (either quotes, bytes), JSON,
+    XML/HTML and URLs, and after one more repr or JSON quoting of any of those."""
+    once = {value, *(escape(value) for escape in _ESCAPINGS)}
+    return once | {quote(spelling) for spelling in once for quote in _REQUOTINGS}
 
 
 class Redactor:

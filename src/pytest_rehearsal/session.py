@@ -70,11 +70,11 @@ from .records import RecordBook
 from .redact import Redactor, install_log_redaction, mask_url, secret_in_arguments
 from .release import DeployRecord, RollbackRecord, StepRecord, expected_result
 from .report import RehearsalReport, report_json_text
-from .report_files import write_atomically
+from .report_files import append_text, write_atomically
 from .settings import Options, Settings, resolve
 from .terminal import summary_lines, verdict_fits
-from .text import plural
-from .units import format_duration
+from .text import excerpt, plural
+from .units import format_duration, format_elapsed
 
 __all__ = ["RehearsalSession", "usage_error"]
 
@@ -210,8 +210,8 @@ class RehearsalSession:
                 return dataclasses.replace(
                     reply,
                     status=None,
-                    error=f"{reply.status} redirect to {mask_url(target)}, which matches "
-                    f"production pattern '{pattern}': not followed",
+                    error=f"{reply.status} redirect to {excerpt(mask_url(target), 200)}, "
+                    f"which matches production pattern '{pattern}': not followed",
                 )
         return reply
 
@@ -730,7 +730,7 @@ class RehearsalSession:
                 return
             self._write(
                 f"rehearsal: staging not ready ({reply.describe(80)}); "
-                f"{format_duration(remaining)} left"
+                f"{format_elapsed(remaining)} left"
             )
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 2.0)
@@ -835,8 +835,7 @@ def _write_one(path: Path, text: str, *, append: bool) -> str | None:
     """Write one report file; why it could not be written, or ``None``."""
     try:
         if append:
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(text)
+            append_text(path, text)
         else:
             write_atomically(path, text)
     except OSError as exc:

@@ -16,17 +16,44 @@ CA bundle              ``--staging-ca-bundle``                ``ca_bundle:``   s
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import RehearsalConfig
+from .config_yaml import SURROGATE_EXPECTED, SURROGATE_PROBLEM, format_problem, lone_surrogate
 from .errors import ConfigError
 from .units import parse_duration
 
 __all__ = ["DEFAULT_TIMEOUT", "Options", "Settings", "resolve"]
 
 DEFAULT_TIMEOUT = 10.0
+
+
+# Where each Options field comes from, as messages name it.
+_OPTION_NAMES = {
+    "staging_url": "--staging-url",
+    "rollback_command": "--rollback-command",
+    "staging_wait": "--staging-wait",
+    "staging_timeout": "--staging-timeout",
+    "report_path": "--rehearsal-report",
+    "summary_path": "--rehearsal-summary",
+    "ca_bundle": "--staging-ca-bundle",
+}
+# What lstat() finds at a report path, other than a regular file.
+_FILE_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+)
+_REPORT_PATH_EXPECTED = (
+    "a regular file, or a path where nothing exists yet (the report is written to a new file "
+    "that then replaces what is there)"
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +97,7 @@ def resolve(
     *config_file* is the one :func:`pytest_rehearsal.activation.find_config_file` found.
     """
     env_url = environ.get("STAGING_URL") or None
+    _refuse_surrogates(options, env_url)
     from .config_loader import (
         check_production,
         load_config,
@@ -112,9 +140,47 @@ def resolve(
         no_rollback=options.no_rollback,
         staging_wait=wait,
         staging_timeout=timeout,
-        report_path=invocation_dir / options.report_path if options.report_path else None,
-        summary_path=invocation_dir / options.summary_path if options.summary_path else None,
+        report_path=_report_path(options.report_path, "--rehearsal-report", invocation_dir),
+        summary_path=_report_path(options.summary_path, "--rehearsal-summary", invocation_dir),
         ca_bundle=ca_bundle,
+    )
+
+
+def _refuse_surrogates(options: Options, env_url: str | None) -> None:
+    """Refuse a value that is not text (bytes that are not UTF-8 decode to lone surrogates)."""
+    values = [(where, getattr(options, name)) for name, where in _OPTION_NAMES.items()]
+    for where, value in [*values, ("STAGING_URL", env_url)]:
+        if isinstance(value, str) and (found := lone_surrogate(value, decoded=True)):
+            raise ConfigError(
+                format_problem(where, "", SURROGATE_PROBLEM, found, SURROGATE_EXPECTED)
+            )
+
+
+def _report_path(value: str | None, where: str, invocation_dir: Path) -> Path | None:
+    """Where a report goes; refused when something other than a regular file is there.
+
+    Replacing a device node, a FIFO or a symbolic link with a report (``/dev/null`` as
+    root, a link into another tree) would break what the path stood for; ``/dev/stdout``
+    would swallow the report. ``lstat``: a link is refused whatever it points to.
+    """
+    if not value:
+        return None
+    path = invocation_dir / value
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        return path  # nothing there yet (or unreachable: writing it names the problem)
+    if stat.S_ISREG(mode):
+        return path
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    raise ConfigError(
+        format_problem(
+            where,
+            "",
+            f"the path exists and is {kind}, not a regular file",
+            repr(str(path)),
+            _REPORT_PATH_EXPECTED,
+        )
     )
 
 

@@ -9,11 +9,23 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["format_duration", "format_elapsed", "format_size", "parse_duration", "parse_size"]
+__all__ = [
+    "MAX_DURATION_S",
+    "DurationTooLong",
+    "format_duration",
+    "format_elapsed",
+    "format_size",
+    "parse_duration",
+    "parse_size",
+]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|m|h)?\s*$")
 _DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, None: 1.0}
 DURATION_EXPECTED = "a duration such as 250ms, 30s, 2m or a number of seconds"
+#: The longest duration any setting takes. Longer is a typo (``999999999999h``), and a time
+#: that far ahead overflows the clocks, timeouts and sleeps it is handed to.
+MAX_DURATION_S = 24 * 3600.0
+_SHOWN_CHARS = 60
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
 _SIZE_FACTORS = {
@@ -29,19 +41,36 @@ _SIZE_FACTORS = {
 SIZE_EXPECTED = "a size such as 512KiB, 10MiB, 1MB or a number of bytes"
 
 
+class DurationTooLong(ValueError):
+    """A well-formed duration longer than :data:`MAX_DURATION_S`."""
+
+
 def parse_duration(value: str | int | float) -> float:
-    """Return *value* in seconds; a bare number means seconds."""
+    """Return *value* in seconds; a bare number means seconds.
+
+    Raises :class:`ValueError` for anything else, and :class:`DurationTooLong` (a
+    :class:`ValueError`) beyond :data:`MAX_DURATION_S`.
+    """
+    shown = repr(value)
+    if len(shown) > _SHOWN_CHARS:
+        shown = shown[: _SHOWN_CHARS - 3] + "..."
     if isinstance(value, bool):
-        raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
+        raise ValueError(f"expected {DURATION_EXPECTED}, got {shown}")
+    if isinstance(value, float):
+        seconds = value
+    elif isinstance(value, int):
+        seconds = float(value) if value <= MAX_DURATION_S else math.inf
     else:
         match = _DURATION.match(value)
         if match is None:
-            raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
+            raise ValueError(f"expected {DURATION_EXPECTED}, got {shown}")
+        # More digits than a float holds read as inf: too long, like any other huge number.
         seconds = float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"expected {DURATION_EXPECTED}, got {value!r}")
+    if math.isnan(seconds) or seconds < 0 or (isinstance(value, float) and math.isinf(value)):
+        raise ValueError(f"expected {DURATION_EXPECTED}, got {shown}")
+    if seconds > MAX_DURATION_S:
+        limit = format_duration(MAX_DURATION_S)
+        raise DurationTooLong(f"expected a duration of at most {limit}, got {shown}")
     return seconds
 
 

@@ -16,6 +16,7 @@ Routes (every endless or slow one stops when the client goes away, and within a 
 ``/flaky``         502 the first time, then 200 ``{"ok": true}``
 ``/echo-auth``     500 with a traceback that quotes the ``Authorization`` header it received
 ``/catch``         200; records the headers it received (the other origin's endpoint)
+``/deep-json``     200 ``application/json``: a list nested 200 000 deep (``[[[[...]]]]``)
 =================  ===========================================================================
 """
 
@@ -37,6 +38,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 BOMB_SIZE = 50 * 1024 * 1024
+DEEP_JSON_LEVELS = 200_000
 CHUNK = 64 * 1024
 DRIP_INTERVAL = 0.1
 # Hard stop for anything slow or endless, in case a client never goes away.
@@ -127,6 +129,10 @@ class HostileApp:
             await _respond(send, 502, b"bad gateway")
         else:
             await _respond(send, 200, b'{"ok": true}', content_type="application/json")
+
+    async def _deep_json(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        body = b"[" * DEEP_JSON_LEVELS + b"]" * DEEP_JSON_LEVELS  # 400 KB, under every read cap
+        await _respond(send, 200, body, content_type="application/json")
 
     async def _echo_auth(self, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         credential = headers.get("authorization", "(none)")

@@ -107,23 +107,24 @@ def rehearse(
     secrets: str = "false",
     user_tests: str | None = None,
     conftest: str = "",
+    rollback: str = "{command: ./rollback.sh}",
 ) -> Run:
     """Rehearse against *url* with the health check on *path*; every report is written.
 
     *config* is appended to ``rehearsal.yaml``, *secrets* is its ``checks.secrets`` (off by
-    default), *conftest* is appended to the project's ``conftest.py``, and *user_tests*
-    becomes ``test_user.py``.
+    default), *rollback* its ``rollback`` section, *conftest* is appended to the project's
+    ``conftest.py``, and *user_tests* becomes ``test_user.py``.
     """
-    rollback = pytester.path / "rollback.sh"
-    rollback.write_text('#!/bin/sh\necho "rolling back as $STAGING_TOKEN"\n')
-    rollback.chmod(0o755)
+    script = pytester.path / "rollback.sh"
+    script.write_text('#!/bin/sh\necho "rolling back as $STAGING_TOKEN"\n')
+    script.chmod(0o755)
     (pytester.path / "rehearsal.yaml").write_text(
         "auth: {token_env: STAGING_TOKEN}\n"
         "checks:\n"
         "  headers: false\n"
         f"  secrets: {secrets}\n"
         f"  health: {{path: '{path}', expect_json: {{ok: true}}}}\n"
-        "rollback: {command: ./rollback.sh}\n" + textwrap.dedent(config)
+        f"rollback: {rollback}\n" + textwrap.dedent(config)
     )
     pytester.makeconftest(_RSS_CONFTEST + textwrap.dedent(conftest))
     if user_tests is not None:

@@ -9,16 +9,19 @@ where staging answers well enough to be rolled back at all).
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import raw_servers
 from hostile_support import SLACK, TIMEOUT, Run, rehearse
 
 from conftest import Hostile
+from processes import read_pids, survivors
 
 MIB = 1024 * 1024
 #: The rehearsal itself (the report's duration: from the plugin's start to the report)
@@ -240,3 +243,68 @@ def test_many_secrets_paths_against_a_hanging_server_take_one_timeout_not_many(
     assert "total deadline" in secrets[-1]["message"]
     # Two rounds at most (the checks, the rollback's own requests are none): not 7 x 2 s.
     assert run.report["duration_s"] < 2 * TIMEOUT + SLACK
+
+
+def test_deeply_nested_json_on_the_health_path_is_a_judged_failure(
+    pytester: pytest.Pytester, hostile: Hostile, token_env: str
+) -> None:
+    """Issue 11.5: ``[[[[...`` 200 000 deep is a body like any other that is not the JSON
+    expected, never a RecursionError (INTERNALERROR) in the judgement."""
+    run = rehearse(pytester, hostile.url, "/deep-json")
+    assert run.ret == 1, run.stdout
+    assert "INTERNALERROR" not in run.stdout + run.stderr
+    assert run.report["verdict"] == "blocked"
+    health = run.check()
+    assert health["outcome"] == "failed"
+    assert 'expected: status 200 with JSON containing {"ok": true}' in health["message"]
+    assert "  got:      200 OK · [[[[" in health["message"]
+    assert run.report["rollback"]["outcome"] == "passed"
+    assert_bounded_and_clean(run)
+
+
+def test_deeply_nested_json_on_the_verify_path_fails_the_rollback_verification(
+    pytester: pytest.Pytester, hostile: Hostile, token_env: str
+) -> None:
+    """Issue 11.5: the same body from the rollback's verify path fails the verification."""
+    verify = "{path: /deep-json, expect_json: {ok: true}, within: 1s}"
+    run = rehearse(
+        pytester,
+        hostile.url,
+        "/health",
+        rollback=f"{{command: ./rollback.sh, verify: {verify}}}",
+    )
+    assert run.ret == 1, run.stdout
+    assert "INTERNALERROR" not in run.stdout + run.stderr
+    assert run.report["verdict"] == "blocked"
+    assert run.check()["outcome"] == "passed"
+    rollback = run.report["rollback"]
+    assert rollback["outcome"] == "failed"
+    assert "verification not met within 1 s: GET /deep-json" in rollback["message"]
+    assert hostile.app.hits["/deep-json"] >= 1
+    assert_bounded_and_clean(run)
+
+
+SCRIPTS = Path(__file__).parent.parent / "rollback_scripts"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux /proc")
+def test_a_rollback_that_leaves_a_job_in_its_session_passes_with_a_note_and_no_orphan(
+    pytester: pytest.Pytester, hostile: Hostile, token_env: str
+) -> None:
+    """Issue 11.17: ``set -m; sleep 300 &; exit 0`` left an orphan and the rollback passed
+    with no note."""
+    pidfile = pytester.path / "job.pid"
+    script = SCRIPTS / "leave_session.sh"
+    run = rehearse(pytester, hostile.url, "/health", rollback=f"{{command: [{script}, {pidfile}]}}")
+    (pid,) = read_pids(pidfile)
+    assert survivors([pid]) == []
+    assert run.ret == 0, run.stdout
+    rollback = run.report["rollback"]
+    assert rollback["outcome"] == "passed"
+    # The job is named as it was when killed: bash until it has exec'd sleep.
+    note = re.search(
+        rf"killed 1 process left in its session outside its process group: {pid} \((sleep|bash)\)",
+        rollback["message"],
+    )
+    assert note is not None, rollback["message"]
+    assert note[0] in run.summary
