@@ -155,6 +155,10 @@ TRACES = {
         "You're seeing this error because you have <code>DEBUG = True</code> "
         "in your Django settings file"
     ),
+    "django-debug-404": (
+        "Django tried these URL patterns, in this order: ... You're seeing this error because "
+        "you have <code>DEBUG = True</code> in your Django settings file"
+    ),
     "python-traceback": (
         'Traceback (most recent call last):\n  File "app.py", line 3\nKeyError: token=abc'
     ),
@@ -177,7 +181,7 @@ def test_each_trace_marker_and_only_the_most_specific(rule: str) -> None:
 
 def test_django_404_debug_page_and_java_thread_marker() -> None:
     assert scan_text("Django tried these URL patterns, in this order", "b")[0].rule.name == (
-        "django-debug-page"
+        "django-debug-404"
     )
     assert scan_text('Exception in thread "main" java.lang.Error', "b")[0].rule.name == (
         "java-stack-trace"
@@ -246,7 +250,24 @@ EXPOSED: list[tuple[str, bytes | str, str, str]] = [
         "text/html",
         "phpinfo",
     ),
-    ("/old-admin.html", "<html><body>old admin</body></html>", "text/html", "should not be served"),
+    (
+        "/old-admin.html",
+        "<html><body>old admin</body></html>",
+        "text/html",
+        "is served: 35 bytes of text/html, while unknown paths get 404",
+    ),
+    (
+        "/old-admin.html",
+        "<html><title>Old &amp; admin</title></html>",
+        "text/html",
+        'is served: an HTML page "Old & admin" (43 bytes), while unknown paths get 404',
+    ),
+    (
+        "/export.bin",
+        bytes(range(64)),
+        "application/octet-stream",
+        "is served: 64 bytes of application/octet-stream, while unknown paths get 404",
+    ),
 ]
 
 
@@ -349,7 +370,7 @@ def test_artefact_kinds_by_path() -> None:
     assert artefact_for("/api/.env").kind == "an environment file"
     assert artefact_for("/config.env").kind == "an environment file"
     assert artefact_for("/database.sql.gz").kind == "a backup archive"
-    assert artefact_for("/?phpinfo=1").kind == "a file that should not be served"
+    assert artefact_for("/?phpinfo=1").kind == "anything"
     assert artefact_for("/_profiler/phpinfo").kind == "a phpinfo() page"
 
 
@@ -414,18 +435,25 @@ def test_scan_reads_headers_too() -> None:
 
 
 def test_scan_finds_a_django_debug_404_on_the_soft_404_baseline() -> None:
-    baseline = answer(
-        Probe("GET", "/__rehearsal_0123"), 404, (), "Django tried these URL patterns, in this order"
+    check = scan()
+    assert check.baseline_path is not None
+    page = "Django tried these URL patterns, in this order"
+    baseline = answer(Probe("GET", check.baseline_path), 404, (), page)
+    verdict = drive(check, lambda p: answer(p), log_of(baseline))
+    (found,) = verdict.findings
+    assert found.rule == "django-debug-404"
+    assert found.message == (
+        "every unknown path answers 404 with Django's DEBUG 404 page, which lists the URL "
+        'patterns (DEBUG = True) ("Django tried these URL patterns")'
     )
-    verdict = drive(scan(), lambda p: answer(p), log_of(baseline))
-    assert "the Django DEBUG page" in verdict.message
+    assert "404 · the page of a random path that cannot exist · every unknown" in verdict.message
 
 
 def test_scan_jwt_is_a_note_not_a_failure() -> None:
     reply = answer(Probe("POST", "/login"), 200, (), f'{{"token": "{jwt()}"}}')
     verdict = drive(scan(), lambda p: answer(p), log_of(reply))
     assert verdict.passed
-    assert "note (not failing): a JSON Web Token" in verdict.message
+    assert "note (not failing): POST /login shows a JSON Web Token" in verdict.message
 
 
 def test_scan_skips_replies_other_checks_already_judge() -> None:
