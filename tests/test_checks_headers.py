@@ -317,8 +317,10 @@ def test_cookies_that_pass(cookie: str) -> None:
 
 # What a hardened Django on an internal http URL sends (issue 13): it must pass over http.
 DJANGO_OVER_HTTP = [
-    "csrftoken=s3cr3tvalue; expires=Thu, 01 Jan 2099 00:00:00 GMT; Max-Age=31449600; Path=/; SameSite=Lax",
-    "sessionid=s3cr3tvalue; expires=Thu, 01 Jan 2099 00:00:00 GMT; HttpOnly; Max-Age=1209600; Path=/; SameSite=Lax",
+    "csrftoken=s3cr3tvalue; expires=Thu, 01 Jan 2099 00:00:00 GMT; Max-Age=31449600; Path=/; "
+    "SameSite=Lax",
+    "sessionid=s3cr3tvalue; expires=Thu, 01 Jan 2099 00:00:00 GMT; HttpOnly; Max-Age=1209600; "
+    "Path=/; SameSite=Lax",
 ]
 
 

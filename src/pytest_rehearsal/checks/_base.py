@@ -143,9 +143,10 @@ class Reply:
         """The body as text, by its charset (UTF-8 by default), or None when it is not text.
 
         Not text: a NUL byte, or bytes that are invalid in the charset. An incomplete
-        character at the very end is allowed (a body cut at a read limit ends mid-character).
+        character at the very end of a body cut at a read limit is allowed.
         """
         data = self.body[:SCAN_LIMIT]
+        cut = self.truncated or len(self.body) > SCAN_LIMIT
         if b"\x00" in data:
             return None
         charset = _CHARSET.search(self.header("Content-Type") or "")
@@ -154,7 +155,8 @@ class Reply:
         except LookupError:
             encoding = "utf-8"
         try:
-            return codecs.getincrementaldecoder(encoding)(errors="strict").decode(data)
+            decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+            return decoder.decode(data, final=not cut)
         except (UnicodeDecodeError, ValueError):
             return None
 

@@ -34,6 +34,7 @@ __all__ = [
 #: Bytes of each body that are scanned; the executor already caps what it reads.
 SCAN_LIMIT = 256 * 1024
 _SHOWN = 4
+_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,100}>")
 
 # gitleaks ends several rules with this terminator; HTML and JSON delimiters are added so a
 # token inside ``<td>…</td>`` or ``{"k": …}`` still matches.
@@ -180,8 +181,9 @@ TRACE_RULES: tuple[LeakRule, ...] = (
     ),
     _trace(
         "django-debug-page",
-        "Django's DEBUG page, which shows the traceback and the settings (DEBUG = True)",
-        r"DEBUG = True(?:</code>)? in your Django settings file",
+        "Django's DEBUG page, which shows the traceback and the settings",
+        # Django wraps the sentence at different words on its 404 and 500 pages.
+        r"DEBUG = True(?:</code>)?\s{1,20}in\s{1,20}your\s{1,20}Django\s{1,20}settings\s{1,20}file",
         ("django",),
     ),
     _trace(
@@ -264,8 +266,8 @@ def _secret_of(match: re.Match[str]) -> str:
 
 def _shown(rule: LeakRule, match: re.Match[str]) -> str:
     if rule.kind == "trace":
-        first_line = match.group(0).strip().splitlines()[0]
-        return excerpt(first_line, 60)
+        # A marker, not a layout: markup dropped, white space collapsed.
+        return excerpt(_TAG.sub("", match.group(0)), 60)
     return redact(_secret_of(match))
 
 
