@@ -184,7 +184,7 @@ def test_non_json_bodies_must_be_identical() -> None:
 
 def test_binary_bodies_are_described_by_size_never_quoted() -> None:
     assert text_of(b"\x00\xff\x01", b"\x00\xfe") == (
-        "the body was 3 bytes that are not text, then 2 bytes that are not text"
+        "the body was 3 bytes of binary data, then 2 bytes of binary data"
     )
     assert text_of(b"\x1b[2Jok", b"ok") == "the body was '\\x1b[2Jok', then 'ok'"
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..answers import parse_json
 from ..config import RehearsalConfig, RetrySafeEntry
-from ..text import excerpt
+from ..text import excerpt, plural
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
 from ._leaks import mask_secrets
 from ._support import combine, entry_params, meta_for, not_idempotent, tag
@@ -156,7 +156,7 @@ def _shown_body(body: bytes) -> str:
     except UnicodeDecodeError:
         text = None
     if text is None or "\x00" in text:
-        return f"{len(body)} bytes that are not text"
+        return f"{plural(len(body), 'byte')} of binary data"
     return f"'{excerpt(text, _SHOWN)}'"
 
 
