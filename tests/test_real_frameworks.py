@@ -1,12 +1,13 @@
 """The checklist against real frameworks: Django under gunicorn and Flask on Werkzeug.
 
 Each configuration is a real server in a subprocess on 127.0.0.1, started once for the
-module (all of them side by side), on a socket this process bound: the port is known before
+module when a test first needs it, on a socket this process bound: the port is known before
 the server starts, and no other process can take it. The apps are in ``tests/frameworks``.
 
 - Django, hardened (``DEBUG = False``, ``SecurityMiddleware``, a CSP), over http: every
   check passes, so with ``--no-rollback`` the verdict is ``incomplete``. Its ``csrftoken``
-  has no ``Secure`` (right over http) and no ``HttpOnly`` (right for a CSRF cookie).
+  has no ``Secure`` (right over http) and no ``HttpOnly`` (right for a CSRF cookie); the
+  same cookies judged as if staging were https lack ``Secure``.
 - The same site with ``DEBUG = True``: blocked, by exactly its two debug pages.
 - Flask with the Werkzeug debugger: blocked, by exactly its three defects.
 
@@ -102,36 +103,59 @@ def _stop(server: Server) -> None:
         server.process.wait(STOP_TIMEOUT)
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
-    """Every configuration, started side by side: ``django``, ``django-debug``, ``flask``."""
-    logs = tmp_path_factory.mktemp("framework-logs")
-    gunicorn = [str(BIN / "gunicorn"), "--bind", "fd://{fd}", "--threads", "8"]
-    gunicorn += ["--graceful-timeout", "1", "django_site:application"]
-    started = [
-        _start("django", gunicorn, logs),
-        _start("django-debug", gunicorn, logs, {"REHEARSAL_DJANGO_DEBUG": "1"}),
-        _start("flask", [sys.executable, "flask_site.py", "{fd}"], logs),
-    ]
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        for server in started:
-            _wait_until_healthy(server, deadline)
-        yield {server.name: server for server in started}
-    finally:
-        for server in started:
+_GUNICORN = [str(BIN / "gunicorn"), "--bind", "fd://{fd}", "--threads", "8"]
+_GUNICORN += ["--graceful-timeout", "1", "django_site:application"]
+#: Each configuration: its command and its environment.
+CONFIGURATIONS: dict[str, tuple[list[str], dict[str, str]]] = {
+    "django": (_GUNICORN, {}),
+    "django-debug": (_GUNICORN, {"REHEARSAL_DJANGO_DEBUG": "1"}),
+    "flask": ([sys.executable, "flask_site.py", "{fd}"], {}),
+}
+
+
+class Servers:
+    """The configurations, each started on first use and all stopped together.
+
+    On first use, not all at once: under ``-n`` each worker starts only the servers its own
+    tests need (each start costs a framework import), and a worker that runs them all waits
+    about a second for each.
+    """
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.started: dict[str, Server] = {}
+
+    def __getitem__(self, name: str) -> Server:
+        if name not in self.started:
+            argv, env = CONFIGURATIONS[name]
+            self.started[name] = _start(name, argv, self.logs, env)
+            _wait_until_healthy(self.started[name], time.monotonic() + STARTUP_TIMEOUT)
+        return self.started[name]
+
+    def stop(self) -> None:
+        for server in self.started.values():
             # Quick shutdown for gunicorn (TERM waits for its workers), KeyboardInterrupt
             # for the Werkzeug server.
             server.process.send_signal(signal.SIGINT)
-        for server in started:
+        for server in self.started.values():
             _stop(server)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """The framework servers of this module: ``servers["django"]`` starts it if need be."""
+    running = Servers(tmp_path_factory.mktemp("framework-logs"))
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 def rehearse(pytester: pytest.Pytester, server: Server) -> dict[str, Any]:
     """A rehearsal of *server* with the default checklist, ``--no-rollback``; its report."""
     write_config(pytester, CONFIG)
     # No user test here: without assert rewriting, hypothesis and xdist, the in-process run
-    # does not re-import and re-compile their modules (2 s a run otherwise; 0.5 s now).
+    # does not re-import and re-compile their modules (2 s a run otherwise; under a second now).
     result = pytester.runpytest(
         f"--staging-url={server.url}",
         "--no-rollback",
@@ -160,8 +184,8 @@ def assert_readable(report: dict[str, Any]) -> None:
             assert bad not in text, (check["id"], text)
 
 
-def test_a_hardened_django_over_http_passes_every_check(
-    pytester: pytest.Pytester, servers: dict[str, Server]
+def test_a_hardened_django_over_http_passes_every_check_and_needs_secure_on_https(
+    pytester: pytest.Pytester, servers: Servers
 ) -> None:
     report = rehearse(pytester, servers["django"])
     assert report["verdict"] == "incomplete"  # --no-rollback: nothing else is missing
@@ -172,10 +196,30 @@ def test_a_hardened_django_over_http_passes_every_check(
     assert "rehearsal::secrets[responses]" in ids
     (headers,) = [c for c in report["checks"] if c["id"] == "rehearsal::headers[/]"]
     assert "nor the cookies' Secure attribute" in headers["message"]
+    assert_cookies_need_secure_only_over_https(servers["django"])
+
+
+def assert_cookies_need_secure_only_over_https(server: Server) -> None:
+    """The very cookies the site sent, judged as if staging were https, and as it is."""
+    response = httpx.get(server.url + "/", timeout=10)
+    cookies = response.headers.get_list("set-cookie")
+    assert [c.split("=", 1)[0] for c in cookies] == ["csrftoken", "sessionid"]
+    headers = tuple(response.headers.multi_items())
+    for base, expected in (
+        ("http://staging.test", []),
+        (
+            "https://staging.test",
+            ["Set-Cookie csrftoken: missing Secure", "Set-Cookie sessionid: missing Secure"],
+        ),
+    ):
+        reply = answer(Probe("GET", "/"), 200, headers, response.content, base=base)
+        violations, _ = judge(reply, HeaderPolicy())
+        shown = [v.describe().split(" (seen")[0] for v in violations if "Cookie" in v.header]
+        assert shown == expected, base
 
 
 def test_a_debug_django_is_blocked_by_its_two_debug_pages(
-    pytester: pytest.Pytester, servers: dict[str, Server]
+    pytester: pytest.Pytester, servers: Servers
 ) -> None:
     server = servers["django-debug"]
     report = rehearse(pytester, server)
@@ -203,7 +247,7 @@ def test_a_debug_django_is_blocked_by_its_two_debug_pages(
 
 
 def test_flask_with_the_werkzeug_debugger_is_blocked_by_its_three_defects(
-    pytester: pytest.Pytester, servers: dict[str, Server]
+    pytester: pytest.Pytester, servers: Servers
 ) -> None:
     server = servers["flask"]
     report = rehearse(pytester, server)
@@ -231,21 +275,3 @@ def test_flask_with_the_werkzeug_debugger_is_blocked_by_its_three_defects(
         "  retry:    safe: GET does not change staging"
     )
     assert_readable(report)
-
-
-def test_the_real_django_cookies_need_secure_only_over_https(servers: dict[str, Server]) -> None:
-    response = httpx.get(servers["django"].url + "/", timeout=10)
-    cookies = response.headers.get_list("set-cookie")
-    assert [c.split("=", 1)[0] for c in cookies] == ["csrftoken", "sessionid"]
-    headers = tuple(response.headers.multi_items())
-    for base, expected in (
-        ("http://staging.test", []),
-        (
-            "https://staging.test",
-            ["Set-Cookie csrftoken: missing Secure", "Set-Cookie sessionid: missing Secure"],
-        ),
-    ):
-        reply = answer(Probe("GET", "/"), 200, headers, response.content, base=base)
-        violations, _ = judge(reply, HeaderPolicy())
-        shown = [v.describe().split(" (seen")[0] for v in violations if "Cookie" in v.header]
-        assert shown == expected, base
