@@ -260,23 +260,42 @@ def test_hsts_is_not_judged_over_plain_http() -> None:
     assert "HSTS not judged" in verdict.message
 
 
+HTTP_ONLY = "HttpOnly (a session cookie)"
+
+
 @pytest.mark.parametrize(
     ("cookie", "missing"),
     [
-        ("session=s3cr3tvalue; Path=/", "Secure, HttpOnly, SameSite"),
-        ("session=s3cr3tvalue; Secure; SameSite=Strict", "HttpOnly"),
+        ("session=s3cr3tvalue; Path=/", f"Secure, {HTTP_ONLY}, SameSite"),
+        ("session=s3cr3tvalue; Secure; SameSite=Strict", HTTP_ONLY),
         ("session=s3cr3tvalue; HttpOnly; SameSite=Lax", "Secure"),
         ("session=s3cr3tvalue; Secure; HttpOnly", "SameSite"),
         ("session=s3cr3tvalue; Secure; HttpOnly; SameSite=bogus", "SameSite"),
         # A double-submit CSRF cookie must stay readable by scripts: HttpOnly not required.
         ("csrftoken=s3cr3tvalue; Path=/", "Secure, SameSite"),
+        # Over https every cookie needs Secure, session-like or not.
+        ("csrftoken=s3cr3tvalue; HttpOnly; SameSite=Lax", "Secure"),
+        ("theme=dark; SameSite=Lax", "Secure"),
+        # RFC 6265bis 4.1.3: browsers refuse prefixed cookies without these.
+        (
+            "__Secure-id=s3cr3tvalue; HttpOnly; SameSite=Lax",
+            "Secure (required by the __Secure- prefix)",
+        ),
+        (
+            "__Host-sid=s3cr3tvalue; Secure; HttpOnly; SameSite=Lax; Path=/app",
+            "Path=/ (required by the __Host- prefix)",
+        ),
+        (
+            "__host-sid=s3cr3tvalue; Domain=staging.test; Secure; HttpOnly; SameSite=Lax; Path=/",
+            "no Domain (required by the __Host- prefix)",
+        ),
     ],
 )
-def test_cookie_flags(cookie: str, missing: str) -> None:
+def test_cookie_flags_over_https(cookie: str, missing: str) -> None:
     verdict = judge({**GOOD_HTML, "Set-Cookie": cookie})
     assert not verdict.passed
     name = cookie.partition("=")[0]
-    assert f"Set-Cookie {name}: missing {missing}" in verdict.message
+    assert f"Set-Cookie {name}: missing {missing} (seen:" in verdict.message
     assert "s3cr3tvalue" not in verdict.message  # a cookie value is a credential
 
 
@@ -287,6 +306,8 @@ def test_cookie_flags(cookie: str, missing: str) -> None:
         "session=; Max-Age=0",  # a deletion
         "session=; Expires=Thu, 01 Jan 1970 00:00:00 GMT",  # a deletion
         "theme=dark; Secure; HttpOnly; SameSite=None",
+        "theme=dark; Secure; SameSite=Lax",  # not a session cookie: scripts may read it
+        "__Host-sid=abc; Secure; HttpOnly; SameSite=Lax; Path=/",
     ],
 )
 def test_cookies_that_pass(cookie: str) -> None:
@@ -294,15 +315,74 @@ def test_cookies_that_pass(cookie: str) -> None:
     assert verdict.passed, verdict.message
 
 
+# What a hardened Django on an internal http URL sends (issue 13): it must pass over http.
+DJANGO_OVER_HTTP = [
+    "csrftoken=s3cr3tvalue; expires=Thu, 01 Jan 2099 00:00:00 GMT; Max-Age=31449600; Path=/; "
+    "SameSite=Lax",
+    "sessionid=s3cr3tvalue; expires=Thu, 01 Jan 2099 00:00:00 GMT; HttpOnly; Max-Age=1209600; "
+    "Path=/; SameSite=Lax",
+]
+
+
+def test_secure_and_the_prefix_rules_are_not_judged_over_plain_http() -> None:
+    cookies = [*DJANGO_OVER_HTTP, "__Host-x=1; HttpOnly; SameSite=Lax; Path=/app"]
+    headers = [*without(GOOD_HTML, "Set-Cookie").items(), *(("Set-Cookie", c) for c in cookies)]
+    verdict = judge(headers, base="http://staging.test")
+    assert verdict.passed, verdict.message
+    assert "nor the cookies' Secure attribute: staging is not served over https" in verdict.message
+
+
+def test_the_same_cookies_over_https_need_secure() -> None:
+    headers = [
+        *without(GOOD_HTML, "Set-Cookie").items(),
+        *(("Set-Cookie", c) for c in DJANGO_OVER_HTTP),
+    ]
+    verdict = judge(headers)
+    assert "Set-Cookie csrftoken: missing Secure (seen:" in verdict.message
+    assert "Set-Cookie sessionid: missing Secure (seen:" in verdict.message
+
+
+def test_httponly_and_samesite_are_judged_over_http_too() -> None:
+    headers = {**GOOD_HTML, "Set-Cookie": "sessionid=s3cr3tvalue; Path=/"}
+    verdict = judge(headers, base="http://staging.test")
+    assert f"Set-Cookie sessionid: missing {HTTP_ONLY}, SameSite (seen:" in verdict.message
+    assert "Secure" not in verdict.message.split("seen:")[0]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("sessionid", "session", "SESSION", "sid", "connect.sid", "PHPSESSID", "JSESSIONID"),
+        *("ASP.NET_SessionId", ".AspNetCore.Session", "laravel_session", "_shop_session"),
+        *("rack.session", "koa.sess", ".ASPXAUTH", "auth_token", "access_token", "AuthToken"),
+        *("refresh_token", "id_token", "jwt", "remember_web_59ba36", "CFID", "CFTOKEN"),
+        *("user_login", "Authorization", "next-auth.session-token", "__Host-sid"),
+    ],
+)
+def test_session_like_cookie_names(name: str) -> None:
+    assert headers_check.is_session_cookie(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("csrftoken", "XSRF-TOKEN", "_csrf", "csrf_access_token", "theme", "lang", "_ga"),
+        *("author_pref", "cookie_consent", "side_panel", "consider", "sidebar", "cf_clearance"),
+    ],
+)
+def test_cookie_names_that_are_not_session_like(name: str) -> None:
+    assert not headers_check.is_session_cookie(name)
+
+
 def test_every_cookie_is_judged() -> None:
     headers = [
         *without(GOOD_HTML, "Set-Cookie").items(),
-        ("Set-Cookie", "a=1; Secure; HttpOnly; SameSite=Lax"),
-        ("Set-Cookie", "b=2; Secure; SameSite=Lax"),
+        ("Set-Cookie", "a_session=1; Secure; HttpOnly; SameSite=Lax"),
+        ("Set-Cookie", "b_session=2; Secure; SameSite=Lax"),
     ]
     verdict = judge(headers)
-    assert "Set-Cookie b: missing HttpOnly" in verdict.message
-    assert "Set-Cookie a" not in verdict.message
+    assert f"Set-Cookie b_session: missing {HTTP_ONLY}" in verdict.message
+    assert "Set-Cookie a_session" not in verdict.message
 
 
 def test_cors_reflecting_the_probe_origin_with_credentials_fails() -> None:

@@ -69,7 +69,9 @@ def test_stack_trace_fails_and_the_body_is_not_quoted() -> None:
     trace = 'Traceback (most recent call last):\n  File "x.py"\nValueError: token=abc quantity'
     verdict = judge(500, trace)
     assert "the server failed (500)" in verdict.message
-    assert 'a Python traceback "Traceback (most recent call last)" in the body' in verdict.message
+    assert 'the response shows a Python traceback ("Traceback (most recent call last)")' in (
+        verdict.message
+    )
     assert "token=abc" not in verdict.message
 
 

@@ -107,6 +107,8 @@ def test_no_replay_fails_with_the_first_difference_and_says_retry_is_unsafe() ->
     assert "expected: the first response again (201, same body) for the same key" in verdict.message
     assert "retry:    not safe" in verdict.message
     assert "the different payload was accepted" in verdict.message  # both rounds reported
+    # The resource id is what the replay must return: no hint to ignore it (issue 13).
+    assert "ignore_fields" not in verdict.message
 
 
 def test_volatile_fields_can_be_ignored_at_any_depth() -> None:
@@ -121,6 +123,7 @@ def test_volatile_fields_can_be_ignored_at_any_depth() -> None:
 
     failing = drive(check(), respond)
     assert "$.meta.request_id" in failing.message
+    assert "(if request_id changes on every response by design, list it in " in failing.message
     calls = iter(range(10))
     assert drive(check(ignore_fields=("request_id", "at")), respond).passed
 
@@ -166,12 +169,49 @@ def test_a_failed_original_stops_after_one_request(status: int | None, text: str
     assert len(recorder.probes) == 1
 
 
+def text_of(first: bytes, second: bytes) -> str | None:
+    difference = first_difference(first, second)
+    return None if difference is None else difference.text
+
+
 def test_non_json_bodies_must_be_identical() -> None:
     assert first_difference(b"ok", b"ok") is None
-    assert first_difference(b"ok 1", b"ok 2") == "the body was 'ok 1', then 'ok 2'"
-    assert first_difference(b'{"a": 1}', b'{"a": 1, "b": 2}') == "$.b only in the replay"
-    assert first_difference(b'{"a": [1, 2]}', b'{"a": [1, 3]}') == "$.a[1] was 2, then 3"
-    assert first_difference(b'{"a": 1}', b'{"a": 1.0}') == "$.a was 1, then 1.0"
+    assert text_of(b"ok 1", b"ok 2") == "the body was 'ok 1', then 'ok 2'"
+    assert text_of(b'{"a": 1}', b'{"a": 1, "b": 2}') == "$.b only in the replay"
+    assert text_of(b'{"a": [1, 2]}', b'{"a": [1, 3]}') == "$.a[1] was 2, then 3"
+    assert text_of(b'{"a": 1}', b'{"a": 1.0}') == "$.a was 1, then 1.0"
+
+
+def test_binary_bodies_are_described_by_size_never_quoted() -> None:
+    assert text_of(b"\x00\xff\x01", b"\x00\xfe") == (
+        "the body was 3 bytes of binary data, then 2 bytes of binary data"
+    )
+    assert text_of(b"\x1b[2Jok", b"ok") == "the body was '\\x1b[2Jok', then 'ok'"
+
+
+def test_json_nested_absurdly_deep_is_compared_as_bytes_without_crashing() -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    assert first_difference(deep, deep) is None
+    assert text_of(deep, b"[]") is not None
+
+
+@pytest.mark.parametrize(
+    ("field", "volatile"),
+    [
+        *[(name, True) for name in ("created_at", "updatedAt", "timestamp", "served_by")],
+        *[(name, True) for name in ("request_id", "requestId", "X-Request-ID", "trace_id")],
+        *[(name, True) for name in ("date", "expires", "etag", "nonce", "took_ms")],
+        *[(name, False) for name in ("id", "order_id", "orderId", "total", "status", "sku")],
+        *[(name, False) for name in ("quantity", "transaction_id", "data", "attempts")],
+    ],
+)
+def test_which_differing_fields_look_volatile(field: str, volatile: bool) -> None:
+    first = json.dumps({"x": [{field: 1}]}).encode()
+    second = json.dumps({"x": [{field: 2}]}).encode()
+    difference = first_difference(first, second)
+    assert difference is not None
+    assert difference.field == field
+    assert difference.looks_volatile is volatile
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import random
 import re
+import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,9 +17,10 @@ from hypothesis import strategies as st
 
 from checkdriver import Recorder, answer, drive
 from pytest_rehearsal.checks import secrets as secrets_check
-from pytest_rehearsal.checks._base import Probe, Reply, ReplyLog
+from pytest_rehearsal.checks._base import Probe, Reply, ReplyLog, Verdict
 from pytest_rehearsal.checks._leaks import (
     RULES,
+    SCAN_LIMIT,
     LeakRule,
     mask_secrets,
     redact,
@@ -155,6 +158,10 @@ TRACES = {
         "You're seeing this error because you have <code>DEBUG = True</code> "
         "in your Django settings file"
     ),
+    "django-debug-404": (
+        "Django tried these URL patterns, in this order: ... You're seeing this error because "
+        "you have <code>DEBUG = True</code> in your Django settings file"
+    ),
     "python-traceback": (
         'Traceback (most recent call last):\n  File "app.py", line 3\nKeyError: token=abc'
     ),
@@ -177,7 +184,7 @@ def test_each_trace_marker_and_only_the_most_specific(rule: str) -> None:
 
 def test_django_404_debug_page_and_java_thread_marker() -> None:
     assert scan_text("Django tried these URL patterns, in this order", "b")[0].rule.name == (
-        "django-debug-page"
+        "django-debug-404"
     )
     assert scan_text('Exception in thread "main" java.lang.Error', "b")[0].rule.name == (
         "java-stack-trace"
@@ -246,7 +253,24 @@ EXPOSED: list[tuple[str, bytes | str, str, str]] = [
         "text/html",
         "phpinfo",
     ),
-    ("/old-admin.html", "<html><body>old admin</body></html>", "text/html", "should not be served"),
+    (
+        "/old-admin.html",
+        "<html><body>old admin</body></html>",
+        "text/html",
+        "is served: 35 bytes of text/html, while unknown paths get 404",
+    ),
+    (
+        "/old-admin.html",
+        "<html><title>Old &amp; admin</title></html>",
+        "text/html",
+        'is served: an HTML page "Old & admin" (43 bytes), while unknown paths get 404',
+    ),
+    (
+        "/export.bin",
+        bytes(range(64)),
+        "application/octet-stream",
+        "is served: 64 bytes of application/octet-stream, while unknown paths get 404",
+    ),
 ]
 
 
@@ -349,7 +373,7 @@ def test_artefact_kinds_by_path() -> None:
     assert artefact_for("/api/.env").kind == "an environment file"
     assert artefact_for("/config.env").kind == "an environment file"
     assert artefact_for("/database.sql.gz").kind == "a backup archive"
-    assert artefact_for("/?phpinfo=1").kind == "a file that should not be served"
+    assert artefact_for("/?phpinfo=1").kind == "anything"
     assert artefact_for("/_profiler/phpinfo").kind == "a phpinfo() page"
 
 
@@ -414,18 +438,25 @@ def test_scan_reads_headers_too() -> None:
 
 
 def test_scan_finds_a_django_debug_404_on_the_soft_404_baseline() -> None:
-    baseline = answer(
-        Probe("GET", "/__rehearsal_0123"), 404, (), "Django tried these URL patterns, in this order"
+    check = scan()
+    assert check.baseline_path is not None
+    page = "Django tried these URL patterns, in this order"
+    baseline = answer(Probe("GET", check.baseline_path), 404, (), page)
+    verdict = drive(check, lambda p: answer(p), log_of(baseline))
+    (found,) = verdict.findings
+    assert found.rule == "django-debug-404"
+    assert found.message == (
+        "every unknown path answers 404 with Django's DEBUG 404 page, which lists the URL "
+        'patterns (DEBUG = True) ("Django tried these URL patterns")'
     )
-    verdict = drive(scan(), lambda p: answer(p), log_of(baseline))
-    assert "the Django DEBUG page" in verdict.message
+    assert "404 · the page of a random path that cannot exist · every unknown" in verdict.message
 
 
 def test_scan_jwt_is_a_note_not_a_failure() -> None:
     reply = answer(Probe("POST", "/login"), 200, (), f'{{"token": "{jwt()}"}}')
     verdict = drive(scan(), lambda p: answer(p), log_of(reply))
     assert verdict.passed
-    assert "note (not failing): a JSON Web Token" in verdict.message
+    assert "note (not failing): POST /login shows a JSON Web Token" in verdict.message
 
 
 def test_scan_skips_replies_other_checks_already_judge() -> None:
@@ -452,3 +483,213 @@ def test_every_match_of_a_rule_holds_one_of_its_keywords(
     text = data.draw(st.from_regex(re.compile(rule.regex, rule.flags)))
     assert rule.pattern.search(text) is not None
     assert rule.may_match(text.lower())
+
+
+# -- debug pages and traces on the secrets paths, whatever the status ---------------------------
+
+WERKZEUG_500 = (
+    "<!doctype html><html><head><title>KeyError // Werkzeug Debugger</title></head>"
+    "<body>Traceback (most recent call last): ... SECRET = 'dbg-secret'</body></html>"
+)
+DJANGO_404 = (
+    "<!DOCTYPE html><html><head><title>Page not found at {path}</title></head><body>"
+    "Request URL: http://staging.test{path} Using the URLconf defined in shop.urls, "
+    "Django tried these URL patterns, in this order: admin/ health The current path, "
+    "<code>{bare}</code>, didn't match any of these. You're seeing this error because you "
+    "have <code>DEBUG = True</code> in your Django settings file.</body></html>"
+)
+
+
+def django_404(path: str) -> str:
+    return DJANGO_404.format(path=path, bare=path.lstrip("/"))
+
+
+def run_secrets(config: RehearsalConfig, respond: Callable[[Probe], Reply]) -> dict[str, Verdict]:
+    """Every check of the ``secrets`` section on one log, the body scan last."""
+    log = ReplyLog()
+    checks = secrets_check.build(config)
+    return {check.id: drive(check, respond, log) for check in checks}
+
+
+def test_a_secrets_path_answering_500_with_a_debug_page_fails_as_such() -> None:
+    verdict = served("/.env", WERKZEUG_500, "text/html", status=500)
+    assert verdict is not None
+    (found,) = verdict.findings
+    assert found.rule == "werkzeug-debugger"
+    assert found.message == (
+        "answers 500 with the Werkzeug interactive debugger, which lets anyone run code on the "
+        'server ("Werkzeug Debugger")'
+    )
+    assert "serves" not in found.message
+    assert "dbg-secret" not in verdict.message
+
+
+def test_a_secrets_path_answering_404_with_its_own_debug_page_fails() -> None:
+    # The baseline gets a plain 404: the debug page is this path's, not every path's.
+    verdict = served("/.git/config", django_404("/.git/config"), "text/html", status=404)
+    assert verdict is not None
+    assert [f.rule for f in verdict.findings] == ["django-debug-404"]
+    assert verdict.findings[0].message.startswith("answers 404 with Django's DEBUG 404 page")
+
+
+def test_the_debug_404_every_path_gets_is_reported_once_as_the_unknown_path_page() -> None:
+    paths = ("/.env", "/.git/config", "/backup.zip", "/old-admin.html")
+    pages: list[str] = []
+
+    def respond(probe: Probe) -> Reply:
+        pages.append(probe.path)
+        return answer(probe, 404, [("Content-Type", "text/html")], django_404(probe.path))
+
+    verdicts = run_secrets(cfg(paths), respond)
+    for path in paths:
+        assert verdicts[f"secrets[{path}]"].passed, verdicts[f"secrets[{path}]"].message
+    scan_verdict = verdicts["secrets[responses]"]
+    (found,) = scan_verdict.findings
+    assert found.message.startswith("every unknown path answers 404 with Django's DEBUG 404 page")
+    assert "/__rehearsal_" in scan_verdict.message  # the request line says which path it was
+    assert "the page of a random path that cannot exist" in scan_verdict.message
+
+
+def test_without_the_body_scan_the_first_secrets_path_reports_the_unknown_path_page() -> None:
+    def respond(probe: Probe) -> Reply:
+        return answer(probe, 404, [("Content-Type", "text/html")], django_404(probe.path))
+
+    verdicts = run_secrets(cfg(("/.env", "/.git/config"), scan=False), respond)
+    assert list(verdicts) == ["secrets[/.env]", "secrets[/.git/config]"]
+    first, second = verdicts.values()
+    assert [f.message.split(" with ")[0] for f in first.findings] == [
+        "every unknown path answers 404"
+    ]
+    assert second.passed
+
+
+def test_a_secret_on_the_unknown_path_page_is_that_pages() -> None:
+    key = FAKE_SECRETS["aws-access-token"]
+    check = scan()
+    assert check.baseline_path is not None
+    baseline = answer(Probe("GET", check.baseline_path), 404, (), f"not found <!-- {key} -->")
+    home = answer(Probe("GET", "/"), 200, (), f"<!-- {key} -->")
+    verdict = drive(check, lambda p: answer(p), log_of(baseline, home))
+    (found,) = verdict.findings
+    assert found.message.startswith(
+        'the page every unknown path gets contains an AWS access key id "AKIA…" in the body '
+        "(also in 1 more: GET https://staging.test/)"
+    )
+    assert key not in verdict.message
+
+
+def test_scan_messages_name_the_request_and_fit_the_status() -> None:
+    trace = answer(Probe("POST", "/orders"), 500, (), TRACES["python-traceback"])
+    verdict = drive(scan(), lambda p: answer(p), log_of(trace))
+    (found,) = verdict.findings
+    assert found.message == (
+        'POST /orders answers 500 with a Python traceback ("Traceback (most recent call last)")'
+    )
+
+
+def test_a_git_config_with_a_password_in_a_remote_url_names_it_masked() -> None:
+    config = (
+        "[core]\n\trepositoryformatversion = 0\n"
+        '[remote "origin"]\n\turl = https://deploy:hunter2hunter2@git.example.com/shop.git\n'
+    )
+    verdict = served("/.git/config", config)
+    assert verdict is not None
+    assert [f.rule for f in verdict.findings] == ["exposed", "credential"]
+    assert verdict.findings[1].message == (
+        'contains a password in a remote URL ("https://deploy:***@git.example.com/shop.git")'
+    )
+    assert "hunter2" not in verdict.message
+    plain = served("/.git/config", config.replace("deploy:hunter2hunter2@", ""))
+    assert plain is not None
+    assert [f.rule for f in plain.findings] == ["exposed"]
+
+
+def test_no_message_is_a_tautology_or_quotes_nuls() -> None:
+    verdict = served("/old-admin.html", b"\x00" * 300, "application/octet-stream")
+    assert verdict is not None
+    assert "\\x00" not in verdict.message
+    assert "\x00" not in verdict.message
+    assert "should not be served" not in verdict.message
+    assert "300 bytes of application/octet-stream" in verdict.message
+
+
+# -- every body-scan rule is linear in the body (issue 11, item 8) ------------------------------
+
+#: For each rule, bodies that made a quadratic version of it crawl: repeated starts of a
+#: match that fail late (``at at at ... app.js:`` took 69 s at 250 KiB for node-stack-trace).
+WORST_BODIES: dict[str, tuple[str, ...]] = {
+    "aws-access-token": ("AKIA", "AKIA" + "A" * 15 + " "),
+    "private-key": ("-----BEGIN ", "-----BEGIN PRIVATE KEY-----", "-----BEGIN PRIVATE KEY-----a"),
+    "putty-private-key": ("PuTTY-User-Key-File-2: ", "PuTTY-User-Key-File-2:"),
+    "github-pat": ("ghp_", "ghp_" + "a" * 35 + " "),
+    "github-fine-grained-pat": ("github_pat_", "github_pat_" + "a" * 81 + " "),
+    "github-oauth": ("gho_", "gho_a "),
+    "gitlab-pat": ("glpat-", "glpat-" + "a" * 19 + " "),
+    "slack-bot-token": ("xoxb-", "xoxb-1234567890-", "xoxb-1234567890-1234567890"),
+    "slack-webhook-url": ("hooks.slack.com/services/", "https://hooks.slack.com/services/a"),
+    "stripe-access-token": ("sk_live_", "sk_live_" + "a" * 99 + "!"),
+    "gcp-api-key": ("AIza", "AIza" + "a" * 35 + "!"),
+    "npm-access-token": ("npm_", "npm_" + "a" * 36 + "!"),
+    "jwt": ("ey", "eyAAAAAAAAAAAAAAAAAAAA.ey", "eyAAAAAAAAAAAAAAAAAA.eyAAAAAAAAAAAAAAAAAAAAA/"),
+    "werkzeug-debugger": ("werkzeug ", "__debugger__=ye"),
+    "django-debug-404": ("Django tried these URL", "django "),
+    "django-debug-page": ("DEBUG = True in your Django", "django "),
+    "python-traceback": ("Traceback (most recent call", "traceback (most recent call last)"),
+    "java-stack-trace": ('Exception in thread "', "at a.", "at a.b(", "at a.b(c.java:"),
+    "node-stack-trace": ("at ", "at at app.js:", "at a (/", "at /x.js:", "at a b c d e (/"),
+    "dotnet-error-page": ("at a() in ", "at a() in :line ", "Server Error in '"),
+    "php-error": ("Fatal error:", "Fatal error: on line ", "Parse error</b>:"),
+}
+#: Generous: a linear scan of 256 KiB takes milliseconds here; the quadratic one took minutes.
+SCAN_SECONDS = 3.0
+
+
+def _fill(unit: str, size: int = SCAN_LIMIT) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def test_every_rule_has_worst_case_bodies() -> None:
+    assert set(WORST_BODIES) == {rule.name for rule in RULES}
+
+
+@pytest.mark.parametrize("rule", sorted(WORST_BODIES))
+def test_each_scan_rule_takes_linear_time_on_its_worst_bodies(rule: str) -> None:
+    (leak_rule,) = [r for r in RULES if r.name == rule]
+    for unit in WORST_BODIES[rule]:
+        # The keywords at the end make the rule's regex run on the whole body.
+        body = _fill(unit) + " " + " ".join(leak_rule.keywords)
+        started = time.perf_counter()
+        scan_text(body, "body")
+        mask_secrets(body)
+        took = time.perf_counter() - started
+        assert took < SCAN_SECONDS, f"{rule} took {took:.1f} s on {unit!r} * {len(body)}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.git/config",
+        "/.env",
+        "/.npmrc",
+        "/.aws/credentials",
+        "/.hg/requires",
+        "/docker-compose.yml",
+        "/env",
+        "/dump.sql",
+        "/.svn/entries",
+        "/actuator/env",
+        "/phpinfo.php",
+    ],
+)
+def test_each_artefact_marker_takes_linear_time(path: str) -> None:
+    artefact = artefact_for(path)
+    # Blank lines made ``^\s*`` rescan the rest of the body from every line (quadratic).
+    for unit in ("\n", " \n", "\t", "a:", '"A', '[remote "', "export ", "url = https://a:"):
+        body = _fill(unit, artefact.read_limit)
+        reply = answer(Probe("GET", path), 200, [("Content-Type", "text/plain")], body)
+        started = time.perf_counter()
+        artefact.marker(reply)
+        if artefact.credential is not None:
+            artefact.credential(reply)
+        took = time.perf_counter() - started
+        assert took < SCAN_SECONDS, f"{path} took {took:.1f} s on {unit!r}"

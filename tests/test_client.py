@@ -473,7 +473,7 @@ def test_probes_carry_credentials_and_ask_for_identity_encoding(
     reply = sender.send(Probe("GET", "/echo"))
     anonymous = sender.send(Probe("GET", "/echo", credentials=None))
     assert reply.status == 200
-    assert reply.json() == {"ok": True, "encoding": "identity"}
+    assert reply.json().value == {"ok": True, "encoding": "identity"}
     assert app.seen == [("/echo", f"Bearer {TOKEN}"), ("/echo", None)]
     assert anonymous.status == 200
     assert list(sender.log) == [reply, anonymous]

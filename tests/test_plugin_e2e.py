@@ -78,11 +78,11 @@ def test_unhealthy_staging_blocks_the_release_naming_check_owner_and_expectation
         [
             f"GET {url}/health",
             '  expected: status 200 with JSON containing {"ok": true}',
-            '  got:      503 Service Unavailable · {"ok":false,"version":"1.5.0"}',
+            '  got:      503 Service Unavailable after 3 attempts · {"ok":false,"version":"1.5.0"}',
             "  retry:    safe: GET does not change staging",
             "FAILED   rehearsal::health  @platform",
             '         expected status 200 with JSON containing {"ok": true}, got 503 Service',
-            "         Unavailable",
+            "         Unavailable after 3 attempts",
             "*verdict: blocked — 0 of 1 checks passed, 1 failed, rollback failed*",
         ]
     )

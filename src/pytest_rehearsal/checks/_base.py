@@ -14,16 +14,19 @@ rehearsal costs about as many round trips as its longest chain of dependent requ
 
 from __future__ import annotations
 
-import json as jsonlib
+import codecs
+import html
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..answers import ParsedJson, parse_json
 from ..config import Meta
 from ..findings import Exchange, Finding, render
-from ..text import excerpt
+from ..text import excerpt, plural, printable
 from ._leaks import SCAN_LIMIT, mask_secrets
 
 if TYPE_CHECKING:
@@ -50,6 +53,11 @@ __all__ = [
 # RFC 9110 section 9.2.2: repeating these has the same effect as sending them once.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 DEFAULT_READ_LIMIT = 1024 * 1024
+# Bounded on both sides: the body is the server's, and an unbounded ``[^>]*`` would rescan
+# the rest of a body of ``<title<title<title...`` from every start (quadratic).
+_TITLE = re.compile(r"<title[^<>]{0,200}>([^<]{0,300})</title", re.IGNORECASE)
+_TITLE_SEARCHED = 64 * 1024
+_CHARSET = re.compile(r";\s*charset\s*=\s*\"?([\w.:-]{1,40})", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -118,24 +126,110 @@ class Reply:
 
     @property
     def text(self) -> str:
+        """The body decoded leniently (undecodable bytes replaced): for searching, not showing."""
         return self.body.decode("utf-8", errors="replace")
 
-    def json(self) -> Any:
-        """The body parsed as JSON; raises :class:`ValueError` when it is not JSON."""
-        return jsonlib.loads(self.body)
+    @property
+    def media_type(self) -> str:
+        """The media type, lower-cased, without parameters ("" when there is no Content-Type)."""
+        value = self.header("Content-Type") or ""
+        return value.split(";", 1)[0].strip().lower()
+
+    def json(self) -> ParsedJson:
+        """The body as JSON, or why it is not (never raises; refuses absurd nesting)."""
+        return parse_json(self.body)
+
+    def readable_text(self) -> str | None:
+        """The body as text, by its charset (UTF-8 by default), or None when it is not text.
+
+        Not text: a NUL byte, or bytes that are invalid in the charset. An incomplete
+        character at the very end of a body cut at a read limit is allowed.
+        """
+        data = self.body[:SCAN_LIMIT]
+        cut = self.truncated or len(self.body) > SCAN_LIMIT
+        if b"\x00" in data:
+            return None
+        charset = _CHARSET.search(self.header("Content-Type") or "")
+        try:
+            encoding = codecs.lookup(charset.group(1) if charset else "utf-8").name
+        except LookupError:
+            encoding = "utf-8"
+        try:
+            decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+            return decoder.decode(data, final=not cut)
+        except (UnicodeDecodeError, ValueError):
+            return None
+
+    def size_and_type(self) -> str:
+        """``64 bytes of application/octet-stream``: what came back, without quoting it."""
+        media = excerpt(self.media_type, 60)
+        size = _amount(len(self.body), self.truncated)
+        return f"{size} of {media}" if media else f"{size} without a Content-Type"
+
+    def summary(self) -> str:
+        """The body described, never quoted (it may be the secret): size and type, and the
+        title of an HTML page."""
+        if not self.body:
+            return "an empty body"
+        title = self.title()
+        if title is None:
+            return self.size_and_type()
+        return f'an HTML page "{title}" ({_amount(len(self.body), self.truncated)})'
+
+    def title(self) -> str | None:
+        """The ``<title>`` of an HTML body, shown safely, or None."""
+        if "html" not in self.media_type and b"<html" not in self.body[:1024].lower():
+            return None
+        text = self.readable_text()
+        match = _TITLE.search(text[:_TITLE_SEARCHED]) if text else None
+        if match is None:
+            return None
+        title = excerpt(mask_secrets(html.unescape(match.group(1))), 80)
+        return title or None
+
+    @property
+    def status_line(self) -> str:
+        """``503 Service Unavailable after 2 attempts``, or ``no response (...)``."""
+        tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        if self.status is None:
+            return f"no response ({printable(self.error or 'unknown error')}){tries}"
+        return printable(f"{self.status} {self.reason}".strip()) + tries
+
+    def describe_body(self, limit: int = 200) -> str:
+        """The body for a message: an excerpt of a text body (secrets redacted), the title
+        of an HTML page, or size and type of a body that is not text."""
+        if not self.body:
+            return "empty body"
+        title = self.title()
+        if title is not None:
+            return f'HTML page "{title}" ({_amount(len(self.body), self.truncated)})'
+        text = self.readable_text()
+        if text is None:
+            return f"{self.size_and_type()} (not text)"
+        shown = excerpt(mask_secrets(text), limit)
+        return shown or f"{_amount(len(self.body), self.truncated)} of white space"
 
     def describe(self, limit: int = 200) -> str:
         """One line for failure messages: status and reason, or the transport error, and body.
 
-        A secret in the body excerpt (a token, a private key) is shown redacted: a page that
-        fails for another reason may still carry one, and a message must never print it.
+        Whatever came from the server is shown with control characters escaped, a body that
+        is not text by its size and type, and a secret in an excerpt (a token, a private
+        key) redacted: a page that fails for another reason may still carry one.
         """
         if self.status is None:
-            return f"no response ({self.error})"
-        head = f"{self.status} {self.reason}".strip()
-        text = self.body[:SCAN_LIMIT].decode("utf-8", errors="replace")
-        body = excerpt(mask_secrets(text), limit)
-        return f"{head} · {body}" if body else f"{head} · empty body"
+            return self.status_line
+        return f"{self.status_line} · {self.describe_body(limit)}"
+
+
+def _amount(size: int, truncated: bool = False) -> str:
+    """``64 bytes``, ``3.2 KiB``, ``1.0 MiB``; "over" when only the first part was read."""
+    if size < 1024:
+        text = plural(size, "byte")
+    elif size < 1024 * 1024:
+        text = f"{size / 1024:.1f} KiB"
+    else:
+        text = f"{size / 1024 / 1024:.1f} MiB"
+    return f"over {text}" if truncated else text
 
 
 class ReplyLog:

@@ -34,6 +34,7 @@ __all__ = [
 #: Bytes of each body that are scanned; the executor already caps what it reads.
 SCAN_LIMIT = 256 * 1024
 _SHOWN = 4
+_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,100}>")
 
 # gitleaks ends several rules with this terminator; HTML and JSON delimiters are added so a
 # token inside ``<td>…</td>`` or ``{"k": …}`` still matches.
@@ -162,18 +163,27 @@ SECRET_RULES: tuple[LeakRule, ...] = (
 )
 
 #: Most specific first: one page shows at most one trace finding (the Werkzeug debugger
-#: page also contains a plain Python traceback).
+#: page also contains a plain Python traceback). Their labels name a page, for "answers 500
+#: with ...". Every quantifier that could span the body is bounded, or stops at a character
+#: that also ends the next possible start: each rule costs time linear in the body.
 TRACE_RULES: tuple[LeakRule, ...] = (
     _trace(
         "werkzeug-debugger",
-        "the Werkzeug interactive debugger (anyone can run code on the server)",
+        "the Werkzeug interactive debugger, which lets anyone run code on the server",
         r"Werkzeug powered traceback interpreter|Werkzeug Debugger|__debugger__=yes",
         ("werkzeug", "__debugger__=yes"),
     ),
     _trace(
+        "django-debug-404",
+        "Django's DEBUG 404 page, which lists the URL patterns (DEBUG = True)",
+        r"Django tried these URL patterns",
+        ("django tried these url patterns",),
+    ),
+    _trace(
         "django-debug-page",
-        "the Django DEBUG page (DEBUG = True)",
-        r"DEBUG = True(?:</code>)? in your Django settings file|Django tried these URL patterns",
+        "Django's DEBUG page, which shows the traceback and the settings",
+        # Django wraps the sentence at different words on its 404 and 500 pages.
+        r"DEBUG = True(?:</code>)?\s{1,20}in\s{1,20}your\s{1,20}Django\s{1,20}settings\s{1,20}file",
         ("django",),
     ),
     _trace(
@@ -185,26 +195,35 @@ TRACE_RULES: tuple[LeakRule, ...] = (
     _trace(
         "java-stack-trace",
         "a Java stack trace",
-        r"Exception in thread \"[^\"\n]*\""
-        r"|\bat (?:[\w$]+\.)+[\w$<>]+\([\w$]+\.(?:java|kt|scala|groovy):\d+\)",
+        r"Exception in thread \"[^\"\n]{0,200}\""
+        r"|\bat (?:[\w$]{1,200}\.){1,30}[\w$<>]{1,200}\([\w$]{1,200}\."
+        r"(?:java|kt|scala|groovy):\d{1,9}\)",
         ('exception in thread "', ".java:", ".kt:", ".scala:", ".groovy:"),
     ),
     _trace(
         "node-stack-trace",
         "a Node.js stack trace",
-        r"\bat (?:[\w$.<>\[\] ]+ \()?(?:/|file://)[^\s()]+\.(?:js|mjs|cjs|ts):\d+:\d+\)?",
+        # The function name is a few space-separated words (``Layer.handle [as handle]``),
+        # none with a space of its own: an unbounded ``[... ]+`` rescanned ``at at at ...``
+        # to its end from every ``at`` (250 KiB took 69 s).
+        r"\bat (?:[\w$.<>\[\]]{1,200}(?: [\w$.<>\[\]]{1,200}){0,4} \()?(?:/|file://)"
+        r"[^\s()]{1,1000}\.(?:js|mjs|cjs|ts):\d{1,9}:\d{1,9}\)?",
         (".js:", ".mjs:", ".cjs:", ".ts:"),
     ),
     _trace(
         "dotnet-error-page",
         "an ASP.NET error page or .NET stack trace",
-        r"Server Error in '[^'\n]*' Application|\bat [\w.`<>]+\([^)\n]*\) in [^\n]+:line \d+",
+        r"Server Error in '[^'\n]{0,200}' Application"
+        r"|\bat [\w.`<>]{1,300}\([^)\n]{0,300}\) in [^\n]{1,260}?:line \d{1,9}",
         ("server error in '", ":line "),
     ),
     _trace(
         "php-error",
         "a PHP error with file and line",
-        r"(?:PHP )?(?:Fatal|Parse) error(?:</b>)?:[\s\S]{0,2000}? on line (?:<b>)?\d+",
+        # Tempered: the scan from one "Fatal error" stops at the next, so that a body full
+        # of them is read once, not 2000 characters again from each.
+        r"(?:PHP )?(?:Fatal|Parse) error(?:</b>)?:"
+        r"(?:(?!(?:Fatal|Parse) error)[\s\S]){0,2000}? on line (?:<b>)?\d{1,9}",
         ("fatal error", "parse error"),
     ),
 )
@@ -221,7 +240,9 @@ class Leak:
     shown: str
 
     def describe(self) -> str:
-        """``a Stripe secret key "sk_l…" in the body``."""
+        """``a Stripe secret key "sk_l…" in the body``; ``a Python traceback ("Traceback ...")``."""
+        if self.rule.kind == "trace":
+            return f'{self.rule.label} ("{self.shown}")'
         return f'{self.rule.label} "{self.shown}" in the {self.where}'
 
 
@@ -245,8 +266,8 @@ def _secret_of(match: re.Match[str]) -> str:
 
 def _shown(rule: LeakRule, match: re.Match[str]) -> str:
     if rule.kind == "trace":
-        first_line = match.group(0).strip().splitlines()[0]
-        return excerpt(first_line, 60)
+        # A marker, not a layout: markup dropped, white space collapsed.
+        return excerpt(_TAG.sub("", match.group(0)), 60)
     return redact(_secret_of(match))
 
 

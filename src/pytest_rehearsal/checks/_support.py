@@ -11,7 +11,6 @@ from ._base import Reply, Verdict
 
 __all__ = [
     "combine",
-    "content_type",
     "entry_params",
     "is_html",
     "is_json",
@@ -59,21 +58,15 @@ def not_idempotent(reply: Reply) -> Reply:
     return dataclasses.replace(reply, probe=dataclasses.replace(reply.probe, idempotent=False))
 
 
-def content_type(reply: Reply) -> str:
-    """The media type of a reply, lower-cased, without parameters ("" when absent)."""
-    value = reply.header("Content-Type") or ""
-    return value.split(";", 1)[0].strip().lower()
-
-
 def is_json(reply: Reply) -> bool:
     """Whether the reply declares a JSON media type (``application/json``, ``*+json``)."""
-    media = content_type(reply)
+    media = reply.media_type
     return media == "application/json" or media.endswith("+json")
 
 
 def is_html(reply: Reply) -> bool:
     """Whether the reply is an HTML document, by its type or its first bytes."""
-    if content_type(reply) in {"text/html", "application/xhtml+xml"}:
+    if reply.media_type in {"text/html", "application/xhtml+xml"}:
         return True
     head = reply.body[:512].lstrip().lower()
     return head.startswith((b"<!doctype html", b"<html")) or b"<body" in head

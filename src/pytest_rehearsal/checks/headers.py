@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from ..config import HeadersCheckConfig, HeadersPathConfig, RehearsalConfig
 from ..text import excerpt
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail, finding
-from ._headersyntax import effective_referrer_policy, hsts_max_age, parse_csp, parse_set_cookie
+from ._headersyntax import (
+    Cookie,
+    effective_referrer_policy,
+    hsts_max_age,
+    parse_csp,
+    parse_set_cookie,
+)
 from ._support import is_json, meta_for, origin, tag
 
 __all__ = [
@@ -30,6 +36,7 @@ __all__ = [
     "HeadersCheck",
     "Violation",
     "build",
+    "is_session_cookie",
     "judge",
 ]
 
@@ -89,6 +96,17 @@ DISCLOSURE_HEADERS: tuple[str, ...] = (
 _ACCEPT = "text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.8"
 _VERSION = re.compile(r"\d")
 _CSRF_COOKIE = re.compile(r"csrf|xsrf", re.IGNORECASE)
+#: Cookies that identify a session or carry a credential: HttpOnly is required of these only
+#: (OWASP Session Management Cheat Sheet: session ids; a CSRF cookie is read by scripts by
+#: design). A name qualifies when it contains ``sess`` or ``login`` (the Observatory's own
+#: heuristic: sessionid, PHPSESSID, JSESSIONID, ASP.NET_SessionId, laravel_session, ...),
+#: ``auth`` (.ASPXAUTH, auth_token; not "author"), ``token`` or ``jwt`` (access_token,
+#: CFTOKEN), ``remember`` (Laravel and Rails remember-me credentials), ``sid`` as a word
+#: (connect.sid, sid) or is CFID; never when it names a CSRF token (csrftoken, XSRF-TOKEN).
+_SESSION_COOKIE = re.compile(
+    r"sess|login|auth(?!or)|authoriz|token|jwt|remember|(?<![a-z0-9])sid(?![a-z0-9])|^cfid$",
+    re.IGNORECASE,
+)
 _SAMESITE_VALUES = {"lax", "strict", "none"}
 _SEEN_LIMIT = 120
 _ASVS = {
@@ -286,23 +304,51 @@ def _hsts(reply: Reply) -> list[Violation]:
     return []
 
 
+def is_session_cookie(name: str) -> bool:
+    """Whether a cookie *name* looks like a session id or a credential (see above)."""
+    return _SESSION_COOKIE.search(name) is not None and _CSRF_COOKIE.search(name) is None
+
+
+def _prefix_problems(cookie: Cookie) -> list[str]:
+    """What a ``__Secure-``/``__Host-`` cookie lacks: browsers refuse it without these
+    (RFC 6265bis 4.1.3; the prefixes are matched case-insensitively)."""
+    name = cookie.name.lower()
+    problems: list[str] = []
+    prefix = next((p for p in ("__Secure-", "__Host-") if name.startswith(p.lower())), None)
+    if prefix is not None and not cookie.has("Secure"):
+        problems.append(f"Secure (required by the {prefix} prefix)")
+    if name.startswith("__host-"):
+        if cookie.attributes.get("path") != "/":
+            problems.append("Path=/ (required by the __Host- prefix)")
+        if cookie.has("Domain"):
+            problems.append("no Domain (required by the __Host- prefix)")
+    return problems
+
+
 def _cookies(reply: Reply) -> list[Violation]:
+    """Cookie attributes. ``Secure`` and the prefix rules only over https: browsers refuse
+    a Secure cookie set over http (off localhost), as they ignore HSTS there."""
+    https = origin(reply.url)[0] == "https"
     violations: list[Violation] = []
     for value in reply.header_values("Set-Cookie"):
         cookie = parse_set_cookie(value)
         if cookie.is_deletion:
             continue
-        missing = [flag for flag in ("Secure", "HttpOnly") if not cookie.has(flag)]
-        # A double-submit CSRF cookie must stay readable by the page's scripts.
-        if "HttpOnly" in missing and _CSRF_COOKIE.search(cookie.name):
-            missing.remove("HttpOnly")
+        missing: list[str] = []
+        if https:
+            prefixed = _prefix_problems(cookie)
+            missing += prefixed if prefixed or cookie.has("Secure") else ["Secure"]
+        if is_session_cookie(cookie.name) and not cookie.has("HttpOnly"):
+            missing.append("HttpOnly (a session cookie)")
         if cookie.attributes.get("samesite", "").lower() not in _SAMESITE_VALUES:
             missing.append("SameSite")
         if missing:
             # The value is a credential: only the name and the attribute names are shown.
             shown = "; ".join([f"{cookie.name}=…", *sorted(cookie.attributes)])
             violations.append(
-                Violation(f"Set-Cookie {cookie.name}", f"missing {', '.join(missing)}", shown)
+                Violation(
+                    f"Set-Cookie {excerpt(cookie.name, 60)}", f"missing {', '.join(missing)}", shown
+                )
             )
     return violations
 
@@ -382,7 +428,10 @@ def judge(reply: Reply, policy: HeaderPolicy) -> tuple[list[Violation], list[str
     disclosed, notes = _disclosure(reply, policy)
     violations += disclosed + _required(reply, policy) + _forbidden_values(reply, policy)
     if origin(reply.url)[0] != "https":
-        notes.append("HSTS not judged: staging is not served over https")
+        notes.append(
+            "HSTS not judged, nor the cookies' Secure attribute: staging is not served over "
+            "https (browsers ignore HSTS there and refuse Secure cookies)"
+        )
     if redirect:
         notes.append("a redirect: document headers not judged; add its target to headers.paths")
     return violations, notes
@@ -432,12 +481,11 @@ class HeadersCheck(Check):
         if not violations:
             return tag(Verdict.ok("; ".join(notes)), **properties)
         expected = f"the {profile} secure-headers policy (see docs/checks.md#headers)"
-        status = f"{reply.status} {reply.reason}".strip()
         found = tuple(
             finding(
                 reply,
                 expected,
-                status,
+                reply.status_line,
                 rule=v.header,
                 message=v.describe(),
                 itemized=True,

@@ -69,7 +69,7 @@ class InputCheck(Check):
         if not problems:
             return tag(Verdict.ok(), asvs=_ASVS)
         # A body with a leak is not quoted (the leak is shown redacted instead).
-        got = f"{reply.status} {reply.reason}".strip() if leaks else reply.describe()
+        got = reply.status_line if leaks else reply.describe()
         found = tuple(
             finding(reply, expected, got, rule=rule, message=message, itemized=True)
             for rule, message in problems

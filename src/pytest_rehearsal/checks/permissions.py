@@ -15,6 +15,7 @@ from abc import abstractmethod
 from collections.abc import Generator, Sequence
 
 from ..config import PermissionsCheckConfig, RehearsalConfig
+from ..text import excerpt
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
 from ._support import meta_for, origin, resolve_location, staging_path, tag
 
@@ -98,9 +99,10 @@ class _PermissionCheck(Check):
             target = resolve_location(reply)
             if target is None:
                 return "a redirect without a Location header"
+            shown = excerpt(target, 200)  # the server's text: control characters escaped
             if origin(target) != origin(reply.url):
-                return f"redirected to {target} (another origin, not followed)"
-            return f"redirected to {target}, which is not a login page"
+                return f"redirected to {shown} (another origin, not followed)"
+            return f"redirected to {shown}, which is not a login page"
         if status == 404:
             return "the path does not exist on staging: fix checks.permissions in the config"
         if status >= 500:

@@ -18,22 +18,54 @@ one, the first boolean is flipped; otherwise a field ``_rehearsal_variant: 1`` i
 from __future__ import annotations
 
 import json as jsonlib
+import re
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from ..answers import parse_json
 from ..config import RehearsalConfig, RetrySafeEntry
-from ..text import excerpt
+from ..text import excerpt, plural
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail
 from ._leaks import mask_secrets
 from ._support import combine, entry_params, meta_for, not_idempotent, tag
 
-__all__ = ["RetrySafeCheck", "build", "first_difference", "variant"]
+__all__ = ["Difference", "RetrySafeCheck", "build", "first_difference", "variant"]
 
 _ASVS = "5.0.0: 2.3.3 2.3.4"  # all-or-nothing transactions; no double booking
 _VARIANT_FIELD = "_rehearsal_variant"
 _SHOWN = 60
 Path = tuple[Any, ...]
+# Words of a field name that say it changes on every response by nature (a time, a request
+# or trace id, a nonce): listing such a field in ignore_fields is right. Any other field
+# (``id``, ``order_id``, ``total``) is what the replay must return unchanged.
+_VOLATILE_WORDS = frozenset(
+    {
+        *("at", "on", "time", "timestamp", "date", "datetime", "ts", "now", "expires"),
+        *("elapsed", "duration", "latency", "took", "uptime", "nonce", "etag"),
+        *("served", "server", "host", "hostname", "node", "instance"),
+    }
+)
+_VOLATILE_ID_WORDS = frozenset({"request", "trace", "span", "correlation"})
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Where the replay's body differs from the first one: in words, and the field."""
+
+    text: str
+    field: str | None = None  # the name of the differing JSON field, when there is one
+
+    @property
+    def looks_volatile(self) -> bool:
+        """Whether the field's name says it changes on every response (``created_at``,
+        ``request_id``), so that ``ignore_fields`` is the fix rather than the server."""
+        if self.field is None:
+            return False
+        words = {word.lower() for word in _WORDS.findall(self.field[:100])}
+        return bool(words & _VOLATILE_WORDS) or ("id" in words and bool(words & _VOLATILE_ID_WORDS))
 
 
 def _leaves(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
@@ -89,12 +121,18 @@ def _without(value: Any, ignore: frozenset[str]) -> Any:
     return value
 
 
-def _first_json_difference(a: Any, b: Any, path: Path = ()) -> str | None:
+def _field(path: Path) -> str | None:
+    """The last field name on *path* (list indices skipped)."""
+    names = [step for step in path if isinstance(step, str)]
+    return names[-1] if names else None
+
+
+def _first_json_difference(a: Any, b: Any, path: Path = ()) -> Difference | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in list(a) + [k for k in b if k not in a]:
             if key not in a or key not in b:
                 side = "the replay" if key not in a else "the first response"
-                return f"{_name((*path, key))} only in {side}"
+                return Difference(f"{_name((*path, key))} only in {side}", key)
             found = _first_json_difference(a[key], b[key], (*path, key))
             if found:
                 return found
@@ -108,23 +146,33 @@ def _first_json_difference(a: Any, b: Any, path: Path = ()) -> str | None:
     if a == b and type(a) is type(b):
         return None
     first, second = excerpt(jsonlib.dumps(a), _SHOWN), excerpt(jsonlib.dumps(b), _SHOWN)
-    return f"{_name(path)} was {first}, then {second}"
+    return Difference(f"{_name(path)} was {first}, then {second}", _field(path))
 
 
-def first_difference(first: bytes, second: bytes, ignore: Sequence[str] = ()) -> str | None:
-    """Where two bodies differ, in words, or None when they are the same.
+def _shown_body(body: bytes) -> str:
+    """A body for a message: a short excerpt of text, the size of anything else."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        return f"{plural(len(body), 'byte')} of binary data"
+    return f"'{excerpt(text, _SHOWN)}'"
+
+
+def first_difference(first: bytes, second: bytes, ignore: Sequence[str] = ()) -> Difference | None:
+    """Where two bodies differ, or None when they are the same.
 
     JSON bodies are compared as JSON with the *ignore* fields removed at any depth; any
     other body must be the same bytes.
     """
-    try:
-        a, b = jsonlib.loads(first), jsonlib.loads(second)
-    except ValueError:
+    a, b = parse_json(first), parse_json(second)
+    if not (a.ok and b.ok):
         if first == second:
             return None
-        return f"the body was {excerpt(first, _SHOWN)!r}, then {excerpt(second, _SHOWN)!r}"
+        return Difference(f"the body was {_shown_body(first)}, then {_shown_body(second)}")
     keep_out = frozenset(ignore)
-    return _first_json_difference(_without(a, keep_out), _without(b, keep_out))
+    return _first_json_difference(_without(a.value, keep_out), _without(b.value, keep_out))
 
 
 class RetrySafeCheck(Check):
@@ -207,12 +255,17 @@ class RetrySafeCheck(Check):
         difference = first_difference(first.body, replay.body, self.entry.ignore_fields)
         if difference is None:
             return Verdict.ok()
+        what = mask_secrets(difference.text)
         got = (
-            f"{replay.describe()} · {mask_secrets(difference)}: the request was executed again, "
-            "so a client retrying after a timeout repeats its effect "
-            "(list volatile fields in ignore_fields)"
+            f"{replay.describe()} · {what}: the request was executed again, "
+            "so a client retrying after a timeout repeats its effect"
         )
-        message = f"the replay with the same key was executed again: {mask_secrets(difference)}"
+        if difference.looks_volatile:
+            got += (
+                f" (if {difference.field} changes on every response by design, list it in "
+                "checks.retry_safe ignore_fields)"
+            )
+        message = f"the replay with the same key was executed again: {what}"
         return fail(not_idempotent(replay), expected, got, rule="replay-differs", message=message)
 
     def _judge_mismatch(self, first: Reply, mismatch: Reply, change: str) -> Verdict:

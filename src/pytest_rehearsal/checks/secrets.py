@@ -6,9 +6,12 @@ backup, ...; nuclei-templates) and a body that differs from what a random missin
 That baseline (``/__rehearsal_<uuid4hex>``) is requested in the same batch as the artefact,
 so a server answering 200 to everything (a soft 404) raises no false alarm.
 
-The body scan runs last and reads every reply of the rehearsal for secrets (gitleaks-derived
-rules) and stack traces or debug pages. Replies that another check already scans (the
-artefact probes, the ``inputs`` probes) are skipped, so one leak gives one failure.
+Every body is scanned for secrets (gitleaks-derived rules), stack traces and debug pages,
+whatever its status: a secrets path that answers 500 with a framework's debug page fails.
+Each artefact check scans its own reply; the body scan runs last and reads every other
+reply of the rehearsal, the soft-404 baseline included. A leak on the baseline is the page
+every unknown path gets: it is reported once, as such, and not again by each artefact path
+that got the same page.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from posixpath import basename
 
 from ..config import RehearsalConfig, SecretsCheckConfig
 from ..findings import Finding
+from ..text import excerpt
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Verdict, fail, finding
 from ._leaks import Leak, scan_response
 from ._support import is_html, is_json, meta_for, tag
@@ -32,6 +36,7 @@ __all__ = [
     "ExposureCheck",
     "ResponsesScan",
     "artefact_for",
+    "baseline_findings",
     "baseline_path_for_run",
     "build",
     "is_exposed",
@@ -43,11 +48,19 @@ _ASVS_EXPOSURE = "5.0.0: 13.4.1 13.4.2 13.4.5"
 _ASVS_LEAKS = "5.0.0: 16.5.1 13.4.2"  # generic errors, no stack traces; debug off
 _OTHER_URLS_SHOWN = 3
 _BASELINE_READ_LIMIT = 64 * 1024
+_BASELINE_EXPECTED = (
+    "the page every unknown path gets (this random path cannot exist) shows no secret, "
+    "stack trace or debug page"
+)
 
 
 @dataclass(frozen=True)
 class Artefact:
-    """A kind of file or endpoint that must not be served, and how to recognise it."""
+    """A kind of file or endpoint that must not be served, and how to recognise it.
+
+    ``credential`` finds a credential the artefact itself holds (a password in a git remote
+    URL), described masked: it is a problem of its own beside the exposure.
+    """
 
     kind: str
     marker: Marker
@@ -55,6 +68,13 @@ class Artefact:
     statuses: frozenset[int] = frozenset({200})
     headers: tuple[tuple[str, str], ...] = ()
     read_limit: int = 64 * 1024
+    credential: Marker | None = None
+    why: str = ""  # why the path must not be served; by default, it would expose ``kind``
+
+    @property
+    def expected(self) -> str:
+        """What the artefact check expects, in words."""
+        return f"not served ({self.why or f'this path must not expose {self.kind}'})"
 
 
 def _regex_marker(pattern: str, what: str, flags: int = re.MULTILINE) -> Marker:
@@ -78,8 +98,10 @@ def _magic_marker(magics: dict[bytes, str], offsets: dict[bytes, int] | None = N
     return marker
 
 
-_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Z][A-Z0-9_]*)\s*=", re.MULTILINE)
-_ENV_JSON_KEY = re.compile(r'"([A-Z][A-Z0-9_]{2,})"\s*:')
+# ``[ \t]`` rather than ``\s`` at a line start: ``^\s*`` spans newlines, and would rescan a
+# body of blank lines to its end from every line (quadratic; 64 KiB took a minute).
+_ENV_LINE = re.compile(r"^[ \t]*(?:export[ \t]+)?([A-Z][A-Z0-9_]{0,200})[ \t]*=", re.MULTILINE)
+_ENV_JSON_KEY = re.compile(r'"([A-Z][A-Z0-9_]{2,200})"[ \t\r\n]{0,40}:')
 _ACTUATOR = re.compile(
     r'"(activeProfiles|propertySources|contexts|levels|loggers|threads|exchanges|traces'
     r'|components|details)"\s*:'
@@ -118,15 +140,35 @@ def _phpinfo(reply: Reply) -> str | None:
 
 
 def _served(reply: Reply) -> str | None:
-    return "a page (the path should not be served)"
+    return reply.summary()
+
+
+# ``url = https://user:password@host/path`` in a remote section; the user and the host are
+# shown, the password never.
+_GIT_REMOTE_PASSWORD = re.compile(
+    r"^[ \t]*url[ \t]*=[ \t]*([a-z][a-z0-9+.-]{0,20}://)([^\s:/@]{1,200}):[^\s/@]{1,500}@"
+    r"([^\s/]{1,255})(\S{0,200})",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+def _git_remote_password(reply: Reply) -> str | None:
+    match = _GIT_REMOTE_PASSWORD.search(reply.text)
+    if match is None:
+        return None
+    scheme, user, host, path = match.groups()
+    shown = excerpt(f"{scheme}{user}:***@{host}{path}", 100)
+    return f'a password in a remote URL ("{shown}")'
 
 
 GIT = Artefact(
     "git metadata",
     _regex_marker(
-        r'^\[(?:core|credentials|remote "[^"\n]*"|branch "[^"\n]*")\]|^ref: refs/|^[0-9a-f]{40}\b',
+        r'^\[(?:core|credentials|remote "[^"\n]{0,200}"|branch "[^"\n]{0,200}")\]'
+        r"|^ref: refs/|^[0-9a-f]{40}\b",
         "a git file",
     ),
+    credential=_git_remote_password,
 )
 ENV = Artefact("an environment file", _env_lines)
 SVN = Artefact(
@@ -135,7 +177,7 @@ SVN = Artefact(
 )
 HG = Artefact(
     "Mercurial metadata",
-    _regex_marker(r"^(?:revlogv1|store|fncache|dotencode|generaldelta|share-safe)\s*$", "hg"),
+    _regex_marker(r"^(?:revlogv1|store|fncache|dotencode|generaldelta|share-safe)[ \t\r]*$", "hg"),
 )
 DS_STORE = Artefact(
     "a macOS .DS_Store listing", _magic_marker({b"\x00\x00\x00\x01Bud1": "DS_Store"})
@@ -169,15 +211,21 @@ SQL_DUMP = Artefact(
     read_limit=4096,
 )
 COMPOSE = Artefact(
-    "a docker-compose file", _regex_marker(r"^services:\s*$|^version:\s*['\"]?[23]", "compose")
+    "a docker-compose file",
+    _regex_marker(r"^services:[ \t\r]*$|^version:[ \t]*['\"]?[23]", "compose"),
 )
 NPMRC = Artefact(
     "an .npmrc",
-    _regex_marker(r"^\s*(?:\S*:)?(?:_authToken|_auth|_password|registry|always-auth)\s*=", "npm"),
+    _regex_marker(
+        r"^[ \t]*(?:[^\s:]{0,500}:)?(?:_authToken|_auth|_password|registry|always-auth)[ \t]*=",
+        "npm",
+    ),
 )
 AWS_CREDENTIALS = Artefact(
     "AWS credentials",
-    _regex_marker(r"^\s*aws_(?:access_key_id|secret_access_key|session_token)\s*=", "aws keys"),
+    _regex_marker(
+        r"^[ \t]*aws_(?:access_key_id|secret_access_key|session_token)[ \t]*=", "aws keys"
+    ),
 )
 HEAPDUMP = Artefact(
     "a Java heap dump",
@@ -187,7 +235,9 @@ HEAPDUMP = Artefact(
 ACTUATOR = Artefact("a Spring Boot actuator endpoint", _actuator)
 ENV_DUMP = Artefact("an environment dump", _env_dump)
 PHPINFO = Artefact("a phpinfo() page", _phpinfo, html_ok=True)
-GENERIC = Artefact("a file that should not be served", _served, html_ok=True)
+GENERIC = Artefact(
+    "anything", _served, html_ok=True, why="the path is listed in checks.secrets.paths"
+)
 
 _ARCHIVE_SUFFIXES = (
     *(".zip", ".gz", ".tgz", ".7z", ".rar", ".bz2", ".xz", ".tar", ".war", ".jar"),
@@ -228,8 +278,10 @@ def _soft_404(reply: Reply, baseline: Reply | None, artefact: Artefact) -> bool:
     """Whether *reply* is what any missing path gets (the random baseline path)."""
     if baseline is None or baseline.status != reply.status:
         return False
-    # Some catch-alls echo the requested path; compare with it swapped in.
-    echoed = baseline.body.replace(baseline.probe.path.encode(), reply.probe.path.encode())
+    # Some catch-alls echo the requested path (Django's DEBUG 404 page without its leading
+    # slash too); compare with it swapped in.
+    ours, theirs = baseline.probe.path.lstrip("/"), reply.probe.path.lstrip("/")
+    echoed = baseline.body.replace(ours.encode(), theirs.encode())
     if reply.body in {baseline.body, echoed}:
         return True
     return artefact is GENERIC and is_html(reply) and is_html(baseline)
@@ -241,11 +293,55 @@ def is_exposed(reply: Reply, baseline: Reply | None, artefact: Artefact) -> str 
         return None
     if is_html(reply) and not artefact.html_ok:
         return None
-    return artefact.marker(reply)
+    evidence = artefact.marker(reply)
+    if evidence is not None and artefact is GENERIC and baseline is not None:
+        evidence += f", while unknown paths get {baseline.status_line}"
+    return evidence
 
 
-def _leaked(findings: Sequence[Leak]) -> list[Leak]:
-    return [f for f in findings if not f.rule.warn_only]
+def _leaked(reply: Reply) -> list[Leak]:
+    """The leaks of *reply* that fail a check (a JWT only warns)."""
+    return [leak for leak in scan_response(reply.headers, reply.body) if not leak.rule.warn_only]
+
+
+def _own_leaks(reply: Reply, baseline: Reply | None) -> list[Leak]:
+    """The leaks of *reply* that are not those of the page every unknown path gets.
+
+    A secrets path that answers like the baseline (the same status and the same leak: the
+    debug 404 page of a framework, whatever the path) shows the unknown-path page, which is
+    reported once, on the baseline.
+    """
+    leaks = _leaked(reply)
+    if not leaks or baseline is None or baseline.status != reply.status:
+        return leaks
+    shared = {(leak.rule.name, leak.shown) for leak in _leaked(baseline)}
+    return [leak for leak in leaks if (leak.rule.name, leak.shown) not in shared]
+
+
+def _leak_message(leak: Leak, reply: Reply) -> str:
+    """A leak of one reply in words: a trace is what the path *answers with*."""
+    if leak.rule.kind == "trace":
+        return f"answers {reply.status} with {leak.describe()}"
+    return f"contains {leak.describe()}"
+
+
+def _unknown_page_message(leak: Leak, baseline: Reply) -> str:
+    if leak.rule.kind == "trace":
+        return f"every unknown path answers {baseline.status} with {leak.describe()}"
+    return f"the page every unknown path gets contains {leak.describe()}"
+
+
+def _baseline_finding(baseline: Reply, leak: Leak, elsewhere: str = "") -> Finding:
+    got = f"{baseline.status_line} · the page of a random path that cannot exist"
+    message = _unknown_page_message(leak, baseline) + elsewhere
+    return finding(
+        baseline, _BASELINE_EXPECTED, got, rule=leak.rule.name, message=message, itemized=True
+    )
+
+
+def baseline_findings(baseline: Reply) -> list[Finding]:
+    """The leaks of the page every unknown path gets, each said to be that page's."""
+    return [_baseline_finding(baseline, leak) for leak in _leaked(baseline)]
 
 
 def baseline_path_for_run() -> str:
@@ -254,16 +350,26 @@ def baseline_path_for_run() -> str:
 
 
 class ExposureCheck(Check):
-    """``secrets[/path]``: the artefact at *path* is not served."""
+    """``secrets[/path]``: the artefact at *path* is not served, and its reply leaks nothing.
+
+    With *reports_baseline*, it also reports the leaks of the baseline page (when no body
+    scan runs to report them).
+    """
 
     def __init__(
-        self, path: str, config: RehearsalConfig, baseline_path: str | None = None
+        self,
+        path: str,
+        config: RehearsalConfig,
+        baseline_path: str | None = None,
+        *,
+        reports_baseline: bool = False,
     ) -> None:
         section = config.checks.secrets or SecretsCheckConfig()
         super().__init__("secrets", path, meta_for(config, section.meta))
         self.path = path
         self.artefact = artefact_for(path)
         self.baseline_path = baseline_path or baseline_path_for_run()
+        self.reports_baseline = reports_baseline
 
     def describe_expectation(self) -> str:
         return f"GET {self.path} does not serve {self.artefact.kind}"
@@ -281,24 +387,33 @@ class ExposureCheck(Check):
 
     def judge(self, reply: Reply, baseline: Reply | None) -> Verdict:
         """The verdict on the artefact reply, given the soft-404 baseline (pure)."""
-        expected = f"not served (this path must not expose {self.artefact.kind})"
-        if reply.status is None:
-            got = f"no response ({reply.error}): exposure unknown"
-            return tag(fail(reply, expected, got, rule="no-response"), asvs=_ASVS_EXPOSURE)
-        evidence = is_exposed(reply, baseline, self.artefact)
-        served = reply.status == 200 and not _soft_404(reply, baseline, self.artefact)
-        leaks = _leaked(scan_response(reply.headers, reply.body)) if served else []
-        if evidence is None and not leaks:
-            return tag(Verdict.ok(), asvs=_ASVS_EXPOSURE)
-        # The body itself is never quoted: it is the secret.
-        status = f"{reply.status} {reply.reason}".strip()
-        problems = [("exposed", f"{self.artefact.kind}: {evidence}" if evidence else "a page")]
-        problems += [(leak.rule.name, f"contains {leak.describe()}") for leak in leaks]
-        found = tuple(
-            finding(reply, expected, status, rule=rule, message=message, itemized=True)
-            for rule, message in problems
+        expected = self.artefact.expected
+        extra = (
+            baseline_findings(baseline)
+            if self.reports_baseline and baseline is not None and baseline.status is not None
+            else []
         )
-        return tag(Verdict(found), asvs=_ASVS_EXPOSURE)
+        if reply.status is None:
+            got = f"{reply.status_line}: exposure unknown"
+            verdict = fail(reply, expected, got, rule="no-response")
+            return tag(Verdict((*verdict.findings, *extra)), asvs=_ASVS_EXPOSURE)
+        problems: list[tuple[str, str]] = []
+        evidence = is_exposed(reply, baseline, self.artefact)
+        if evidence is not None:
+            served = "is served" if self.artefact is GENERIC else f"serves {self.artefact.kind}"
+            problems.append(("exposed", f"{served}: {evidence}"))
+            credential = self.artefact.credential(reply) if self.artefact.credential else None
+            if credential is not None:
+                problems.append(("credential", f"contains {credential}"))
+        problems += [
+            (leak.rule.name, _leak_message(leak, reply)) for leak in _own_leaks(reply, baseline)
+        ]
+        # The body itself is never quoted: it is the secret.
+        found = [
+            finding(reply, expected, reply.status_line, rule=rule, message=message, itemized=True)
+            for rule, message in problems
+        ]
+        return tag(Verdict((*found, *extra)), asvs=_ASVS_EXPOSURE)
 
 
 class ResponsesScan(Check):
@@ -306,10 +421,16 @@ class ResponsesScan(Check):
 
     runs_last = True
 
-    def __init__(self, config: RehearsalConfig, scanned_elsewhere: Sequence[Probe]) -> None:
+    def __init__(
+        self,
+        config: RehearsalConfig,
+        scanned_elsewhere: Sequence[Probe],
+        baseline_path: str | None = None,
+    ) -> None:
         section = config.checks.secrets or SecretsCheckConfig()
         super().__init__("secrets", "responses", meta_for(config, section.meta))
         self.scanned_elsewhere = list(scanned_elsewhere)
+        self.baseline_path = baseline_path
 
     def describe_expectation(self) -> str:
         return "no response of the rehearsal shows a secret, a stack trace or a debug page"
@@ -321,8 +442,9 @@ class ResponsesScan(Check):
     def judge(self, replies: Sequence[Reply]) -> Verdict:
         """The verdict on every reply in *replies* (pure).
 
-        One failure block per response where a leak first appeared; a leak seen again
-        elsewhere (a leaky footer on every page) adds "also in N more" rather than a block.
+        One finding per leak, on the response where it first appeared; the same leak seen
+        again elsewhere (a leaky footer on every page) adds "also in N more". A leak of the
+        soft-404 baseline is said to be on the page every unknown path gets.
         """
         first: dict[tuple[str, str], tuple[Leak, Reply]] = {}
         also: dict[tuple[str, str], list[str]] = {}
@@ -338,15 +460,25 @@ class ResponsesScan(Check):
         found: list[Finding] = []
         notes: list[str] = []
         for key, (leak, reply) in first.items():
-            text = leak.describe() + _elsewhere(also[key])
+            request = f"{reply.probe.method} {excerpt(reply.probe.path, 100)}"
+            elsewhere = _elsewhere(also[key])
             if leak.rule.warn_only:
-                notes.append(f"note (not failing): {text} of {reply.probe.method} {reply.url}")
-                continue
-            status = f"{reply.status} {reply.reason}".strip()
-            expected = self.describe_expectation()
-            found.append(
-                finding(reply, expected, status, rule=leak.rule.name, message=text, itemized=True)
-            )
+                notes.append(f"note (not failing): {request} shows {leak.describe()}{elsewhere}")
+            elif reply.probe.path == self.baseline_path:
+                found.append(_baseline_finding(reply, leak, elsewhere))
+            else:
+                message = f"{request} {_leak_message(leak, reply)}{elsewhere}"
+                expected = self.describe_expectation()
+                found.append(
+                    finding(
+                        reply,
+                        expected,
+                        reply.status_line,
+                        rule=leak.rule.name,
+                        message=message,
+                        itemized=True,
+                    )
+                )
         verdict = Verdict(tuple(found), tuple(notes))
         return tag(verdict, asvs=_ASVS_LEAKS, scanned=str(len(replies)))
 
@@ -365,10 +497,15 @@ def build(config: RehearsalConfig) -> list[Check]:
         return []
     # One soft-404 baseline for every path: the executor sends identical GETs of a round once.
     baseline = baseline_path_for_run()
-    exposures = [ExposureCheck(path, config, baseline) for path in section.paths]
+    # The baseline's own leaks are reported once: by the body scan, or without one by the
+    # first artefact check.
+    exposures = [
+        ExposureCheck(path, config, baseline, reports_baseline=not section.scan_bodies and i == 0)
+        for i, path in enumerate(section.paths)
+    ]
     checks: list[Check] = list(exposures)
     if section.scan_bodies:
         elsewhere = [check.probe for check in exposures]
         elsewhere += [input_probe(entry) for entry in config.checks.inputs]
-        checks.append(ResponsesScan(config, elsewhere))
+        checks.append(ResponsesScan(config, elsewhere, baseline if exposures else None))
     return checks

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..config import RehearsalConfig, UploadsCheckConfig
+from ..text import excerpt
 from ..units import format_size
 from ._base import Check, CheckRun, Probe, Reply, ReplyLog, Upload, Verdict, fail
 from ._support import combine, meta_for, tag
@@ -25,7 +26,11 @@ _RESET = "connection closed without a response"
 
 def _hop(reply: Reply) -> str:
     """Which hop answered, as far as the response says (``Server``, ``Via``)."""
-    named = [f"{name}: {reply.header(name)}" for name in ("Server", "Via") if reply.header(name)]
+    named = [
+        f"{name}: {excerpt(value, 80)}"
+        for name in ("Server", "Via")
+        if (value := reply.header(name)) is not None
+    ]
     return f" (answered by {', '.join(named)})" if named else ""
 
 
