@@ -58,6 +58,8 @@ def render_markdown(report: RehearsalReport, phases: Sequence[Phase] = ()) -> st
     if report.not_rehearsed:
         shown = ", ".join(f"`{node_id}`" for node_id in report.not_rehearsed)
         lines += ["", f"**Not rehearsed:** {shown}"]
+    if report.notes:
+        lines += ["", *[f"- note: {_cell(note)}" for note in report.notes]]
     if report.deploy is not None:
         lines += ["", "### Deploy", "", *_lifecycle(report.deploy)]
     if report.rollback is not None:

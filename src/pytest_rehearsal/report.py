@@ -103,6 +103,7 @@ class RehearsalReport:
     not_rehearsed: Sequence[str] = ()
     builtin_configured: int = 0
     error: str | None = None
+    notes: Sequence[str] = ()  # about the run as a whole: accept entries that matched nothing
 
     @classmethod
     def for_usage_error(cls, message: str, staging_url: str, started_at: str) -> RehearsalReport:
@@ -129,6 +130,7 @@ class RehearsalReport:
             "verdict": self.verdict,
             "error": self.error,
             "not_rehearsed": list(self.not_rehearsed),
+            "notes": list(self.notes),
             "interrupted": self.interrupted,
             "other_failures": self.other_failures,
             "collection_errors": list(self.collection_errors),

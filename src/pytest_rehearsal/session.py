@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Generator, Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -37,6 +37,7 @@ from urllib.parse import urljoin
 
 import pytest
 
+from .accept import judge, unused
 from .answers import judge_answer
 from .checklist import ChecklistRun
 from .checks import build_checks
@@ -99,7 +100,9 @@ class RehearsalSession:
         self.credentials = credentials
         self.is_controller = not hasattr(config, "workerinput")
         # The built-in checks run on the controller only; workers never import their modules.
-        self.checks: list[Check] = build_checks(settings.config) if self.is_controller else []
+        self.checks: list[Check] = (
+            build_checks(settings.config, settings.staging_url) if self.is_controller else []
+        )
         self.redact = redactor  # knows every token of *credentials*, and the checks' secrets
         for check in self.checks:
             for secret in check.secrets:
@@ -128,6 +131,7 @@ class RehearsalSession:
         self._interrupt_after_rollback = False
         self._skip_rollback: str | None = None
         self.deploy_record: DeployRecord | None = None
+        self._accept_used: set[int] = set()  # the accept entries that matched a finding
         self._deploy_failure: str | None = None  # why the checks are skipped
         # Under xdist: where the controller tells the workers that the deploy failed.
         self._deploy_flag: Path | None = None
@@ -400,7 +404,15 @@ class RehearsalSession:
         outcome = self._checklist.outcome(check.id)
         if outcome.error is not None:
             raise outcome.error  # a bug in the check itself: shown with its traceback
-        return outcome.verdict
+        verdict = outcome.verdict
+        entries = self.settings.config.accept
+        if verdict is None or not entries:
+            return verdict
+        judgement = judge(check.id, verdict.findings, entries, _today())
+        self._accept_used |= judgement.used
+        return dataclasses.replace(
+            verdict, findings=judgement.findings, notes=(*verdict.notes, *judgement.notes)
+        )
 
     def _deploy_failed(self, record: DeployRecord) -> None:
         """Skip every rehearsal test from now on, here and on the xdist workers."""
@@ -659,6 +671,11 @@ class RehearsalSession:
             collection_errors=tuple(self.collection_errors),
             not_rehearsed=tuple(not_rehearsed),
             builtin_configured=len(configured),
+            notes=unused(
+                self.settings.config.accept,
+                self._accept_used,
+                ran=[record.id.removeprefix("rehearsal::") for record in records.values()],
+            ),
         )
 
     def _phases(self) -> list[Phase]:
@@ -775,8 +792,14 @@ def print_plan(config: pytest.Config) -> int:
     names = [rehearsal.auth.token_env] if rehearsal.auth and rehearsal.auth.token_env else []
     if rehearsal.checks.permissions:
         names += [role.token_env for role in rehearsal.checks.permissions.roles.values()]
-    print(render_plan(settings, build_checks(rehearsal), names), end="")
+    checks = build_checks(rehearsal, settings.staging_url)
+    print(render_plan(settings, checks, names), end="")
     return int(pytest.ExitCode.OK)
+
+
+def _today() -> date:
+    """The day accept entries are judged against: today in UTC, as ``until`` dates are read."""
+    return datetime.now(timezone.utc).date()
 
 
 def _phase(section: str, step: StepRecord) -> Phase:

@@ -50,6 +50,7 @@ def summary_lines(report: RehearsalReport, width: int, *, verbose: bool = False)
         lines += _row(rollback.outcome, "rehearsal::rollback", rollback.owner, details, width)
     elif report.error is not None:
         lines += _wrap(report.error.splitlines(), width, indent="")
+    lines += _wrap([f"note: {note}" for note in report.notes], width, indent="")
     return lines
 
 

@@ -266,13 +266,23 @@ class Verdict:
         return cls(notes=(note,) if note else ())
 
     @property
+    def blocking(self) -> tuple[Finding, ...]:
+        """The findings that fail the check: every one not accepted (``accept:`` entries)."""
+        return tuple(found for found in self.findings if found.accepted is None)
+
+    @property
     def passed(self) -> bool:
-        return not self.findings
+        return not self.blocking
+
+    @property
+    def accepted(self) -> bool:
+        """Whether it found something and every finding is accepted for now."""
+        return bool(self.findings) and not self.blocking
 
     @property
     def message(self) -> str:
-        """The failure message built from the findings, then the notes."""
-        parts = [render(self.findings)] if self.findings else []
+        """The failure message built from the blocking findings, then the notes."""
+        parts = [render(self.blocking)] if self.blocking else []
         return "\n".join([*parts, *self.notes])
 
 
