@@ -18,6 +18,7 @@ the workers) does the rehearsal itself, as one sequence:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -720,8 +721,17 @@ class RehearsalSession:
         return preflight(deploy.command, rollback.cwd, env=rollback.env, label="deploy command")
 
     def _write(self, line: str) -> None:
+        """One live line (progress, ``rollback | ...``) on the terminal, as it happens.
+
+        The rollback runs inside its item's protocol, where pytest captures the output of
+        tests: the capture is suspended for the line, so it is seen live, not in a report.
+        """
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
+        if reporter is None:
+            return
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        suspended = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+        with suspended:
             reporter.write_line(self.redact(line))
 
     def _wait_for_staging(self) -> None:

@@ -1,0 +1,155 @@
+"""The release lifecycle end to end (issue 12): deploy, checks, rollback, verify, restore.
+
+pytester runs against the example service on loopback, with the real ``examples/deploy.sh``
+as the team's deploy, rollback and restore. Before each run staging serves 1.4.2 (1.5.0 is
+the release under test, ``RELEASE``); the deploy is the rehearsal's own first step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from plugin_helpers import load_report, write_config
+from servers import DEPLOY_SCRIPT, run_deploy
+
+LIFECYCLE = """\
+checks: {{headers: false, secrets: false}}
+deploy: {{command: ['{deploy}', 'deploy', '${{RELEASE}}'], timeout: 30s, within: 10s}}
+rollback:
+  command: ['{deploy}', 'rollback']
+  env: {{STAGING_RELEASE_ROOT: '{root}'}}
+  timeout: 30s
+  verify: {{path: /health, track: [version], within: 10s}}
+  restore: ['{deploy}', 'deploy', '${{RELEASE}}']
+  watch: {{interval: 100ms}}
+"""
+USER_CHECK = """
+import pytest
+
+@pytest.mark.rehearsal(owner="@web")
+def test_health_reports_the_release(staging):
+    assert staging.get("/health").json()["version"] == "1.5.0"
+"""
+
+
+@pytest.fixture
+def staging_on_the_previous_release(release_root: Path, example_url: str) -> str:
+    """The example app on 1.4.2 (1.5.0 is deployed by the rehearsal itself)."""
+    run_deploy(release_root, "rollback")
+    return example_url
+
+
+def _project(pytester: pytest.Pytester, release_root: Path, deploy: Path = DEPLOY_SCRIPT) -> None:
+    write_config(pytester, LIFECYCLE.format(deploy=deploy, root=release_root))
+    pytester.makepyfile(test_user=USER_CHECK)
+
+
+def _junit_properties(path: Path) -> dict[str, str]:
+    import xml.etree.ElementTree as ElementTree
+
+    tree = ElementTree.parse(path)
+    case = next(c for c in tree.iter("testcase") if c.get("name") == "rollback")
+    return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["plain", "xdist"])
+def test_a_full_rehearsal_deploys_checks_rolls_back_and_restores_with_its_figures(
+    pytester: pytest.Pytester,
+    release_root: Path,
+    staging_on_the_previous_release: str,
+    monkeypatch: pytest.MonkeyPatch,
+    xdist: tuple[str, ...],
+) -> None:
+    url = staging_on_the_previous_release
+    monkeypatch.setenv("RELEASE", "1.5.0")
+    _project(pytester, release_root)
+    result = pytester.runpytest_subprocess(
+        f"--staging-url={url}",
+        "--rehearsal-report=r.json",
+        "--rehearsal-summary=s.md",
+        "--junitxml=junit.xml",
+        "-p",
+        "no:cacheprovider",
+        *xdist,
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*deploy | deploy: current 1.4.2 -> 1.5.0*",
+            "*rollback | rollback: current 1.5.0 -> 1.4.2*",
+            "*restore | deploy: current 1.4.2 -> 1.5.0*",
+            "rollback passed: previous release (version 1.4.2) after *, restored 1.5.0 "
+            "after *; 0 of * health poll* failed",
+        ]
+    )
+    report = load_report(pytester.path / "r.json")
+    assert report["verdict"] == "ready"
+    assert report["deploy"]["outcome"] == "passed"
+    assert report["deploy"]["previous"]["tracked"] == {"version": "1.4.2"}
+    rollback = report["rollback"]
+    assert rollback["baseline"]["tracked"] == {"version": "1.5.0"}
+    assert [step["step"] for step in rollback["steps"]] == [
+        "baseline",
+        "preflight",
+        "command",
+        "verify",
+        "restore",
+        "restore_verify",
+    ]
+    assert rollback["recovery"]["to_previous_s"] > 0
+    assert rollback["recovery"]["watch"]["failed"] == 0
+    user = next(c for c in report["checks"] if c["id"].endswith("test_health_reports_the_release"))
+    assert user["outcome"] == "passed"  # the team's test ran after the deploy
+    assert (release_root / "current").readlink().name == "1.5.0"  # left as it was found
+    properties = _junit_properties(pytester.path / "junit.xml")
+    assert float(properties["rollback_to_previous_s"]) > 0
+    assert properties["watch_failed"] == "0"
+    summary = (pytester.path / "s.md").read_text()
+    assert "### Deploy" in summary
+    assert "| restore_verify | passed |" in summary
+    assert "```mermaid\ngantt" in summary
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["plain", "xdist"])
+def test_a_failed_deploy_blocks_skips_the_checks_and_rehearses_the_rollback_as_in_production(
+    pytester: pytest.Pytester,
+    release_root: Path,
+    staging_on_the_previous_release: str,
+    monkeypatch: pytest.MonkeyPatch,
+    xdist: tuple[str, ...],
+) -> None:
+    url = staging_on_the_previous_release
+    monkeypatch.setenv("RELEASE", "1.5.0")
+    broken = pytester.path / "deploy-broken.sh"
+    # Deploys nothing and fails; rollback and restore still use the real script.
+    broken.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = deploy ]; then echo "registry down" >&2; exit 7; fi\n'
+        f'exec {DEPLOY_SCRIPT} "$@"\n'
+    )
+    broken.chmod(0o755)
+    write_config(
+        pytester,
+        LIFECYCLE.format(deploy=DEPLOY_SCRIPT, root=release_root).replace(
+            f"['{DEPLOY_SCRIPT}', 'deploy', '${{RELEASE}}'], timeout",
+            f"['{broken}', 'deploy', '${{RELEASE}}'], timeout",
+        ),
+    )
+    pytester.makepyfile(test_user=USER_CHECK)
+    result = pytester.runpytest_subprocess(
+        f"--staging-url={url}", "--rehearsal-report=r.json", "-p", "no:cacheprovider", "-rs", *xdist
+    )
+    assert result.ret == 1, result.stdout.str()
+    report = load_report(pytester.path / "r.json")
+    assert report["verdict"] == "blocked"
+    assert report["deploy"]["outcome"] == "failed"
+    assert "exited with status 7" in report["deploy"]["message"]
+    outcomes = {c["id"]: c["outcome"] for c in report["checks"]}
+    assert set(outcomes.values()) == {"skipped"}, outcomes  # checks and the team's test
+    assert "deploy failed" in json.dumps(report["checks"])
+    steps = [step["step"] for step in report["rollback"]["steps"]]
+    assert "baseline" not in steps
+    assert "restore" not in steps
