@@ -934,7 +934,12 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert os.readlink(copy / ".demo" / "current") == "releases/1.5.0"
     assert "rollback passed: previous release (version 1.4.2) after " in output
     assert ", restored 1.5.0 after " in output
-    assert (copy / ".demo" / "summary.md").read_text() in output
+    assert report["deploy"]["previous"]["tracked"] == {"version": "1.4.2"}
+    assert "deploy passed in " in output
+    assert "PASSED   37 checks (-v lists them)" in output  # failures first, passes counted
+    assert "the Markdown summary a reviewer reads is .demo/summary.md" in output
+    assert (copy / ".demo" / "summary.md").read_text().startswith("## ✅ Staging rehearsal: ready")
+    assert len(output.splitlines()) < 60  # what a reviewer reads fits one screen or two
 
 
 #: The built-in check of examples/rehearsal.yaml that each defect must trip (None: none may).

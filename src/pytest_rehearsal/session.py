@@ -516,7 +516,8 @@ class RehearsalSession:
         """The rollback's live lines broke the progress line: start it again ("rehearsal F")."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and self.config.get_verbosity() <= 0:
-            reporter.write_fspath_result(ROLLBACK_NODEID, "")
+            with self._uncaptured():
+                reporter.write_fspath_result(ROLLBACK_NODEID, "")
 
     def _fetch(self, path: str) -> FetchResult:
         """One GET for the release lifecycle (thread-safe: the watch polls beside verify)."""
@@ -727,12 +728,17 @@ class RehearsalSession:
         tests: the capture is suspended for the line, so it is seen live, not in a report.
         """
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None:
-            return
+        if reporter is not None:
+            with self._uncaptured():
+                reporter.write_line(self.redact(line))
+
+    def _uncaptured(self) -> contextlib.AbstractContextManager[None]:
+        """pytest's output capture suspended (it is on inside an item's protocol)."""
         capture = self.config.pluginmanager.get_plugin("capturemanager")
-        suspended = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
-        with suspended:
-            reporter.write_line(self.redact(line))
+        if capture is None:
+            return contextlib.nullcontext()
+        suspended: contextlib.AbstractContextManager[None] = capture.global_and_fixture_disabled()
+        return suspended
 
     def _wait_for_staging(self) -> None:
         """``--staging-wait``: poll the health check until it passes or the time is up."""
