@@ -22,8 +22,9 @@ from checkdriver import Recorder, answer, drive
 from plugin_helpers import QUIET_CHECKS, load_report, write_config, write_rollback_script
 from pytest_rehearsal.checks import logging as logging_check
 from pytest_rehearsal.checks._base import ActionContext, Probe, Verdict
-from pytest_rehearsal.checks.logging import LoggingCheck, LogLine, LogReading, ReadLogs
+from pytest_rehearsal.checks.logging import LoggingCheck, ReadLogs
 from pytest_rehearsal.config import ChecksConfig, LoggingCheckConfig, Meta, RehearsalConfig
+from pytest_rehearsal.log_reader import LogLine, LogReading
 from pytest_rehearsal.redact import Redactor
 from servers import EXAMPLES_DIR, StagingAppFactory
 

@@ -20,11 +20,11 @@ from hostile.certs import Cert, make_cert, server_context
 from plugin_helpers import QUIET_CHECKS, TinyStaging, load_report, write_config
 from pytest_rehearsal.checks import build_checks, tls
 from pytest_rehearsal.checks._base import ActionContext, Check, ReplyLog, Request, Verdict
-from pytest_rehearsal.checks.tls import Handshake, HandshakeResult, TlsCheck, version_below
+from pytest_rehearsal.checks.tls import Handshake, TlsCheck, version_below
 from pytest_rehearsal.config import ChecksConfig, RehearsalConfig, TlsCheckConfig
 from pytest_rehearsal.executor import execute
 from pytest_rehearsal.redact import Redactor
-from pytest_rehearsal.tls_probe import capped_context
+from pytest_rehearsal.tls_probe import HandshakeResult, capped_context
 from servers import serve_asgi
 
 DAY = 86400.0

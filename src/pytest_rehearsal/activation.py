@@ -55,12 +55,7 @@ def _refuse_undecodable(value: str, where: str) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError:
         # Rare, so the message's helpers are imported only now.
-        from .config_yaml import (
-            SURROGATE_EXPECTED,
-            SURROGATE_PROBLEM,
-            format_problem,
-            lone_surrogate,
-        )
+        from .problems import SURROGATE_EXPECTED, SURROGATE_PROBLEM, format_problem, lone_surrogate
 
         found = lone_surrogate(value, decoded=True) or repr(value)
         raise ConfigError(

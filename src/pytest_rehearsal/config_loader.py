@@ -76,7 +76,8 @@ from .config_nodes import (
     switch,
     type_name,
 )
-from .config_yaml import MAX_CONFIG_BYTES, TAG, clip, compose, format_problem, read_config_text
+from .config_yaml import MAX_CONFIG_BYTES, TAG, clip, compose, read_config_text
+from .problems import format_problem
 from .redact import MASK
 from .regex_safety import REWRITE_HINT, backtracking_problem
 from .units import SIZE_EXPECTED, format_duration, format_size, parse_size

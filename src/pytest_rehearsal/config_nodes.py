@@ -23,8 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .config_yaml import SHOW_WIDTH, TAG, clip, format_problem
+from .config_yaml import SHOW_WIDTH, TAG, clip
 from .errors import ConfigError
+from .problems import format_problem
 from .units import (
     DURATION_EXPECTED,
     MAX_DURATION_S,

@@ -13,13 +13,13 @@ expected <what>``.
 from __future__ import annotations
 
 import functools
-import re
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .activation import MAX_CONFIG_BYTES
 from .errors import ConfigError
+from .problems import SURROGATE_EXPECTED, SURROGATE_PROBLEM, format_problem, lone_surrogate
 
 if TYPE_CHECKING:
     from yaml import MarkedYAMLError, SafeLoader
@@ -28,13 +28,9 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CONFIG_BYTES",
     "SHOW_WIDTH",
-    "SURROGATE_EXPECTED",
-    "SURROGATE_PROBLEM",
     "TAG",
     "clip",
     "compose",
-    "format_problem",
-    "lone_surrogate",
     "read_config_text",
 ]
 
@@ -45,17 +41,11 @@ TAG = "tag:yaml.org,2002:"
 _STANDARD_TAGS = frozenset(
     TAG + name for name in ("str", "int", "float", "bool", "null", "seq", "map")
 )
+
+
 # Half of a UTF-16 pair: from a YAML escape ("\ud800"), or a byte that is not UTF-8 in a
 # command-line value or a file name (Python decodes those with surrogateescape). Such text
 # cannot be encoded, so it would break every report it reached.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-SURROGATE_PROBLEM = "a lone surrogate is not text"
-SURROGATE_EXPECTED = (
-    "UTF-8 text (an escape from \\ud800 to \\udfff is half of a UTF-16 pair, not a "
-    "character: write the character itself, or \\U0001f600 for one beyond U+FFFF)"
-)
-
-
 class _Position(Protocol):
     """A yaml mark (pure-Python or libyaml): 0-based line and column."""
 
@@ -123,22 +113,6 @@ def read_config_text(path: Path) -> str:
     return text
 
 
-def lone_surrogate(text: str, *, decoded: bool = False) -> str | None:
-    """Where *text* holds a lone surrogate, in words; ``None`` when it is all characters.
-
-    Only the surrogate and its position are shown: the value may be a secret. *decoded*:
-    the text was decoded from bytes (argv, the environment), so name the byte it stands for.
-    """
-    match = _SURROGATE.search(text)
-    if match is None:
-        return None
-    code = ord(match.group())
-    shown = f"\\u{code:04x} at character {match.start() + 1}"
-    if decoded and 0xDC80 <= code <= 0xDCFF:
-        shown += f" (the byte 0x{code - 0xDC00:02x}, which is not UTF-8)"
-    return shown
-
-
 def compose(text: str, source: str) -> Node | None:
     """The YAML node tree of config *text* (``None`` for an empty document).
 
@@ -153,7 +127,7 @@ def compose(text: str, source: str) -> Node | None:
         raise ConfigError(_too_large(source, f"{size} bytes"))
     loader: SafeLoader | None = None
     try:
-        loader = _strict_loader()(text)
+        loader = _strict_loader(yaml)(text)
         root = loader.get_single_node()
     except _Refused as exc:
         where = _where(source, exc.mark)
@@ -173,12 +147,6 @@ def compose(text: str, source: str) -> Node | None:
         if loader is not None:
             loader.dispose()
     return root
-
-
-def format_problem(where: str, keypath: str, problem: str, found: str, expected: str) -> str:
-    """One problem, in the format every config error uses."""
-    subject = f"{keypath}: " if keypath else ""
-    return f"{where}: {subject}{problem}; found {found}, expected {expected}"
 
 
 def _where(source: str, mark: _Position | None) -> str:
@@ -237,8 +205,12 @@ def clip(text: str) -> str:
 
 
 @functools.cache
-def _strict_loader() -> type[SafeLoader]:
-    """The SafeLoader subclass, built on first use so that yaml is imported only then."""
+def _strict_loader(module: object) -> type[SafeLoader]:
+    """The SafeLoader subclass, built on first use so that yaml is imported only then.
+
+    Cached per yaml *module* object: its exceptions must be the ones :func:`compose`
+    catches, even after something (pytester's in-process runs) made Python import yaml anew.
+    """
     import yaml
     from yaml.events import AliasEvent, CollectionStartEvent, Event, NodeEvent, ScalarEvent
     from yaml.nodes import ScalarNode

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from .checks._base import ActionContext
-from .checks.logging import LogLine, LogReading, ReadLogs
 from .command import LIVE_LINES, CommandResult, run_command
 from .redact import Redactor
 from .text import excerpt
 
-__all__ = ["LINES_KEPT", "read_logs"]
+__all__ = ["LINES_KEPT", "LogLine", "LogReading", "read_logs"]
 
 #: Lines kept per kind (marker, each canary) for messages; the rest are only counted.
 LINES_KEPT = 3
@@ -30,12 +30,41 @@ _TAIL_LINES = 3
 _GRACE_S = 0.5
 
 
+@dataclass(frozen=True)
+class LogLine:
+    """One line of the log command's output: its number (from 1) and its redacted text."""
+
+    number: int
+    text: str
+
+
+@dataclass(frozen=True)
+class LogReading:
+    """What one run of the log command showed; every text already redacted.
+
+    ``began`` is when the first run started (``time.monotonic()``): ``within`` counts from it.
+    ``canaries`` maps each canary's name to the lines it appears in (at most a few each).
+    """
+
+    began: float
+    finished_at: float
+    lines: int = 0
+    marker: tuple[LogLine, ...] = ()
+    canaries: tuple[tuple[str, tuple[LogLine, ...]], ...] = ()
+    scan_stopped: bool = False  # the output had more lines than are scanned
+    failure: str | None = None  # why the command failed, a sentence: it did not exit 0 in time
+    timed_out: bool = False
+    tail: str = ""  # the end of the output, one line, for messages
+
+
 class _Scanner:
     """Looks for the marker and the canaries in each line, keeping a few redacted lines."""
 
-    def __init__(self, action: ReadLogs, redact: Callable[[str], str]) -> None:
-        self._marker = action.marker
-        self._canaries = action.canaries
+    def __init__(
+        self, marker: str, canaries: Sequence[tuple[str, str]], redact: Callable[[str], str]
+    ) -> None:
+        self._marker = marker
+        self._canaries = canaries
         self._redact = redact
         self.last: deque[str] = deque(maxlen=_TAIL_LINES)  # raw: redacted whole, never cut
         self.lines = 0
@@ -64,17 +93,28 @@ class _Scanner:
         return excerpt(self._redact(line), _LINE_CHARS)
 
 
-def read_logs(action: ReadLogs, context: ActionContext, not_after: float) -> LogReading:
-    """Run the log command of *action* once, after its pause, ending by *not_after*."""
-    if action.pause > 0:
+def read_logs(
+    command: Sequence[str],
+    *,
+    marker: str,
+    since: str,
+    canaries: Sequence[tuple[str, str]],
+    began: float | None,
+    pause: float,
+    context: ActionContext,
+    not_after: float,
+) -> LogReading:
+    """Run the log *command* once, after *pause* seconds, ending by *not_after*, and scan its
+    output for the *marker* and the *canaries* (``(name, value)`` pairs)."""
+    if pause > 0:
         # At most half the time left: the command's own run must not be starved by the pause.
-        time.sleep(max(0.0, min(action.pause, (not_after - time.monotonic()) / 2)))
+        time.sleep(max(0.0, min(pause, (not_after - time.monotonic()) / 2)))
     started = time.monotonic()
-    began = started if action.began is None else action.began
-    scanner = _Scanner(action, context.redactor)
-    env = {**context.env, "REHEARSAL_MARKER": action.marker, "REHEARSAL_SINCE": action.since}
+    began = started if began is None else began
+    scanner = _Scanner(marker, canaries, context.redactor)
+    env = {**context.env, "REHEARSAL_MARKER": marker, "REHEARSAL_SINCE": since}
     result = run_command(
-        action.command,
+        command,
         cwd=context.cwd,
         env=env,
         timeout=max(not_after - started, 0.001),

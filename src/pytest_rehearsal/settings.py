@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import RehearsalConfig
-from .config_yaml import SURROGATE_EXPECTED, SURROGATE_PROBLEM, format_problem, lone_surrogate
 from .errors import ConfigError
+from .problems import SURROGATE_EXPECTED, SURROGATE_PROBLEM, format_problem, lone_surrogate
 from .units import parse_duration
 
 __all__ = ["DEFAULT_TIMEOUT", "Options", "Settings", "resolve"]

@@ -19,20 +19,37 @@ import ssl
 import time
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .checks._base import ActionContext
-from .checks.tls import HandshakeResult
 from .sockets import open_connection
 from .units import format_duration
 
-__all__ = ["capped_context", "handshake"]
+__all__ = ["HandshakeResult", "capped_context", "handshake"]
 
 # TLS record layout: type (1), version (2), length (2), handshake type (1), length (3),
 # then the ClientHello's client_version (2): the newest version offered.
 _HELLO_VERSION = slice(9, 11)
 _WIRE_VERSIONS = {b"\x03\x01": "TLSv1", b"\x03\x02": "TLSv1.1", b"\x03\x03": "TLSv1.2"}
 _UNTRUSTED_ISSUER = (18, 19, 20, 21)  # self-signed, self-signed in chain, unknown issuer
+
+
+@dataclass(frozen=True)
+class HandshakeResult:
+    """What one handshake showed. ``error`` set: it failed (``refused``: by the server).
+
+    ``unavailable`` says why the local OpenSSL could not even offer the capped version.
+    ``not_after`` and ``checked_at`` are POSIX times (the certificate's end, the handshake).
+    """
+
+    version: str | None = None
+    cipher: str | None = None
+    not_after: float | None = None
+    checked_at: float = 0.0
+    error: str | None = None
+    refused: bool = False
+    unavailable: str | None = None
 
 
 def handshake(context: ActionContext, not_after: float, at_most: str | None) -> HandshakeResult:

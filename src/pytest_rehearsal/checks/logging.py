@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..config import LoggingCheckConfig, Meta
 from ..findings import Exchange, Finding
+from ..log_reader import LogLine, LogReading, read_logs
 from ..text import plural
 from ..units import format_duration, format_elapsed
 from ._base import Action, ActionContext, Check, CheckRun, Probe, Reply, ReplyLog, Verdict
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MARKER_HEADER",
-    "LogLine",
-    "LogReading",
     "LoggingCheck",
     "ReadLogs",
     "build",
@@ -55,33 +54,6 @@ _PAUSE_SHARE, _MIN_PAUSE_S, _MAX_PAUSE_S = 20, 0.25, 2.0
 
 
 @dataclass(frozen=True)
-class LogLine:
-    """One line of the log command's output: its number (from 1) and its redacted text."""
-
-    number: int
-    text: str
-
-
-@dataclass(frozen=True)
-class LogReading:
-    """What one run of the log command showed; every text already redacted.
-
-    ``began`` is when the first run started (``time.monotonic()``): ``within`` counts from it.
-    ``canaries`` maps each canary's name to the lines it appears in (at most a few each).
-    """
-
-    began: float
-    finished_at: float
-    lines: int = 0
-    marker: tuple[LogLine, ...] = ()
-    canaries: tuple[tuple[str, tuple[LogLine, ...]], ...] = ()
-    scan_stopped: bool = False  # the output had more lines than are scanned
-    failure: str | None = None  # why the command failed, a sentence: it did not exit 0 in time
-    timed_out: bool = False
-    tail: str = ""  # the end of the output, one line, for messages
-
-
-@dataclass(frozen=True)
 class ReadLogs(Action):
     """Run the log command once (after *pause* seconds) and scan its output.
 
@@ -96,9 +68,16 @@ class ReadLogs(Action):
     pause: float = 0.0
 
     def perform(self, context: ActionContext, not_after: float) -> LogReading:
-        from ..log_reader import read_logs
-
-        return read_logs(self, context, not_after)
+        return read_logs(
+            self.command,
+            marker=self.marker,
+            since=self.since,
+            canaries=self.canaries,
+            began=self.began,
+            pause=self.pause,
+            context=context,
+            not_after=not_after,
+        )
 
 
 #: What each canary reveals when it shows up in the logs.

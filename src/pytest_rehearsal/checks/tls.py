@@ -24,13 +24,14 @@ from urllib.parse import urlsplit
 from ..config import TLS_VERSIONS, Meta, TlsCheckConfig
 from ..findings import Exchange, Finding
 from ..text import plural
+from ..tls_probe import HandshakeResult, handshake
 from ._base import Action, ActionContext, Check, CheckRun, ReplyLog, Verdict
 from ._support import meta_for, tag
 
 if TYPE_CHECKING:
     from ..config import RehearsalConfig
 
-__all__ = ["Handshake", "HandshakeResult", "TlsCheck", "build", "version_below"]
+__all__ = ["Handshake", "TlsCheck", "build", "version_below"]
 
 _ASVS = "5.0.0: 12.1.1 12.2.1; 4.0.3: 9.1.1 9.1.3"
 _RETRY = "safe: a TLS handshake changes nothing (no request is sent over it)"
@@ -45,23 +46,6 @@ def version_below(floor: str) -> str:
 
 
 @dataclass(frozen=True)
-class HandshakeResult:
-    """What one handshake showed. ``error`` set: it failed (``refused``: by the server).
-
-    ``unavailable`` says why the local OpenSSL could not even offer the capped version.
-    ``not_after`` and ``checked_at`` are POSIX times (the certificate's end, the handshake).
-    """
-
-    version: str | None = None
-    cipher: str | None = None
-    not_after: float | None = None
-    checked_at: float = 0.0
-    error: str | None = None
-    refused: bool = False
-    unavailable: str | None = None
-
-
-@dataclass(frozen=True)
 class Handshake(Action):
     """A TLS handshake with staging; ``at_most`` caps the versions offered (trust is not
     checked then: only the version the server agrees to matters)."""
@@ -69,8 +53,6 @@ class Handshake(Action):
     at_most: str | None = None
 
     def perform(self, context: ActionContext, not_after: float) -> HandshakeResult:
-        from ..tls_probe import handshake
-
         return handshake(context, not_after, self.at_most)
 
 
