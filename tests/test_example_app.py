@@ -975,7 +975,9 @@ def test_the_example_rehearsal_catches_each_defect(
     each defect trips the check made for it."""
     # staging-logs.sh reads this log rather than the demo's (rollback.env does not set it).
     monkeypatch.setenv("STAGING_ACCESS_LOG", str(shared_release_root / "access.log"))
-    monkeypatch.setenv("RELEASE", "1.5.0")  # the restore's ${RELEASE}
+    monkeypatch.setenv("RELEASE", "1.5.0")  # the deploy's and the restore's ${RELEASE}
+    # The deploy of 1.5.0 acts on the release root this app serves (already on 1.5.0).
+    monkeypatch.setenv("STAGING_RELEASE_ROOT", str(shared_release_root))
     report = pytester.path / "report.json"
     result = pytester.runpytest_inprocess(
         "-p",

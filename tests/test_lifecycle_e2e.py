@@ -124,10 +124,11 @@ def test_a_failed_deploy_blocks_skips_the_checks_and_rehearses_the_rollback_as_i
     url = staging_on_the_previous_release
     monkeypatch.setenv("RELEASE", "1.5.0")
     broken = pytester.path / "deploy-broken.sh"
-    # Deploys nothing and fails; rollback and restore still use the real script.
+    # Deploys, then fails its migration, as a real deploy may; rollback and restore are real.
     broken.write_text(
         "#!/bin/sh\n"
-        'if [ "$1" = deploy ]; then echo "registry down" >&2; exit 7; fi\n'
+        f'if [ "$1" = deploy ]; then {DEPLOY_SCRIPT} deploy "$2"; echo "migration failed" >&2;'
+        " exit 7; fi\n"
         f'exec {DEPLOY_SCRIPT} "$@"\n'
     )
     broken.chmod(0o755)
@@ -150,6 +151,8 @@ def test_a_failed_deploy_blocks_skips_the_checks_and_rehearses_the_rollback_as_i
     outcomes = {c["id"]: c["outcome"] for c in report["checks"]}
     assert set(outcomes.values()) == {"skipped"}, outcomes  # checks and the team's test
     assert "deploy failed" in json.dumps(report["checks"])
+    assert report["rollback"]["outcome"] == "passed"  # back to 1.4.2, the release before
+    assert report["rollback"]["reached"]["tracked"] == {"version": "1.4.2"}
     steps = [step["step"] for step in report["rollback"]["steps"]]
     assert "baseline" not in steps
     assert "restore" not in steps

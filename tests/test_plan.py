@@ -11,12 +11,15 @@ checks:
   headers: false
   secrets: {paths: [/.env]}
   retry_safe: [{method: POST, path: /orders, json: {sku: A1}}]
+deploy: {command: ['./rollback.sh', 'deploy'], timeout: 2m, within: 30s}
 rollback:
   command: ./rollback.sh
   env: {DEPLOY_ENV: staging}
   timeout: 45s
-  verify: {path: /health, expect_json: {version: '1.4.2'}, within: 20s}
+  verify: {path: /health, track: [version], within: 20s}
   restore: ['./rollback.sh', 'forward']
+  watch: {interval: 250ms}
+  max_outage: 2s
 """
 
 
@@ -42,11 +45,18 @@ def test_the_plan_lists_requests_and_commands_and_sends_and_runs_nothing(
             '    POST /orders {"sku": "A1"} [[]Idempotency-Key[]]',
             '    POST /orders {"sku": "A1"} [[]Idempotency-Key[]]',
             '    POST /orders {"sku": "A1-variant"} [[]Idempotency-Key[]]',
+            "deploy, before the checks:",
+            f"  command: ./rollback.sh deploy (in {pytester.path}, timeout 2 min, env DEPLOY_ENV)",
+            "  then: GET /health passes the health check within 30 s",
             "rollback, after every check:",
+            "  baseline: GET /health (what staging serves before the rollback)",
             f"  command: ./rollback.sh (in {pytester.path}, timeout 45 s, env DEPLOY_ENV)",
-            '  verify: GET /health until status 200 with JSON containing {"version": "1.4.2"}, '
+            "  verify: GET /health until status 200, version changed from the baseline, "
             "within 20 s",
             f"  restore: ./rollback.sh forward (in {pytester.path}, timeout 45 s, env DEPLOY_ENV)",
+            "  restore verify: GET /health until it answers like the baseline again",
+            "  watch: GET /health every 250 ms while the commands and verifies run",
+            "  budgets: max_outage 2 s",
         ]
     )
     assert staging.requests == []

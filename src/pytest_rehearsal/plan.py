@@ -82,31 +82,64 @@ def render_plan(settings: Settings, checks: Sequence[Check], token_envs: Sequenc
         lines.append(f"  rehearsal::{check.id} ({check.meta.owner or 'no owner'})")
         lines += [f"    {request}" for request in planned_requests(check)]
         lines.append(f"    expected: {check.expected}")
-    lines += ["", *_rollback_plan(settings)]
+    lines += ["", *_lifecycle_plan(settings)]
     return "\n".join(lines) + "\n"
 
 
-def _rollback_plan(settings: Settings) -> list[str]:
+def _lifecycle_plan(settings: Settings) -> list[str]:
     rollback = settings.config.rollback
+    deploy = settings.config.deploy
+    health = settings.config.checks.health
+    lines: list[str] = []
+    if deploy is not None:
+        if settings.no_rollback:
+            lines += ["deploy: not rehearsed (--no-rollback)", ""]
+        else:
+            lines += [
+                "deploy, before the checks:",
+                _command_line("command", deploy.command, rollback, deploy.timeout),
+                f"  then: GET {health.path if health else '/health'} passes the health check "
+                f"within {format_duration(deploy.within)}",
+                "",
+            ]
     if settings.no_rollback:
-        return ["rollback: not rehearsed (--no-rollback)"]
+        return [*lines, "rollback: not rehearsed (--no-rollback)"]
     command = settings.rollback_command
     if command is None:
-        return ["rollback: NONE CONFIGURED: the rehearsal would be blocked"]
-    lines = [
+        return [*lines, "rollback: NONE CONFIGURED: the rehearsal would be blocked"]
+    verify = rollback.verify
+    path = verify.path if verify else (health.path if health else "/health")
+    lines += [
         "rollback, after every check:",
+        f"  baseline: GET {path} (what staging serves before the rollback)",
         _command_line("command", command, rollback, rollback.timeout),
     ]
-    verify = rollback.verify
     if verify is not None:
         what = f"status {verify.expect_status}"
         if verify.expect_json:
             what += f" with JSON containing {json.dumps(dict(verify.expect_json), sort_keys=True)}"
-        lines.append(
-            f"  verify: GET {verify.path} until {what}, within {format_duration(verify.within)}"
-        )
+        if verify.track:
+            what += f", {', '.join(verify.track)} changed from the baseline"
+        lines.append(f"  verify: GET {path} until {what}, within {format_duration(verify.within)}")
     if rollback.restore:
-        lines.append(_command_line("restore", rollback.restore, rollback, rollback.timeout))
+        when = "" if rollback.restore_after == "always" else " (only once verified)"
+        lines.append(_command_line(f"restore{when}", rollback.restore, rollback, rollback.timeout))
+        lines.append(f"  restore verify: GET {path} until it answers like the baseline again")
+    if rollback.watch is not None and health is not None:
+        lines.append(
+            f"  watch: GET {health.path} every {format_duration(rollback.watch.interval)} "
+            "while the commands and verifies run"
+        )
+    budgets = [
+        f"{name} {format_duration(value)}"
+        for name, value in (
+            ("max_recovery", rollback.max_recovery),
+            ("max_outage", rollback.max_outage),
+        )
+        if value is not None
+    ]
+    if budgets:
+        lines.append(f"  budgets: {', '.join(budgets)}")
     return lines
 
 

@@ -56,7 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="no_rollback",
         action="store_true",
         default=False,
-        help="Run the checklist only; the verdict is then at best 'incomplete'",
+        help="Run the checklist only (no deploy, no rollback); the verdict is then at best "
+        "'incomplete'",
     )
     group.addoption(
         "--staging-wait",

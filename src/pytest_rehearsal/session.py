@@ -361,7 +361,8 @@ class RehearsalSession:
         After a failed deploy the checks are not started: their items are skipped.
         """
         self._wait_for_staging()
-        if self.settings.config.deploy is not None:
+        # --no-rollback is the checklist alone: a deploy nothing would roll back is not run.
+        if self.settings.config.deploy is not None and not self.settings.no_rollback:
             self.deploy_record = rehearse_deploy(
                 self.settings.config, fetch=self._fetch, redactor=self.redact, say=self._write
             )
@@ -621,10 +622,13 @@ class RehearsalSession:
                 rollback += f" (WILL FAIL: {self.preflight_problem})"
         deploy = ""
         if settings.config.deploy is not None:
-            deploy = f"deploy {shlex.join(settings.config.deploy.command)}"
-            if self.deploy_problem:
-                deploy += f" (WILL FAIL: {self.deploy_problem})"
-            deploy += " · "
+            if settings.no_rollback:
+                deploy = "deploy not rehearsed (--no-rollback) · "
+            else:
+                deploy = f"deploy {shlex.join(settings.config.deploy.command)}"
+                if self.deploy_problem:
+                    deploy += f" (WILL FAIL: {self.deploy_problem})"
+                deploy += " · "
         return self.redact(
             f"rehearsal: {mask_url(settings.staging_url)} · config {config_path} · "
             f"{deploy}rollback {rollback}"
@@ -658,6 +662,8 @@ class RehearsalSession:
             for record in records.values()
             if not record.builtin and record.outcome == "skipped"
         ]
+        if self.settings.config.deploy is not None and self.deploy_record is None:
+            not_rehearsed.insert(0, "deploy")
         if rollback.outcome == "skipped":
             not_rehearsed.append(ROLLBACK_NODEID)
         return RehearsalReport(
