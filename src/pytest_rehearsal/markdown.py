@@ -66,9 +66,10 @@ def render_markdown(report: RehearsalReport, phases: Sequence[Phase] = ()) -> st
         lines += ["", "### Rollback", "", *_lifecycle(report.rollback)]
     if phases:
         lines += ["", "### Timeline", "", "```mermaid", *gantt(phases), "```"]
-    accepted = [check for check in report.checks if check.outcome == "accepted"]
+    accepted = _accepted_rows(report.checks)
     if accepted:
-        lines += ["", *_details(f"Accepted findings ({len(accepted)})", _accepted(accepted))]
+        table = ["| Check | Finding | Reason | Owner | Until |", "|---|---|---|---|---|", *accepted]
+        lines += ["", *_details(f"Accepted findings ({len(accepted)})", table)]
     passed = [check for check in report.checks if check.outcome in {"passed", "skipped"}]
     if passed:
         title = f"{plural(len(passed), 'other check')}: passed or skipped"
@@ -153,8 +154,9 @@ def _label(text: str) -> str:
     return " ".join(text.replace(":", " ").replace("#", " ").replace(";", " ").split())
 
 
-def _accepted(checks: Sequence[CheckRecord]) -> list[str]:
-    rows = ["| Check | Finding | Reason | Owner | Until |", "|---|---|---|---|---|"]
+def _accepted_rows(checks: Sequence[CheckRecord]) -> list[str]:
+    """A table row for every accepted finding, of passing and of failing checks alike."""
+    rows = []
     for check in checks:
         for found in check.findings:
             why = found.get("accepted")
