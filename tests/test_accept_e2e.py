@@ -56,7 +56,7 @@ def test_a_check_whose_every_finding_is_accepted_does_not_block(
         ["ACCEPTED rehearsal::headers[[]/[]]*", "XFAIL rehearsal::headers[[]/[]] - accepted: *"]
     )
     summary = (pytester.path / "s.md").read_text()
-    assert "<details><summary>Accepted findings (1)</summary>" in summary
+    assert "<details><summary>Accepted findings (3)</summary>" in summary
     assert "| `rehearsal::headers[/]` | X-Content-Type-Options: missing (expected nosniff) | " in (
         summary
     )
