@@ -215,12 +215,7 @@ class DeployRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "outcome": self.outcome,
-            "command": list(self.command),
-            "exit_code": self.exit_code,
-            "duration_s": round(self.duration_s, 3),
-            "message": self.message,
-            "output_tail": self.output_tail,
+            **_ran(self),
             "previous": self.previous.to_json() if self.previous is not None else None,
             "deployed": self.deployed.to_json() if self.deployed is not None else None,
             "steps": [step.to_json() for step in self.steps],
@@ -374,12 +369,7 @@ class RollbackRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "outcome": self.outcome,
-            "command": list(self.command),
-            "exit_code": self.exit_code,
-            "duration_s": round(self.duration_s, 3),
-            "message": self.message,
-            "output_tail": self.output_tail,
+            **_ran(self),
             "owner": self.owner,
             "note": self.note,
             "expect": self.expect,
@@ -429,3 +419,15 @@ def _flag(value: bool) -> str:
 
 def _first_line(text: str) -> str:
     return text.split("\n", 1)[0]
+
+
+def _ran(record: DeployRecord | RollbackRecord) -> dict[str, Any]:
+    """What the deploy's and the rollback's JSON say alike: the command and how it ended."""
+    return {
+        "outcome": record.outcome,
+        "command": list(record.command),
+        "exit_code": record.exit_code,
+        "duration_s": round(record.duration_s, 3),
+        "message": record.message,
+        "output_tail": record.output_tail,
+    }
