@@ -25,6 +25,7 @@ __all__ = [
     "Engine",
     "RehearsalCollector",
     "RehearsalItem",
+    "Rollback",
     "RollbackItem",
     "metadata_properties",
 ]
@@ -46,11 +47,15 @@ class Engine(Protocol):
     def redact(self, text: str) -> str:
         """*text* with every known secret masked."""
 
-    def rehearse_rollback(self, item: RollbackItem) -> None:
-        """Run the rollback; fail the item when it fails."""
 
-    def rollback_preflight(self) -> str | None:
-        """Why the rollback cannot even start, or ``None``."""
+class Rollback(Protocol):
+    """What the rollback item asks of the release lifecycle (:class:`.release_run.ReleaseRun`)."""
+
+    def preflight(self) -> str | None:
+        """Skip the item when the rollback is not to run; why it cannot even start."""
+
+    def rehearse(self, item: RollbackItem) -> None:
+        """Run the rollback; fail the item when it fails."""
 
 
 def metadata_properties(
@@ -65,10 +70,17 @@ class RehearsalCollector(pytest.Collector):
     """The ``rehearsal`` node under the session: the built-in checks, then the rollback."""
 
     def __init__(
-        self, *, engine: Engine, checks: list[Check], rollback: RollbackItemSpec, **kwargs: Any
+        self,
+        *,
+        engine: Engine,
+        release: Rollback,
+        checks: list[Check],
+        rollback: RollbackItemSpec,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.engine = engine
+        self.release = release
         self.checks = checks
         self.rollback = rollback
 
@@ -150,11 +162,17 @@ class RollbackItem(_RehearsalNode):
             metadata_properties("rollback", spec.owner, spec.expect, spec.note)
         )
 
+    @property
+    def release(self) -> Rollback:
+        parent = self.parent
+        assert isinstance(parent, RehearsalCollector)
+        return parent.release
+
     def setup(self) -> None:
-        problem = self.engine.rollback_preflight()
+        problem = self.release.preflight()
         if problem is not None:
             # It cannot be executed at all: a setup error (JUnit <error>), not a failure.
             pytest.fail(problem, pytrace=False)
 
     def runtest(self) -> None:
-        self.engine.rehearse_rollback(self)
+        self.release.rehearse(self)

@@ -116,7 +116,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.option.rehearsal_plan:
-        from .session import print_plan
+        from .cli import print_plan
 
         return print_plan(config)
     if not config.option.rehearsal_init:
@@ -154,7 +154,7 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except ConfigError as exc:
         if rehearsal_requested(option.staging_url, os.environ, None):
-            from .session import usage_error
+            from .outputs import usage_error
 
             raise usage_error(config, str(exc)) from None
         raise pytest.UsageError(str(exc)) from None

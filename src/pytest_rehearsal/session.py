@@ -18,18 +18,13 @@ the workers) does the rehearsal itself, as one sequence:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
-import shlex
-import shutil
 import signal
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from datetime import date, datetime, timezone
 from pathlib import Path
 from types import FrameType
@@ -43,6 +38,7 @@ from .answers import judge_answer
 from .checklist import ChecklistRun
 from .checks import build_checks
 from .checks._base import ActionContext, Check, Probe, Reply, ReplyLog, Request, Verdict
+from .cli import command_line, settings_of
 from .client import (
     Credentials,
     ProbeSender,
@@ -64,26 +60,24 @@ from .items import (
     RollbackItem,
     metadata_properties,
 )
-from .lifecycle import FetchResult, rehearse_deploy, rehearse_rollback
-from .markdown import Phase, render_markdown
+from .live import LiveLines
+from .markdown import Phase
 from .markers import marker_problem
 from .masking import mask_items, mask_report, mask_warning
+from .outputs import STARTED_AT_FORMAT, usage_error, write_reports
 from .records import RecordBook
 from .redact import Redactor, install_log_redaction, mask_url, secret_in_arguments
-from .release import DeployRecord, RollbackRecord, StepRecord, expected_result
-from .report import RehearsalReport, report_json_text
-from .report_files import append_text, write_atomically
-from .settings import Options, Settings, resolve
+from .release_run import ReleaseRun
+from .report import RehearsalReport
+from .settings import Settings
 from .terminal import summary_lines, verdict_fits
 from .text import excerpt, plural
 from .units import format_duration, format_elapsed
 
-__all__ = ["RehearsalSession", "usage_error"]
+__all__ = ["RehearsalSession"]
 
-_STARTED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _HTML_PLUGIN = "rehearsal-html"
-#: In an xdist worker's ``workerinput``: the file whose existence says the deploy failed.
-DEPLOY_FLAG_KEY = "rehearsal_deploy_failed"
+_RELEASE_PLUGIN = "rehearsal-release"
 
 
 class RehearsalSession:
@@ -113,8 +107,9 @@ class RehearsalSession:
         self.log = ReplyLog()
         self._sender: ProbeSender | None = None
         self._ssl_context = make_ssl_context(settings.staging_url, settings.ca_bundle)
-        self.preflight_problem = self._preflight() if self.is_controller else None
-        self.deploy_problem = self._deploy_preflight() if self.is_controller else None
+        self.live = LiveLines(config, self.redact)
+        self.release = ReleaseRun(config, settings, self.redact, self.send, self.live)
+        config.pluginmanager.register(self.release, _RELEASE_PLUGIN)
         self.started_at = datetime.now(timezone.utc)
         self._started = time.monotonic()
         self.book = RecordBook(self.redact)
@@ -128,17 +123,7 @@ class RehearsalSession:
         self._selected: list[pytest.Item] = []
         self._checklist: ChecklistRun | None = None
         self._distributing = False
-        self.rollback_outcome: RollbackRecord | None = None
-        self._interrupt_after_rollback = False
-        self._skip_rollback: str | None = None
-        self.deploy_record: DeployRecord | None = None
         self._accept_used: set[int] = set()  # the accept entries that matched a finding
-        self._deploy_failure: str | None = None  # why the checks are skipped
-        # Under xdist: where the controller tells the workers that the deploy failed.
-        self._deploy_flag: Path | None = None
-        if not self.is_controller:
-            flag = config.workerinput.get(DEPLOY_FLAG_KEY)  # type: ignore[attr-defined]
-            self._deploy_flag = Path(flag) if flag else None
         self._previous_sigterm: Any = None
         if self.is_controller and config.pluginmanager.has_plugin("html"):
             from .html_report import HtmlColumns  # pytest-html's own hooks, if it is active
@@ -157,12 +142,12 @@ class RehearsalSession:
         writes the error reports the run names and raises :class:`pytest.UsageError`.
         """
         try:
-            settings = _settings(config, config_file)
+            settings = settings_of(config, config_file)
             if settings is None:
                 return None
             credentials = Credentials.from_config(settings.config, os.environ)
             redactor = redactor_for(credentials)
-            problem = secret_in_arguments(_command_line(config), redactor)
+            problem = secret_in_arguments(command_line(config), redactor)
             if problem is not None:
                 raise ConfigError(problem)
         except ConfigError as exc:
@@ -238,8 +223,8 @@ class RehearsalSession:
     def stop(self) -> None:
         """End of the pytest run: close the connection pool, stop redacting log records."""
         self.close()
-        if self.is_controller and self._deploy_flag is not None:
-            shutil.rmtree(self._deploy_flag.parent, ignore_errors=True)
+        self.release.stop()
+        self.config.pluginmanager.unregister(self.release)
         html_columns = self.config.pluginmanager.get_plugin(_HTML_PLUGIN)
         if html_columns is not None:
             self.config.pluginmanager.unregister(html_columns)
@@ -304,8 +289,9 @@ class RehearsalSession:
             name="rehearsal",
             nodeid="rehearsal",
             engine=self,
+            release=self.release,
             checks=self.checks,
-            rollback=self._rollback_metadata(),
+            rollback=self.release.item_metadata(),
         )
         self._builtin = collector.collect()
         return self._builtin
@@ -361,17 +347,12 @@ class RehearsalSession:
         After a failed deploy the checks are not started: their items are skipped.
         """
         self._wait_for_staging()
-        # --no-rollback is the checklist alone: a deploy nothing would roll back is not run.
-        if self.settings.config.deploy is not None and not self.settings.no_rollback:
-            self.deploy_record = rehearse_deploy(
-                self.settings.config, fetch=self._fetch, redactor=self.redact, say=self._write
-            )
-            if self.deploy_record.interrupted:
-                self.interrupted = True
-                raise KeyboardInterrupt("interrupted during the deploy")
-            if self.deploy_record.outcome == "failed":
-                self._deploy_failed(self.deploy_record)
-                return
+        try:
+            if not self.release.deploy():
+                return  # the deploy failed: the check items are skipped
+        except KeyboardInterrupt:
+            self.interrupted = True
+            raise
         checks = [item.check for item in self._selected if isinstance(item, RehearsalItem)]
         self._checklist = ChecklistRun(
             checks, self.perform, self.log, self.settings.staging_timeout
@@ -388,19 +369,17 @@ class RehearsalSession:
                 self.config.hook.pytest_runtest_protocol(item=item, nextitem=None)
         if rollback is None:
             return
-        self._skip_rollback = self._reason_not_to_roll_back()
-        if self._skip_rollback is not None:
-            outcome = RollbackRecord.skipped(self._skip_rollback, self.settings.config.rollback)
-            self._rollback_done(outcome)
+        self.release.decide(self.collection_errors)
         self.config.hook.pytest_runtest_protocol(item=rollback, nextitem=None)
-        if self._interrupt_after_rollback:
+        if self.release.interrupted:
+            self.interrupted = True
             # The rollback's process group is gone; the run now ends as interrupted (exit 2).
             raise KeyboardInterrupt("interrupted during the rollback")
 
     def verdict_for(self, check: Check) -> Verdict | None:
         """The verdict of *check* (its item waits for it); a bug in the check is raised."""
-        if self._deploy_failure is not None:
-            pytest.skip(self._deploy_failure)
+        if self.release.deploy_failure is not None:
+            pytest.skip(self.release.deploy_failure)
         if self._checklist is None:
             pytest.skip("the checks were not started (the run stopped before them)")
         outcome = self._checklist.outcome(check.id)
@@ -415,115 +394,6 @@ class RehearsalSession:
         return dataclasses.replace(
             verdict, findings=judgement.findings, notes=(*verdict.notes, *judgement.notes)
         )
-
-    def _deploy_failed(self, record: DeployRecord) -> None:
-        """Skip every rehearsal test from now on, here and on the xdist workers."""
-        self._deploy_failure = self.redact(f"deploy failed: {record.message.splitlines()[0]}")
-        if self._deploy_flag is not None:
-            self._deploy_flag.write_text(self._deploy_failure, encoding="utf-8")
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
-        """xdist: each worker learns where to look for a failed deploy (a file)."""
-        if self.settings.config.deploy is None:
-            return
-        if self._deploy_flag is None:
-            self._deploy_flag = Path(tempfile.mkdtemp(prefix="rehearsal-")) / "deploy-failed"
-        node.workerinput[DEPLOY_FLAG_KEY] = str(self._deploy_flag)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        """After a failed deploy the team's rehearsal tests are skipped, as the checks are."""
-        if isinstance(item, (RehearsalItem, RollbackItem)):
-            return
-        if item.get_closest_marker("rehearsal") is None:
-            return
-        reason = self._deploy_failure
-        if reason is None and self._deploy_flag is not None and self._deploy_flag.exists():
-            reason = self._deploy_flag.read_text(encoding="utf-8")
-        if reason is not None:
-            pytest.skip(reason)
-
-    # -- the rollback ------------------------------------------------------------------------
-
-    def _rollback_metadata(self) -> RollbackRecord:
-        """What the rollback item shows before it runs: owner, expected result, note."""
-        rollback = self.settings.config.rollback
-        expect = rollback.expect or expected_result(rollback, self.settings.rollback_command)
-        return dataclasses.replace(RollbackRecord.skipped("not run yet", rollback), expect=expect)
-
-    def _reason_not_to_roll_back(self) -> str | None:
-        """Why the rollback must not run in this run, or ``None``: it is to run."""
-        settings = self.settings
-        if self.collection_errors:
-            shown = ", ".join(self.collection_errors[:3])
-            return (
-                f"not started: {plural(len(self.collection_errors), 'collection error')} ({shown})"
-            )
-        if settings.no_rollback:
-            return "--no-rollback was given"
-        command = settings.rollback_command
-        if command:
-            veto = self.config.hook.pytest_rehearsal_before_rollback(
-                config=self.config, rollback=settings.config.rollback, command=command
-            )
-            if veto:
-                return f"vetoed by a plugin: {veto}"
-        return None
-
-    def rollback_preflight(self) -> str | None:
-        """Why the rollback cannot even start (nothing is run then), or ``None``.
-
-        Skips the rollback item when the rollback is not to run at all.
-        """
-        if self._skip_rollback is not None:
-            pytest.skip(self.redact(self._skip_rollback))
-        if not self.settings.rollback_command or self._preflight() is not None:
-            # Nothing is run: the rehearsal stops at its first step and says why.
-            outcome = self._run_rollback()
-            self._rollback_done(outcome)
-            self._resume_progress()
-            return self.redact(outcome.message)
-        return None
-
-    def _rollback_done(self, outcome: RollbackRecord) -> None:
-        self.rollback_outcome = outcome
-        if outcome.interrupted:
-            self.interrupted = True
-            self._interrupt_after_rollback = True
-        self.config.hook.pytest_rehearsal_after_rollback(config=self.config, outcome=outcome)
-
-    def rehearse_rollback(self, item: RollbackItem) -> None:
-        """Run the rollback for real and report it on *item* (fails it when it failed)."""
-        outcome = self._run_rollback()
-        self._rollback_done(outcome)
-        self._resume_progress()
-        item.user_properties.extend(outcome.properties().items())
-        if outcome.outcome == "failed":
-            pytest.fail(self.redact(outcome.message), pytrace=False)
-
-    def _run_rollback(self) -> RollbackRecord:
-        settings = self.settings
-        return rehearse_rollback(
-            settings.config,
-            command_override=settings.rollback_command,
-            fetch=self._fetch,
-            redactor=self.redact,
-            say=self._write,
-            deploy=self.deploy_record,
-        )
-
-    def _resume_progress(self) -> None:
-        """The rollback's live lines broke the progress line: start it again ("rehearsal F")."""
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and self.config.get_verbosity() <= 0:
-            with self._uncaptured():
-                reporter.write_fspath_result(ROLLBACK_NODEID, "")
-
-    def _fetch(self, path: str) -> FetchResult:
-        """One GET for the release lifecycle (thread-safe: the watch polls beside verify)."""
-        reply = self.send(Probe("GET", path))
-        return FetchResult(reply.status, reply.body, reply.error, reply.elapsed)
 
     # -- reports ---------------------------------------------------------------------------
 
@@ -575,7 +445,7 @@ class RehearsalSession:
         self.report = report
         self.config.hook.pytest_rehearsal_report(config=self.config, report=report.to_json())
         settings = self.settings
-        self.write_errors = _write_reports(
+        self.write_errors = write_reports(
             report, settings.report_path, settings.summary_path, self._phases()
         )
         failed = report.verdict == "blocked" or self.write_errors
@@ -609,47 +479,26 @@ class RehearsalSession:
                 tr.write_line(f"rehearsal: wrote {path}")
 
     def header_line(self) -> str:
-        """``rehearsal: <url> · config <path> · rollback <command>`` for pytest's header."""
+        """``rehearsal: <url> · config <path> · [deploy ...] · rollback ...`` for the header."""
         settings = self.settings
         config_path = settings.config.path or "(none)"
-        if settings.no_rollback:
-            rollback = "not rehearsed (--no-rollback)"
-        elif settings.rollback_command is None:
-            rollback = "NONE CONFIGURED (the rehearsal will be blocked)"
-        else:
-            rollback = " ".join(settings.rollback_command)
-            if self.preflight_problem:
-                rollback += f" (WILL FAIL: {self.preflight_problem})"
-        deploy = ""
-        if settings.config.deploy is not None:
-            if settings.no_rollback:
-                deploy = "deploy not rehearsed (--no-rollback) · "
-            else:
-                deploy = f"deploy {shlex.join(settings.config.deploy.command)}"
-                if self.deploy_problem:
-                    deploy += f" (WILL FAIL: {self.deploy_problem})"
-                deploy += " · "
         return self.redact(
             f"rehearsal: {mask_url(settings.staging_url)} · config {config_path} · "
-            f"{deploy}rollback {rollback}"
+            f"{self.release.header()}"
         )
 
     def _build_report(self) -> RehearsalReport:
-        started_at = self.started_at.strftime(_STARTED_AT_FORMAT)
+        started_at = self.started_at.strftime(STARTED_AT_FORMAT)
         staging_url = mask_url(self.settings.staging_url)
         if self.usage_error is not None:
             return RehearsalReport.for_usage_error(self.usage_error, staging_url, started_at)
-        outcome = self.rollback_outcome
-        rollback_selected = any(isinstance(item, RollbackItem) for item in self._selected)
-        if outcome is None:
-            if self.interrupted:
-                reason = "the run was interrupted before the rollback"
-            elif not rollback_selected:
-                reason = "deselected"
-            else:
-                reason = "the checks did not finish"
-            outcome = RollbackRecord.skipped(reason, self.settings.config.rollback)
-        rollback = outcome
+        if self.interrupted:
+            reason = "the run was interrupted before the rollback"
+        elif not any(isinstance(item, RollbackItem) for item in self._selected):
+            reason = "deselected"
+        else:
+            reason = "the checks did not finish"
+        rollback = self.release.final_rollback(reason)
         records = self.book.records
         configured = [f"rehearsal::{check.id}" for check in self.checks]
         not_rehearsed = [
@@ -662,7 +511,7 @@ class RehearsalSession:
             for record in records.values()
             if not record.builtin and record.outcome == "skipped"
         ]
-        if self.settings.config.deploy is not None and self.deploy_record is None:
+        if self.release.deploy_not_rehearsed:
             not_rehearsed.insert(0, "deploy")
         if rollback.outcome == "skipped":
             not_rehearsed.append(ROLLBACK_NODEID)
@@ -672,7 +521,7 @@ class RehearsalSession:
             duration_s=time.monotonic() - self._started,
             checks=list(records.values()),
             rollback=rollback,
-            deploy=self.deploy_record,
+            deploy=self.release.deploy_record,
             interrupted=self.interrupted,
             config_path=str(self.settings.config.path) if self.settings.config.path else None,
             other_failures=len(self.book.other_failures),
@@ -688,63 +537,16 @@ class RehearsalSession:
 
     def _phases(self) -> list[Phase]:
         """The timeline of the run: the deploy's steps, the checks, the rollback's steps."""
-        phases: list[Phase] = []
-        if self.deploy_record is not None:
-            phases += [_phase("Deploy", step) for step in self.deploy_record.steps]
+        deploy, rollback = self.release.phases()
+        phases = list(deploy)
         checklist = self._checklist
         if checklist is not None and checklist.finished_at:
             duration = checklist.finished_at - checklist.started_at
             name = plural(len(checklist.check_ids), "check")
             phases.append(Phase("Checks", name, checklist.started_at, duration, "passed"))
-        if self.rollback_outcome is not None:
-            phases += [_phase("Rollback", step) for step in self.rollback_outcome.steps]
-        return phases
+        return phases + rollback
 
     # -- internals ---------------------------------------------------------------------
-
-    def _preflight(self) -> str | None:
-        """What already stands in the way of the rollback, said in the header at start-up."""
-        command = self.settings.rollback_command
-        if command is None or self.settings.no_rollback:
-            return None
-        from .command import preflight  # only a run that will roll back needs the runner
-
-        rollback = self.settings.config.rollback
-        problem = preflight(command, rollback.cwd, env=rollback.env)
-        if problem is None and rollback.restore:
-            problem = preflight(
-                rollback.restore, rollback.cwd, env=rollback.env, label="restore command"
-            )
-        return problem
-
-    def _deploy_preflight(self) -> str | None:
-        """What stands in the way of the deploy command, said in the header at start-up."""
-        deploy = self.settings.config.deploy
-        if deploy is None:
-            return None
-        from .command import preflight
-
-        rollback = self.settings.config.rollback
-        return preflight(deploy.command, rollback.cwd, env=rollback.env, label="deploy command")
-
-    def _write(self, line: str) -> None:
-        """One live line (progress, ``rollback | ...``) on the terminal, as it happens.
-
-        The rollback runs inside its item's protocol, where pytest captures the output of
-        tests: the capture is suspended for the line, so it is seen live, not in a report.
-        """
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            with self._uncaptured():
-                reporter.write_line(self.redact(line))
-
-    def _uncaptured(self) -> contextlib.AbstractContextManager[None]:
-        """pytest's output capture suspended (it is on inside an item's protocol)."""
-        capture = self.config.pluginmanager.get_plugin("capturemanager")
-        if capture is None:
-            return contextlib.nullcontext()
-        suspended: contextlib.AbstractContextManager[None] = capture.global_and_fixture_disabled()
-        return suspended
 
     def _wait_for_staging(self) -> None:
         """``--staging-wait``: poll the health check until it passes or the time is up."""
@@ -754,20 +556,20 @@ class RehearsalSession:
             return
         deadline = time.monotonic() + wait
         pause = 0.25
-        self._write(f"rehearsal: waiting up to {format_duration(wait)} for {health.path}")
+        self.live(f"rehearsal: waiting up to {format_duration(wait)} for {health.path}")
         while True:
             reply = self.send(Probe("GET", health.path))
             if judge_answer(reply.status, reply.body, health.expect_status, health.expect_json):
-                self._write(f"rehearsal: staging is up ({reply.describe(80)})")
+                self.live(f"rehearsal: staging is up ({reply.describe(80)})")
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self._write(
+                self.live(
                     f"rehearsal: gave up waiting after {format_duration(wait)}; "
                     f"last answer {reply.describe(80)}"
                 )
                 return
-            self._write(
+            self.live(
                 f"rehearsal: staging not ready ({reply.describe(80)}); "
                 f"{format_elapsed(remaining)} left"
             )
@@ -775,128 +577,9 @@ class RehearsalSession:
             pause = min(pause * 2, 2.0)
 
 
-def _settings(config: pytest.Config, config_file: Path | None) -> Settings | None:
-    """The run's settings from its options, environment and file (``None``: dormant)."""
-    option = config.option
-    options = Options(
-        staging_url=option.staging_url,
-        rollback_command=option.rollback_command,
-        no_rollback=option.no_rollback,
-        staging_wait=option.staging_wait,
-        staging_timeout=option.staging_timeout,
-        report_path=option.rehearsal_report,
-        summary_path=option.rehearsal_summary,
-        ca_bundle=option.staging_ca_bundle,
-    )
-    return resolve(options, os.environ, config_file, config.invocation_params.dir)
-
-
-def print_plan(config: pytest.Config) -> int:
-    """``--rehearsal-plan``: print what the rehearsal would do; the exit status (0, or 4)."""
-    from .activation import find_config_file
-    from .plan import render_plan
-
-    try:
-        config_file = find_config_file(
-            config.option.rehearsal_config,
-            config.getini("rehearsal_config"),
-            config.rootpath,
-            config.invocation_params.dir,
-        )
-        settings = _settings(config, config_file)
-    except ConfigError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return int(pytest.ExitCode.USAGE_ERROR)
-    if settings is None:
-        print("rehearsal plan: no staging URL (pass --staging-url): nothing would be rehearsed")
-        return int(pytest.ExitCode.OK)
-    rehearsal = settings.config
-    names = [rehearsal.auth.token_env] if rehearsal.auth and rehearsal.auth.token_env else []
-    if rehearsal.checks.permissions:
-        names += [role.token_env for role in rehearsal.checks.permissions.roles.values()]
-    checks = build_checks(rehearsal, settings.staging_url)
-    print(render_plan(settings, checks, names), end="")
-    return int(pytest.ExitCode.OK)
-
-
 def _today() -> date:
     """The day accept entries are judged against: today in UTC, as ``until`` dates are read."""
     return datetime.now(timezone.utc).date()
-
-
-def _phase(section: str, step: StepRecord) -> Phase:
-    return Phase(section, step.step, step.started_at, step.duration_s, step.outcome)
-
-
-def usage_error(config: pytest.Config, message: str) -> pytest.UsageError:
-    """A usage error of the run, once the error reports its options name are written."""
-    option = config.option
-    base = config.invocation_params.dir
-    url = option.staging_url or os.environ.get("STAGING_URL") or ""
-    started_at = datetime.now(timezone.utc).strftime(_STARTED_AT_FORMAT)
-    report = RehearsalReport.for_usage_error(message, mask_url(url), started_at)
-    report_path = base / option.rehearsal_report if option.rehearsal_report else None
-    summary_path = base / option.rehearsal_summary if option.rehearsal_summary else None
-    # A path that exists and is not a regular file is itself the usage error: leave it be.
-    _write_reports(
-        report,
-        report_path if _writable(report_path) else None,
-        summary_path if _writable(summary_path) else None,
-    )
-    return pytest.UsageError(message)
-
-
-def _writable(path: Path | None) -> bool:
-    if path is None:
-        return False
-    return not os.path.lexists(path) or (path.is_file() and not path.is_symlink())
-
-
-def _write_reports(
-    report: RehearsalReport,
-    report_path: Path | None,
-    summary_path: Path | None,
-    phases: Sequence[Phase] = (),
-) -> list[str]:
-    """Write the JSON report, the Markdown summary and the step summary; the failures."""
-    errors: list[str] = []
-    markdown = render_markdown(report, phases)
-    targets: list[tuple[Path, str, bool]] = []
-    if report_path is not None:
-        targets.append((report_path, report_json_text(report), False))
-    if summary_path is not None:
-        targets.append((summary_path, markdown, False))
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        targets.append((Path(step_summary), markdown, True))
-    for path, text, append in targets:
-        problem = _write_one(path, text, append=append)
-        if problem is not None:
-            errors.append(problem)
-    return errors
-
-
-def _write_one(path: Path, text: str, *, append: bool) -> str | None:
-    """Write one report file; why it could not be written, or ``None``."""
-    try:
-        if append:
-            append_text(path, text)
-        else:
-            write_atomically(path, text)
-    except OSError as exc:
-        # A gate that reads the report must not pass without it: say so and fail the run.
-        return f"could not write {exc.filename or path}: {exc.strerror or exc}"
-    return None
-
-
-def _command_line(config: pytest.Config) -> list[str]:
-    """Every argument the run was given: argv, the ini's addopts and ``PYTEST_ADDOPTS``."""
-    arguments = [*config.invocation_params.args, *config.getini("addopts")]
-    try:
-        arguments += shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
-    except ValueError:  # pytest itself refuses an unparsable PYTEST_ADDOPTS
-        arguments.append(os.environ.get("PYTEST_ADDOPTS", ""))
-    return arguments
 
 
 def _first_doc_line(item: pytest.Item) -> str | None:
