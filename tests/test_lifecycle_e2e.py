@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,3 +157,109 @@ def test_a_failed_deploy_blocks_skips_the_checks_and_rehearses_the_rollback_as_i
     steps = [step["step"] for step in report["rollback"]["steps"]]
     assert "baseline" not in steps
     assert "restore" not in steps
+
+
+ROLLBACK_ONLY = """\
+checks: {{headers: false, secrets: false}}
+rollback:
+  command: {command}
+  env: {{STAGING_RELEASE_ROOT: '{root}'}}
+  timeout: 30s
+  verify: {verify}
+  restore: {restore}
+  watch: {{interval: 100ms}}
+{extra}"""
+
+
+def _rollback_project(
+    pytester: pytest.Pytester,
+    release_root: Path,
+    *,
+    command: str = f"['{DEPLOY_SCRIPT}', 'rollback']",
+    verify: str = "{path: /health, track: [version], within: 1s}",
+    restore: str = f"['{DEPLOY_SCRIPT}', 'deploy', '1.5.0']",
+    extra: str = "",
+) -> None:
+    write_config(
+        pytester,
+        ROLLBACK_ONLY.format(
+            command=command, root=release_root, verify=verify, restore=restore, extra=extra
+        ),
+    )
+
+
+def _rollback_report(pytester: pytest.Pytester, url: str) -> dict[str, Any]:
+    result = pytester.runpytest(
+        f"--staging-url={url}", "--rehearsal-report=r.json", "-k", "rollback"
+    )
+    report = load_report(pytester.path / "r.json")
+    assert result.ret == (0 if report["verdict"] != "blocked" else 1), result.stdout.str()
+    rollback: dict[str, Any] = report["rollback"]
+    return rollback
+
+
+def _steps(rollback: dict[str, Any]) -> list[str]:
+    return [f"{step['step']}:{step['outcome']}" for step in rollback["steps"]]
+
+
+def test_a_wrong_staging_url_never_touches_staging(
+    pytester: pytest.Pytester, release_root: Path
+) -> None:
+    import socket
+
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    _rollback_project(pytester, release_root)
+    rollback = _rollback_report(pytester, f"http://127.0.0.1:{port}")
+    assert (rollback["outcome"], rollback["phase"]) == ("failed", "baseline")
+    assert rollback["message"].startswith("staging did not answer before the rollback")
+    assert _steps(rollback) == ["baseline:failed"]
+    assert (release_root / "current").readlink().name == "1.5.0"  # nothing was rolled back
+
+
+@pytest.mark.parametrize("restore_after", ["always", "verified"])
+def test_a_verify_never_met_restores_unless_told_to_restore_only_once_verified(
+    pytester: pytest.Pytester, release_root: Path, example_url: str, restore_after: str
+) -> None:
+    _rollback_project(
+        pytester,
+        release_root,
+        verify="{path: /health, expect_json: {version: '9.9.9'}, within: 1s}",
+        extra=f"  restore_after: {restore_after}\n",
+    )
+    rollback = _rollback_report(pytester, example_url)
+    assert (rollback["outcome"], rollback["phase"]) == ("failed", "verify")
+    if restore_after == "always":
+        assert _steps(rollback)[-2:] == ["restore:passed", "restore_verify:passed"]
+        assert (release_root / "current").readlink().name == "1.5.0"
+    else:
+        assert "restore:passed" not in _steps(rollback)
+        assert (release_root / "current").readlink().name == "1.4.2"
+        assert "the restore was not run (restore_after: verified)" in rollback["notes"][0]
+
+
+def test_a_restore_that_leaves_the_old_version_fails_naming_both_versions(
+    pytester: pytest.Pytester, release_root: Path, example_url: str
+) -> None:
+    _rollback_project(pytester, release_root, restore=f"['{DEPLOY_SCRIPT}', 'status']")
+    rollback = _rollback_report(pytester, example_url)
+    assert (rollback["outcome"], rollback["phase"]) == ("failed", "restore_verify")
+    assert "serves version 1.4.2; expected version 1.5.0" in rollback["message"]
+
+
+def test_an_outage_during_the_rollback_is_measured_and_fails_a_zero_budget(
+    pytester: pytest.Pytester, release_root: Path, example_url: str
+) -> None:
+    outage = pytester.path / "outage.sh"
+    outage.write_text(
+        "#!/bin/sh\n"
+        f"mv {release_root}/current {release_root}/current.off\nsleep 1\n"
+        f"mv {release_root}/current.off {release_root}/current\nexec {DEPLOY_SCRIPT} rollback\n"
+    )
+    outage.chmod(0o755)
+    _rollback_project(pytester, release_root, command=f"['{outage}']", extra="  max_outage: 0s\n")
+    rollback = _rollback_report(pytester, example_url)
+    assert (rollback["outcome"], rollback["phase"]) == ("failed", "done")
+    assert rollback["recovery"]["watch"]["failed"] >= 1
+    assert rollback["message"].endswith("over max_outage 0 s")
