@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-__all__ = ["alive", "read_pids", "survivors"]
+__all__ = ["PEAK_RSS_CONFTEST", "alive", "read_pids", "survivors"]
 
 
 def alive(pid: int) -> bool:
@@ -33,3 +33,16 @@ def survivors(pids: list[int], within: float = 3.0) -> list[int]:
 def read_pids(path: Path) -> list[int]:
     """The PIDs a test script appended to *path*, one a line."""
     return [int(line) for line in path.read_text().split()]
+
+
+#: A conftest that writes the pytest process's peak RSS (KiB) to ``maxrss.txt`` at the end.
+#: VmHWM is the high-water mark of the process's own memory since its exec; ru_maxrss would
+#: also count what the forking parent (a big xdist worker) had at the fork.
+PEAK_RSS_CONFTEST = """\
+from pathlib import Path
+
+def pytest_unconfigure(config):
+    status = Path("/proc/self/status").read_text()
+    peak_kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+    (config.rootpath / "maxrss.txt").write_text(peak_kib)
+"""

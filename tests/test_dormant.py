@@ -9,6 +9,7 @@ import time
 import pytest
 
 from plugin_helpers import QUIET_CHECKS, TinyStaging, write_config
+from processes import PEAK_RSS_CONFTEST
 
 HEAVY = ("httpx", "yaml", "tenacity")
 
@@ -159,15 +160,7 @@ def test_a_dormant_run_reads_only_the_head_of_a_huge_config_file(
     with config.open("w", encoding="utf-8") as stream:
         stream.write("checks:\n  headers: false\n")
         stream.truncate(1024**3)  # sparse: 1 GB on paper, nothing on disk
-    pytester.makeconftest(
-        """
-        import resource
-
-        def pytest_unconfigure(config):
-            peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            (config.rootpath / "maxrss.txt").write_text(str(peak_kib))
-        """
-    )
+    pytester.makeconftest(PEAK_RSS_CONFTEST)
     pytester.makepyfile("def test_plain():\n    pass\n")
     started = time.monotonic()
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from processes import PEAK_RSS_CONFTEST
 from pytest_rehearsal.checks._base import ReplyLog
 from pytest_rehearsal.client import Credentials, ProbeSender, make_probe_client, make_ssl_context
 from pytest_rehearsal.redact import Secret
@@ -32,14 +33,6 @@ TIMEOUT = 2.0
 SLACK = 5.0
 SUBPROCESS_TIMEOUT = 120.0
 MIB = 1024 * 1024
-
-_RSS_CONFTEST = """\
-import resource
-
-def pytest_unconfigure(config):
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    (config.rootpath / "maxrss.txt").write_text(str(peak_kib))
-"""
 
 
 def probe_sender(
@@ -126,7 +119,7 @@ def rehearse(
         f"  health: {{path: '{path}', expect_json: {{ok: true}}}}\n"
         f"rollback: {rollback}\n" + textwrap.dedent(config)
     )
-    pytester.makeconftest(_RSS_CONFTEST + textwrap.dedent(conftest))
+    pytester.makeconftest(PEAK_RSS_CONFTEST + textwrap.dedent(conftest))
     if user_tests is not None:
         pytester.makepyfile(test_user=user_tests)
     started = time.monotonic()
