@@ -617,6 +617,35 @@ def test_after_a_failed_deploy_the_rollback_has_no_baseline_and_no_restore(
     assert "the deploy failed" in back.notes[0]
 
 
+def test_a_failed_deploy_that_changed_nothing_is_not_rolled_back_further(
+    tmp_path: Path,
+    old_release: Path,
+    staging_app_factory: StagingAppFactory,
+    fetch_from: Callable[[str], Fetch],
+) -> None:
+    # The deploy fails before switching anything: staging still serves 1.4.2, and the team's
+    # rollback (`deploy.sh rollback`, one release back) would leave it older than found.
+    run_deploy(old_release, "deploy", "1.4.1")
+    run_deploy(old_release, "deploy", "1.4.2")
+    write_rollback_script(tmp_path, "deploy.sh", 'echo "registry unreachable"\nexit 1\n')
+    fetch = fetch_from(staging_app_factory(release_root=old_release))
+    config = deploy_config(tmp_path, old_release, [str(tmp_path / "deploy.sh"), "${RELEASE}"])
+    record, _ = deploy(config, fetch)
+    assert record.outcome == "failed"
+    assert current(old_release) == "1.4.2"
+
+    back, lines = rollback(config, fetch, deploy=record)
+    assert back.outcome == "skipped"
+    assert back.phase == "baseline"
+    assert steps(back) == [("baseline", "passed")]
+    assert back.message.startswith(
+        "the failed deploy left staging on the release before it (version 1.4.2)"
+    )
+    assert back.exit_code is None
+    assert current(old_release) == "1.4.2"  # the rollback command never ran
+    assert lines == [back.summary_line()]
+
+
 def test_a_deploy_that_never_gets_healthy_fails_at_deploy_health(
     tmp_path: Path,
     old_release: Path,

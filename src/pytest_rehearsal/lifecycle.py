@@ -22,6 +22,7 @@ it, a second Ctrl-C stops it (the runner kills its process group), and it is not
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import time
@@ -695,6 +696,11 @@ def rehearse_rollback(
     rollback = config.rollback
     started, wall = clock(), time.time()
     after_failed_deploy = deploy is not None and deploy.outcome == "failed"
+    if after_failed_deploy and deploy is not None:
+        untouched = _untouched_by_the_deploy(run, _verify_target(config), deploy)
+        if untouched is not None:
+            run.say(untouched.summary_line())
+            return untouched
     state = _Rollback(
         argv=tuple(command_override or rollback.command or ()),
         restore=None if after_failed_deploy else rollback.restore,
@@ -718,6 +724,40 @@ def rehearse_rollback(
     record = _rollback_record(run, state, started, wall, summary)
     run.say(record.summary_line())
     return record
+
+
+def _untouched_by_the_deploy(
+    run: _Run, target: _Target, deploy: DeployRecord
+) -> RollbackRecord | None:
+    """After a failed deploy: a record saying there is nothing to roll back when staging
+    still serves the release before the deploy (its tracked fields), else ``None``.
+
+    Rolling back then would take staging one release further back than it was found.
+    """
+    previous = deploy.previous
+    if previous is None or not previous.tracked:
+        return None  # nothing tells the releases apart: the rollback is rehearsed
+    timer = _Timer(run)
+    result = run.get(target.path)
+    snapshot = run.snapshot(result, target.fields)
+    if result.status != target.expect_status or any(
+        snapshot.tracked.get(name, _MISSING) != value for name, value in previous.tracked.items()
+    ):
+        return None
+    message = (
+        f"the failed deploy left staging on the release before it ({previous.describe()}): "
+        "there is nothing to roll back, and a rollback would go one release further back"
+    )
+    step = timer.record("baseline", True, f"GET {target.path} served {snapshot.describe()}")
+    skipped = RollbackRecord.skipped(message, run.config.rollback)
+    return dataclasses.replace(
+        skipped,
+        phase="baseline",
+        baseline=snapshot,
+        steps=(step,),
+        duration_s=step.duration_s,
+        started_at=step.started_at,
+    )
 
 
 def _rollback_steps(
