@@ -159,6 +159,38 @@ def test_a_failed_deploy_blocks_skips_the_checks_and_rehearses_the_rollback_as_i
     assert "restore" not in steps
 
 
+@pytest.mark.parametrize(
+    "selection", [("-k", "health"), ("--no-rollback",)], ids=["rollback-deselected", "no-rollback"]
+)
+def test_a_deploy_nothing_would_roll_back_is_not_run(
+    pytester: pytest.Pytester,
+    release_root: Path,
+    staging_on_the_previous_release: str,
+    monkeypatch: pytest.MonkeyPatch,
+    selection: tuple[str, ...],
+) -> None:
+    monkeypatch.setenv("RELEASE", "1.5.0")
+    write_config(pytester, LIFECYCLE.format(deploy=DEPLOY_SCRIPT, root=release_root))
+    result = pytester.runpytest_subprocess(
+        f"--staging-url={staging_on_the_previous_release}",
+        "--rehearsal-report=r.json",
+        "-p",
+        "no:cacheprovider",
+        *selection,
+    )
+    assert result.ret == 0, result.stdout.str()
+    assert (release_root / "current").readlink().name == "1.4.2"  # staging as it was found
+    report = load_report(pytester.path / "r.json")
+    assert report["verdict"] == "incomplete"
+    assert report["deploy"] is None
+    assert report["not_rehearsed"][:1] == ["deploy"]
+    assert "rehearsal::rollback" in report["not_rehearsed"]
+    if selection == ("-k", "health"):
+        result.stdout.fnmatch_lines(
+            ["*rehearsal: deploy not run: rehearsal::rollback is not selected*"]
+        )
+
+
 ROLLBACK_ONLY = """\
 checks: {{headers: false, secrets: false}}
 rollback:

@@ -75,12 +75,18 @@ class ReleaseRun:
 
     # -- the deploy ------------------------------------------------------------------------
 
-    def deploy(self) -> bool:
-        """The real deploy, when configured (not under ``--no-rollback``); whether the checks
+    def deploy(self, rollback_selected: bool) -> bool:
+        """The real deploy, when configured and its rollback will run; whether the checks
         may start. Raises :class:`KeyboardInterrupt` when it was interrupted."""
         settings = self._settings
-        # --no-rollback is the checklist alone: a deploy nothing would roll back is not run.
-        if settings.config.deploy is None or settings.no_rollback:
+        if settings.config.deploy is None:
+            return True
+        # A deploy that nothing rolls back would leave staging on the new release: under
+        # --no-rollback, or with rehearsal::rollback deselected (-k health), it is not run.
+        if settings.no_rollback:
+            return True
+        if not rollback_selected:
+            self._live("rehearsal: deploy not run: rehearsal::rollback is not selected")
             return True
         record = rehearse_deploy(
             settings.config, fetch=self._fetch, redactor=self._redact, say=self._live

@@ -348,7 +348,8 @@ class RehearsalSession:
         """
         self._wait_for_staging()
         try:
-            if not self.release.deploy():
+            rollback_selected = any(isinstance(item, RollbackItem) for item in self._selected)
+            if not self.release.deploy(rollback_selected):
                 return  # the deploy failed: the check items are skipped
         except KeyboardInterrupt:
             self.interrupted = True
