@@ -116,6 +116,22 @@ def test_deselect_and_markers_deselect_checks_and_the_rollback_too(
     assert not log.exists()
 
 
+def test_x_stops_the_team_s_tests_but_every_selected_check_and_the_rollback_still_run(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    _, url = tiny_staging
+    log = _project(pytester)
+    pytester.makepyfile(test_a_first="def test_fails():\n    assert False\n")
+    result, report = _run(pytester, url, "-x")
+    assert result.ret == 1
+    assert report["verdict"] == "blocked"
+    assert report["not_rehearsed"] == []
+    assert {check["id"] for check in report["checks"]} >= set(CONFIGURED)
+    verdict = next(line for line in result.outlines if line.startswith("verdict:"))
+    assert verdict.startswith("verdict: blocked — 3 of 3 checks passed, 1 other test failed")
+    assert log.read_text() == "rolled back\n"
+
+
 def test_selecting_only_the_rollback_rehearses_it_alone(
     pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:

@@ -85,9 +85,10 @@ class RehearsalReport:
     """The whole outcome; :meth:`to_json` is the ``--rehearsal-report`` document.
 
     ``not_rehearsed`` names what did not run (deselected checks, a skipped rollback);
-    ``builtin_configured`` counts the built-in checks the config switches on, so that a
-    partial selection says "3 of 33 checks selected". ``error`` is a usage error that
-    stopped the run before anything was sent.
+    ``builtin_configured`` counts the built-in checks the config switches on and
+    ``builtin_selected`` those that ``-k``/``-m``/``--deselect`` left in (``None``: all),
+    so that a partial selection says "3 of 33 built-in checks selected". ``error`` is a
+    usage error that stopped the run before anything was sent.
     """
 
     staging_url: str
@@ -102,6 +103,7 @@ class RehearsalReport:
     collection_errors: Sequence[str] = ()
     not_rehearsed: Sequence[str] = ()
     builtin_configured: int = 0
+    builtin_selected: int | None = None
     error: str | None = None
     notes: Sequence[str] = ()  # about the run as a whole: accept entries that matched nothing
 
@@ -149,8 +151,8 @@ class RehearsalReport:
         accepted = sum(c.outcome == "accepted" for c in self.checks)
         ran = len(self.checks)
         parts = [f"{passed} of {ran} checks passed"]
-        selected = sum(c.builtin for c in self.checks)
-        if selected < self.builtin_configured:
+        selected = self.builtin_selected
+        if selected is not None and selected < self.builtin_configured:
             parts.insert(0, f"{selected} of {self.builtin_configured} built-in checks selected")
         if accepted:
             parts.append(f"{accepted} accepted")

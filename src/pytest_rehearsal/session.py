@@ -529,6 +529,7 @@ class RehearsalSession:
             collection_errors=tuple(self.collection_errors),
             not_rehearsed=tuple(not_rehearsed),
             builtin_configured=len(configured),
+            builtin_selected=sum(isinstance(item, RehearsalItem) for item in self._selected),
             notes=unused(
                 self.settings.config.accept,
                 self._accept_used,
