@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from plugin_helpers import TinyStaging, write_config, write_rollback_script
+from pytest_rehearsal.checks import build_checks
+from pytest_rehearsal.config_loader import parse_config
+from pytest_rehearsal.plan import planned_requests
 
 CONFIG = """\
 checks:
@@ -71,3 +76,29 @@ def test_a_config_error_still_exits_4_with_a_plan_asked_for(
     result = pytester.runpytest_subprocess(f"--staging-url={url}", "--rehearsal-plan")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "unknown key 'helth'" in result.stderr.str()
+
+
+def test_actions_are_described_and_canary_credentials_masked(tmp_path: Path) -> None:
+    config = parse_config(
+        "checks:\n"
+        "  headers: false\n"
+        "  secrets: false\n"
+        "  tls: {}\n"
+        "  logging: {command: [journalctl, -u, app], paths: [/health]}\n",
+        tmp_path / "rehearsal.yaml",
+    )
+    checks = {check.id: check for check in build_checks(config, "https://127.0.0.1:8443")}
+    assert list(planned_requests(checks["tls"])) == [
+        "TLS handshake (the certificate verified, its expiry read)",
+        "TLS handshake offering at most TLSv1.1 (to be refused)",
+        "then judged on what came back",
+    ]
+    logging = checks["logging"]
+    request, read, end = planned_requests(logging)
+    # The probe carries canary credentials of its own: it is not "(anonymous)".
+    assert request == "GET /health?access_token=*** [X-Request-ID, Authorization]"
+    assert read.startswith("run journalctl -u app (REHEARSAL_SINCE=")
+    assert logging.marker in read  # type: ignore[attr-defined]
+    assert end == "then judged on what came back"
+    for secret in logging.secrets:
+        assert secret not in request + read

@@ -3,7 +3,8 @@
 Pure module. Each check is driven as in a run in which every request succeeds (a ``200``
 with an empty body), so the plan lists the requests of a clean run, dependent ones included
 (a replay under the same idempotency key, for instance); a step that is not a request (a TLS
-handshake, a log read) is listed by its description and ends the check's plan there. Then
+handshake, a log read) is listed by its description, and the check's plan ends with its
+batch, as what follows depends on what it finds. Then
 the release lifecycle: the commands with their working directory, environment names and
 timeouts, and what is verified. Nothing is sent, nothing is run.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from .checks._base import Action, Check, Probe, Reply, ReplyLog
 from .config import RollbackConfig
+from .redact import Redactor
 from .settings import Settings
 from .text import plural
 from .units import format_duration, format_size
@@ -28,7 +30,11 @@ PLAN_ROUNDS = 10
 
 
 def planned_requests(check: Check) -> Iterator[str]:
-    """The requests *check* sends when every answer is a success, as lines."""
+    """The requests *check* sends when every answer is a success, as lines.
+
+    The check's own secrets (the logging check's canary credentials) are masked.
+    """
+    redact = Redactor(check.secrets)
     run = check.run(ReplyLog())
     answer: list[object] | None = None
     for _ in range(PLAN_ROUNDS):
@@ -39,11 +45,15 @@ def planned_requests(check: Check) -> Iterator[str]:
         answer = []
         for request in batch:
             if isinstance(request, Action):
-                yield f"{request.describe()} (then judged)"
-                run.close()
-                return
-            yield _describe_probe(request)
-            answer.append(Reply(request, request.path, 200, "OK"))
+                yield redact(request.describe())
+            else:
+                yield redact(_describe_probe(request))
+                answer.append(Reply(request, request.path, 200, "OK"))
+        if len(answer) < len(batch):
+            # An action's result cannot be made up: what follows depends on it.
+            yield "then judged on what came back"
+            run.close()
+            return
     run.close()
 
 
@@ -57,7 +67,8 @@ def _describe_probe(probe: Probe) -> str:
     if headers:
         line += f" [{', '.join(headers)}]"
     if probe.credentials is None:
-        line += " (anonymous)"
+        if "authorization" not in {name.lower() for name in headers}:
+            line += " (anonymous)"  # else the probe carries credentials of its own
     elif probe.credentials != "default":
         line += f" (as {probe.credentials})"
     return line

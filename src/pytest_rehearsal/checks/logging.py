@@ -17,6 +17,7 @@ like a token, the log lines this check shows included.
 from __future__ import annotations
 
 import secrets as random_tokens
+import shlex
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,13 @@ class ReadLogs(Action):
             pause=self.pause,
             context=context,
             not_after=not_after,
+        )
+
+    def describe(self) -> str:
+        when = f"after {format_duration(self.pause)}, " if self.pause else ""
+        return (
+            f"{when}run {shlex.join(self.command)} (REHEARSAL_SINCE={self.since}) and look "
+            f"for the marker {self.marker} and the canary credentials"
         )
 
 

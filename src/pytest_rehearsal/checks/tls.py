@@ -55,6 +55,11 @@ class Handshake(Action):
     def perform(self, context: ActionContext, not_after: float) -> HandshakeResult:
         return handshake(context, not_after, self.at_most)
 
+    def describe(self) -> str:
+        if self.at_most is None:
+            return "TLS handshake (the certificate verified, its expiry read)"
+        return f"TLS handshake offering at most {self.at_most} (to be refused)"
+
 
 class TlsCheck(Check):
     """The certificate's remaining life and the protocol floor, judged (pure)."""
