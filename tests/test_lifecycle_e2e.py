@@ -152,6 +152,9 @@ def test_a_failed_deploy_blocks_skips_the_checks_and_rehearses_the_rollback_as_i
     outcomes = {c["id"]: c["outcome"] for c in report["checks"]}
     assert set(outcomes.values()) == {"skipped"}, outcomes  # checks and the team's test
     assert "deploy failed" in json.dumps(report["checks"])
+    # The team's test is skipped at its own location, not in the plugin's code.
+    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_user.py:*: deploy failed: *"])
+    assert "release_run.py" not in result.stdout.str()
     assert report["rollback"]["outcome"] == "passed"  # back to 1.4.2, the release before
     assert report["rollback"]["reached"]["tracked"] == {"version": "1.4.2"}
     steps = [step["step"] for step in report["rollback"]["steps"]]

@@ -60,6 +60,8 @@ class ReleaseRun:
         self.rollback_record: RollbackRecord | None = None
         self.interrupted = False  # Ctrl-C or SIGTERM during the deploy or the rollback
         self._deploy_failure: str | None = None
+        #: The team's rehearsal tests this process skipped because the deploy failed.
+        self.skipped_after_deploy: set[str] = set()
         self._skip_rollback: str | None = None
         # Under xdist: where the controller tells the workers that the deploy failed.
         self._deploy_flag: Path | None = None
@@ -132,6 +134,7 @@ class ReleaseRun:
         if reason is None and self._deploy_flag is not None and self._deploy_flag.exists():
             reason = self._deploy_flag.read_text(encoding="utf-8")
         if reason is not None:
+            self.skipped_after_deploy.add(item.nodeid)
             pytest.skip(reason)
 
     # -- the rollback ----------------------------------------------------------------------

@@ -408,10 +408,17 @@ class RehearsalSession:
         elif call.excinfo is not None and isinstance(call.excinfo.value, ExpectationFailed):
             findings = call.excinfo.value.findings
             setattr(report, FINDINGS_ATTRIBUTE, [found.to_json() for found in findings])
-        if isinstance(item, (RehearsalItem, RollbackItem)) and isinstance(report.longrepr, tuple):
-            # A skip of the rehearsal's own items is located at the item, not in this code.
-            # No line number: pytest then shows "rehearsal::rollback: <reason>".
-            report.longrepr = (item.nodeid, None, report.longrepr[2])  # type: ignore[assignment]
+        if isinstance(report.longrepr, tuple):
+            reason = report.longrepr[2]
+            if isinstance(item, (RehearsalItem, RollbackItem)):
+                # A skip of the rehearsal's own items is located at the item, not in this
+                # code. No line number: pytest then shows "rehearsal::rollback: <reason>".
+                report.longrepr = (item.nodeid, None, reason)  # type: ignore[assignment]
+            elif item.nodeid in self.release.skipped_after_deploy:
+                # A team's test skipped after a failed deploy: located at the test, as a
+                # skip mark is.
+                path, line, _ = item.reportinfo()
+                report.longrepr = (str(path), (line or 0) + 1, reason)
         mask_report(report, self.redact)
         return report
 
