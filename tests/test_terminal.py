@@ -108,3 +108,31 @@ def test_in_an_80_column_ci_log_the_verdict_line_stays_one_line(
     assert verdict == [
         "verdict: blocked — 0 of 1 checks passed, 1 failed, rollback not rehearsed (deselected)"
     ]
+
+
+def test_checks_skipped_for_one_reason_share_one_row_and_notes_are_not_repeated() -> None:
+    reason = "deploy failed: deploy command `./deploy.sh deploy 1.5.0` exited with status 7"
+    note = "no rollback.restore is configured: staging was left on the previous release"
+    report = RehearsalReport(
+        staging_url="https://staging.example.com",
+        started_at="2026-12-01T00:00:00Z",
+        duration_s=1.0,
+        checks=[
+            CheckRecord("rehearsal::health", "health", "skipped", message=reason),
+            CheckRecord("rehearsal::secrets[/.env]", "secrets", "skipped", message=reason),
+            CheckRecord("test_user.py::test_a", "test_a", "skipped", owner="@web", message=reason),
+            CheckRecord("rehearsal::tls", "tls", "skipped", message="staging is not https"),
+        ],
+        rollback=rollback_record("failed", message=f"the restore failed\n{note}", notes=(note,)),
+    )
+    lines = summary_lines(report, 200)
+    assert lines[:4] == [
+        "SKIPPED  3 checks (-v lists them)",
+        f"         {reason}",
+        "SKIPPED  rehearsal::tls",
+        "         staging is not https",
+    ]
+    assert sum(note in line for line in lines) == 1  # in the message, not again as a note
+    verbose = summary_lines(report, 200, verbose=True)
+    assert "SKIPPED  test_user.py::test_a  @web" in verbose
+    assert verbose.count(f"         {reason}") == 3

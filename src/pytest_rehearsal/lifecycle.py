@@ -492,7 +492,9 @@ def _verify_step(
     polls = plural(polled.polls, "poll")
     if polled.met:
         shown = polled.snapshot.describe()
-        served = f" ({shown})" if shown else ""
+        # What it serves, unless the expectation already named it ("version 1.4.2 (the
+        # release before the deploy)").
+        served = f" ({shown})" if shown and shown not in expected else ""
         message = f"GET {target.path} answered {expected}{served} after {polls}"
     else:
         message = (

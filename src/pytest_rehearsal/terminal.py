@@ -2,9 +2,9 @@
 
 Pure: lines from a (masked) :class:`~.report.RehearsalReport`. What blocks the release comes
 first, each row with its reason (the findings' one-line messages); accepted findings and
-skipped checks follow with why; passes are one line ("PASSED   31 checks") unless ``-v``
-asks for every row. Lines are wrapped to the terminal's width, never cut: an id is shown
-whole, however narrow the CI log.
+skipped checks follow with why (one row for the checks skipped for one reason); passes are
+one line ("PASSED   31 checks") unless ``-v`` asks for every row. Lines are wrapped to the
+terminal's width, never cut: an id is shown whole, however narrow the CI log.
 """
 
 from __future__ import annotations
@@ -29,8 +29,16 @@ def summary_lines(report: RehearsalReport, width: int, *, verbose: bool = False)
     lines: list[str] = []
     checks = sorted(report.checks, key=lambda check: _ORDER.get(check.outcome, 0))
     passed = [check for check in checks if check.outcome == "passed"]
+    skipped = _skipped_alike(checks) if not verbose else {}
     for check in checks:
         if check.outcome == "passed" and not verbose:
+            continue
+        alike = skipped.get(_skip_reason(check))
+        if check.outcome == "skipped" and alike:
+            if check is alike[0]:
+                # Many checks skipped for one reason (a failed deploy): one row says it.
+                head = f"{plural(len(alike), 'check')} (-v lists them)"
+                lines += _row("skipped", head, None, [_skip_reason(check)], width)
             continue
         lines += _row(check.outcome, check.id, check.owner, _details(check, verbose), width)
     if passed and not verbose:
@@ -46,12 +54,26 @@ def summary_lines(report: RehearsalReport, width: int, *, verbose: bool = False)
         details = [rollback.summary_line()]
         if rollback.outcome == "failed" or verbose:
             details += _lines(rollback.message)[1:]
-        details += [f"note: {note}" for note in rollback.notes]
+        said = "\n".join(details)
+        details += [f"note: {note}" for note in rollback.notes if note not in said]
         lines += _row(rollback.outcome, "rehearsal::rollback", rollback.owner, details, width)
     elif report.error is not None:
         lines += _wrap(report.error.splitlines(), width, indent="")
     lines += _wrap([f"note: {note}" for note in report.notes], width, indent="")
     return lines
+
+
+def _skip_reason(check: CheckRecord) -> str:
+    return next((line for line in check.message.splitlines() if line.strip()), "")
+
+
+def _skipped_alike(checks: Iterable[CheckRecord]) -> dict[str, list[CheckRecord]]:
+    """The skipped checks by reason, for the reasons that two or more of them share."""
+    by_reason: dict[str, list[CheckRecord]] = {}
+    for check in checks:
+        if check.outcome == "skipped":
+            by_reason.setdefault(_skip_reason(check), []).append(check)
+    return {reason: alike for reason, alike in by_reason.items() if len(alike) > 1}
 
 
 def _lines(text: str) -> list[str]:
@@ -71,7 +93,8 @@ def _details(check: CheckRecord, verbose: bool) -> list[str]:
     if check.outcome == "accepted":
         return [_accepted(f) for f in check.findings if f.get("accepted")]
     if check.outcome == "skipped":
-        return [line for line in check.message.splitlines() if line.strip()][:1]
+        reason = _skip_reason(check)
+        return [reason] if reason else []
     return [check.expect] if verbose and check.expect else []
 
 
