@@ -22,20 +22,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from pytest_rehearsal._bodies import INFLATE_PIECE, inflate
+from pytest_rehearsal._credentials import Credentials, redactor_for
+from pytest_rehearsal._deadline_transport import DeadlineExceeded
+from pytest_rehearsal._transport_errors import describe_transport_error
 from pytest_rehearsal.checks._base import Probe, ReplyLog
 from pytest_rehearsal.client import (
-    INFLATE_PIECE,
     TRANSIENT_STATUSES,
-    Credentials,
-    DeadlineExceeded,
     ProbeSender,
-    describe_transport_error,
-    inflate,
     make_probe_client,
     make_ssl_context,
     make_staging_client,
     parse_retry_after,
-    redactor_for,
     with_retries,
 )
 from pytest_rehearsal.config import (

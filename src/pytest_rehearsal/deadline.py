@@ -1,7 +1,7 @@
 """When everything one request does must be over: a point in time and what it bounds.
 
-Pure; the HTTP clients (:mod:`.client`) enforce it on every socket operation, and the retry
-policy (:mod:`.retry`) plans its pauses within it.
+Pure; the HTTP clients enforce it on every socket operation (:mod:`._deadline_transport`),
+and the retry policy (:mod:`.retry`) plans its pauses within it.
 """
 
 from __future__ import annotations

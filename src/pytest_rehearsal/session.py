@@ -33,6 +33,7 @@ from urllib.parse import urljoin
 
 import pytest
 
+from ._credentials import Credentials, redactor_for
 from .accept import judge, unused
 from .answers import judge_answer
 from .checklist import ChecklistRun
@@ -40,13 +41,11 @@ from .checks import build_checks
 from .checks._base import ActionContext, Check, Probe, Reply, ReplyLog, Request, Verdict
 from .cli import command_line, settings_of
 from .client import (
-    Credentials,
     ProbeSender,
     StagingClient,
     make_probe_client,
     make_ssl_context,
     make_staging_client,
-    redactor_for,
 )
 from .config_loader import production_match
 from .errors import ConfigError

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from processes import PEAK_RSS_CONFTEST
+from pytest_rehearsal._credentials import Credentials
 from pytest_rehearsal.checks._base import ReplyLog
-from pytest_rehearsal.client import Credentials, ProbeSender, make_probe_client, make_ssl_context
+from pytest_rehearsal.client import ProbeSender, make_probe_client, make_ssl_context
 from pytest_rehearsal.redact import Secret
 
 __all__ = ["CREDENTIALS", "SLACK", "TIMEOUT", "TOKEN", "Run", "probe_sender", "rehearse"]

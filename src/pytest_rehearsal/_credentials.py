@@ -1,0 +1,128 @@
+"""The tokens a rehearsal holds, and the one way they reach a request.
+
+Every token comes from an environment variable (``auth.token_env``, each role's
+``token_env``), is checked before anything is sent, and stays a
+:class:`~pytest_rehearsal.redact.Secret` until an auth flow (:class:`CredentialAuth`) puts it
+in a header, and then only on requests to staging's own origin.
+
+Imported only when a rehearsal is active (it imports httpx).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from .config import RehearsalConfig
+from .redact import Redactor, Secret
+
+__all__ = ["MIN_TOKEN_LENGTH", "CredentialAuth", "Credentials", "origin_of", "redactor_for"]
+
+#: Shorter tokens are a usage error: masking "lock" would mask "blocked" in every report.
+MIN_TOKEN_LENGTH = 8
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Header name and secret value per credential set: ``"default"`` and each role name."""
+
+    header: str
+    scheme: str | None
+    tokens: Mapping[str, Secret]
+
+    @classmethod
+    def from_config(cls, config: RehearsalConfig, environ: Mapping[str, str]) -> Credentials:
+        """Read every ``token_env`` variable: the default auth's and each role's.
+
+        Raises :class:`LookupError` naming every variable that is missing or unusable, one
+        a line (never a value): unset or empty, shorter than :data:`MIN_TOKEN_LENGTH`
+        characters, with surrounding whitespace, or not UTF-8 text.
+        """
+        auth = config.auth
+        header = auth.header if auth else "Authorization"
+        scheme = auth.scheme if auth else "Bearer"
+        names: dict[str, str] = {}
+        if auth and auth.token_env:
+            names["default"] = auth.token_env
+        if config.checks.permissions:
+            for role, spec in config.checks.permissions.roles.items():
+                names[role] = spec.token_env
+        tokens: dict[str, Secret] = {}
+        problems: dict[str, str] = {}  # by variable: two roles may share one
+        for key, env_name in names.items():
+            where = "auth.token_env" if key == "default" else f"roles.{key}.token_env"
+            value = environ.get(env_name, "")
+            problem = _token_problem(value)
+            if problem is None:
+                tokens[key] = Secret(value)
+            elif env_name not in problems:
+                problems[env_name] = f"environment variable {env_name} {problem} (named by {where})"
+        if problems:
+            raise LookupError("\n".join(problems.values()))
+        return cls(header, scheme, tokens)
+
+    def headers_for(self, name: str | None) -> dict[str, str]:
+        """The credential header for *name* (None: anonymous, an unknown name: none)."""
+        token = self.tokens.get(name) if name else None
+        if token is None:
+            return {}
+        value = f"{self.scheme} {token.reveal()}" if self.scheme else token.reveal()
+        return {self.header: value}
+
+
+def _token_problem(value: str) -> str | None:
+    """What makes *value* unusable as a token, or ``None``; never shows the value."""
+    if not value:
+        return "is not set; export it before the rehearsal: secrets only come from the environment"
+    if value != value.strip():
+        # A trailing newline from TOKEN=$(cat file) would be masked as part of the token
+        # and leak on the lines it ends.
+        return (
+            "has whitespace around its value (a newline from $(cat file)?); "
+            "strip it: a token is one word"
+        )
+    if len(value) < MIN_TOKEN_LENGTH:
+        return (
+            f"is shorter than {MIN_TOKEN_LENGTH} characters; such a token could not be masked "
+            "in output without masking ordinary words"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds bytes that are not UTF-8; a token is text"
+    return None
+
+
+def origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the scheme's default when none is given)."""
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+class CredentialAuth(httpx.Auth):
+    """Adds one credential set's header, only to requests for staging's own origin.
+
+    The token is revealed inside this flow only, so no frame of the rehearsal's own code
+    holds it as a plain string (tracebacks with ``-l`` show locals).
+    """
+
+    def __init__(self, credentials: Credentials, name: str | None, origin: httpx.URL) -> None:
+        self._credentials = credentials
+        self._name = name
+        self._origin = origin_of(origin)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if origin_of(request.url) == self._origin:
+            for header, value in self._credentials.headers_for(self._name).items():
+                request.headers.setdefault(header, value)
+        yield request
+
+    def __repr__(self) -> str:
+        return "<credentials from the environment>"
+
+
+def redactor_for(credentials: Credentials) -> Redactor:
+    """A redactor that knows every token value read from the environment."""
+    return Redactor(token.reveal() for token in credentials.tokens.values())
