@@ -1,8 +1,19 @@
-"""Timing, memory and statistics helpers of the benchmark driver (standard library only).
+"""Timing, memory, CPU and statistics helpers of the benchmark driver (standard library only).
 
 Whole-process figures are wall clock around a subprocess; peak memory is the child's own
 ``ru_maxrss``, read with ``os.wait4`` so that each child is measured alone (``RUSAGE_CHILDREN``
 would report the largest child so far).
+
+Comparisons are paired: :func:`interleave` runs the variants of a comparison one after the
+other in each round, in the opposite order every other round (A B, B A, A B, ...), and
+:func:`paired` takes the ratio (or difference) within each round. A burst of load hits
+both members of a pair alike, so the median of the per-pair ratios moves far less than a
+ratio of medians; the spread of the per-pair ratios shows how far noise moved them.
+
+:class:`CpuMeter` says how busy the machine was while something was measured: the share of
+every CPU that went to other processes (``/proc/stat``, the hypervisor's steal time
+included, minus what the bench and its children used), and the highest 1-minute load
+average seen.
 """
 
 from __future__ import annotations
@@ -13,14 +24,28 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Result", "RunFailed", "Stats", "interleave", "run"]
+__all__ = [
+    "CpuMeter",
+    "Load",
+    "Result",
+    "Rounds",
+    "RunFailed",
+    "Stats",
+    "interleave",
+    "paired",
+    "run",
+]
 
 #: No single benchmark command may run longer than this (the scale-out run takes ~25 s).
 COMMAND_TIMEOUT = 120.0
+#: Others' share of the CPUs above which a missed target is "undecided (busy)", not NO.
+BUSY_SHARE = 0.10
+_PROC_STAT = Path("/proc/stat")
 
 
 class RunFailed(RuntimeError):
@@ -44,6 +69,14 @@ class Stats:
     @property
     def max(self) -> float:
         return max(self.values)
+
+    @property
+    def quartiles(self) -> tuple[float, float]:
+        """The first and third quartiles (both the value itself when there is one)."""
+        if len(self.values) < 2:
+            return self.values[0], self.values[0]
+        q1, _, q3 = statistics.quantiles(self.values, n=4, method="inclusive")
+        return q1, q3
 
 
 @dataclass(frozen=True)
@@ -98,18 +131,161 @@ def _wait(process: subprocess.Popen[bytes], timeout: float) -> tuple[int, resour
     return status, rusage
 
 
-def interleave(
-    variants: Mapping[str, Callable[[], float]], *, warmups: int, repeats: int
-) -> dict[str, Stats]:
-    """Measure every variant *repeats* times, round-robin, after *warmups* unmeasured rounds.
+# -- paired comparisons --------------------------------------------------------------------------
 
-    Round-robin order spreads any drift of the machine (another process waking up, CPU
-    frequency) over every variant alike, so their ratios stay fair.
+
+@dataclass(frozen=True)
+class Rounds:
+    """What :func:`interleave` measured: each variant's value in each round, in round order,
+    and how busy the machine was meanwhile (when it was given a meter)."""
+
+    samples: Mapping[str, tuple[float, ...]]
+    load: Load | None = None
+
+    def __getitem__(self, name: str) -> Stats:
+        return Stats(self.samples[name])
+
+
+def interleave(
+    variants: Mapping[str, Callable[[], float]],
+    *,
+    warmups: int,
+    repeats: int,
+    meter: CpuMeter | None = None,
+) -> Rounds:
+    """Measure every variant *repeats* times after *warmups* unmeasured rounds.
+
+    Each round runs every variant once, forwards in even rounds and backwards in odd ones, so
+    that neither member of a pair always goes first (a cache warmed by the first, or a burst
+    of load that starts mid-round, would otherwise favour one of them). With a *meter*, the
+    measured rounds' :class:`Load` comes with them.
     """
-    samples: dict[str, list[float]] = {name: [] for name in variants}
-    for round_number in range(warmups + repeats):
-        for name, measure in variants.items():
-            value = measure()
-            if round_number >= warmups:
-                samples[name].append(value)
-    return {name: Stats(tuple(values)) for name, values in samples.items()}
+    names = list(variants)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    loads: list[Load] = []
+
+    def rounds(numbers: range) -> None:
+        for round_number in numbers:
+            order = names if round_number % 2 == 0 else names[::-1]
+            for name in order:
+                value = variants[name]()
+                if round_number >= warmups:
+                    samples[name].append(value)
+
+    rounds(range(warmups))
+    if meter is None:
+        rounds(range(warmups, warmups + repeats))
+    else:
+        with meter.window(loads):
+            rounds(range(warmups, warmups + repeats))
+    load = loads[0] if loads else None
+    return Rounds({name: tuple(values) for name, values in samples.items()}, load)
+
+
+def paired(
+    rounds: Rounds,
+    numerator: str,
+    denominator: str,
+    how: Callable[[float, float], float] = lambda a, b: a / b,
+) -> Stats:
+    """*how* (a ratio by default) of the two variants within each round: one value per pair."""
+    pairs = zip(rounds.samples[numerator], rounds.samples[denominator], strict=True)
+    return Stats(tuple(how(a, b) for a, b in pairs))
+
+
+# -- how busy the machine was --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """How busy the machine was during one window of measurements."""
+
+    seconds: float
+    #: The share of all CPUs that went to other processes (steal time included), or None
+    #: where ``/proc/stat`` cannot be read.
+    others: float | None
+    #: The highest 1-minute load average sampled (the bench's own processes count in it).
+    load_max: float
+    cores: int
+
+    @property
+    def busy(self) -> bool:
+        """Too busy to decide a target that misses.
+
+        From the others' share of the CPUs where it is known; elsewhere, from the load
+        average, which also counts the bench's own processes.
+        """
+        if self.others is not None:
+            return self.others > BUSY_SHARE
+        return self.load_max > self.cores
+
+    def describe(self) -> str:
+        shown = "" if self.others is None else f"others used {self.others:.0%} of the CPUs, "
+        return f"{shown}load average up to {self.load_max:.2f} on {self.cores} cores"
+
+
+@dataclass
+class CpuMeter:
+    """Measures :class:`Load` over windows; *own_pids* are long-lived helpers of the bench.
+
+    The bench's own CPU time is that of this process and every child it reaped (the measured
+    commands, their reaped descendants), plus the helpers' (the services), read from
+    ``/proc/<pid>/stat``. Everything else the CPUs did is the others'.
+    """
+
+    own_pids: list[int] = field(default_factory=list)
+    _tick: float = field(default=1.0 / os.sysconf("SC_CLK_TCK"), init=False)
+
+    @contextmanager
+    def window(self, loads: list[Load]) -> Iterator[None]:
+        """Measure the ``with`` block; its :class:`Load` is appended to *loads* at the end."""
+        before = self._sample()
+        peak = [os.getloadavg()[0]]
+        stop = threading.Event()
+
+        def watch_load() -> None:
+            while not stop.wait(5.0):
+                peak.append(os.getloadavg()[0])
+
+        watcher = threading.Thread(target=watch_load, name="bench-load", daemon=True)
+        watcher.start()
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
+            peak.append(os.getloadavg()[0])
+            after = self._sample()
+            others = None
+            if before[0] is not None and after[0] is not None:
+                busy = after[0] - before[0]
+                total = after[1] - before[1]
+                own = after[2] - before[2]
+                others = max(0.0, busy - own) / total if total > 0 else 0.0
+            cores = os.cpu_count() or 1
+            loads.append(Load(time.monotonic() - started, others, max(peak), cores))
+
+    def _sample(self) -> tuple[float | None, float, float]:
+        """(busy CPU seconds of the machine or None, all CPU seconds, the bench's own)."""
+        times = os.times()
+        own = times.user + times.system + times.children_user + times.children_system
+        own += sum(self._process_cpu(pid) for pid in self.own_pids)
+        try:
+            fields = _PROC_STAT.read_text(encoding="ascii").splitlines()[0].split()[1:]
+        except (OSError, IndexError):
+            return None, 0.0, own
+        # user nice system idle iowait irq softirq steal (guest time is counted in user)
+        ticks = [int(value) for value in fields[:8]]
+        idle = ticks[3] + ticks[4]
+        return (sum(ticks) - idle) * self._tick, sum(ticks) * self._tick, own
+
+    def _process_cpu(self, pid: int) -> float:
+        """utime + stime of a running helper and of the children it reaped, in seconds."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        except OSError:
+            return 0.0
+        # The command name may hold spaces: the fields start after its closing parenthesis.
+        numbers = stat.rsplit(")", 1)[1].split()
+        return sum(int(numbers[i]) for i in (11, 12, 13, 14)) * self._tick

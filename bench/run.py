@@ -1,19 +1,23 @@
 """``make bench``: measure the performance targets of pytest-rehearsal and print one table.
 
-    .venv/bin/python bench/run.py [--quick] [--only 1,2,3,4,5]
+    .venv/bin/python bench/run.py [--quick] [--only 1,2,3,4,5,6]
 
-Makes the environments (``bench/.venvs/``: the plugin, pytest + httpx, Tavern), starts the
-example service on 127.0.0.1 twice (no latency, and 100 ms added to every response), runs
-each measurement after warm-ups, round-robin with what it is compared to, and prints
-min / median / max with the ratios the targets set. The table also goes to
-``bench/results/latest.md`` and the raw figures to ``bench/results/latest.json``.
-Exit status 0 when every target holds, 1 when one does not, 2 when the bench could not run.
+Makes the environments (``bench/.venvs/``: the plugin, the plugin with pytest-xdist,
+pytest + httpx, Tavern), starts the example service on 127.0.0.1 twice (no latency, and
+100 ms added to every response), and runs each comparison in pairs after warm-ups (A then
+B, B then A, ...; see ``measure.py``). The table gives min / median / max of each figure,
+the median of the per-pair ratios with their spread, and whether each target holds; a
+target missed while other processes kept the machine busy is "undecided (busy)", not NO.
+The table also goes to ``bench/results/latest.md`` and the raw figures to
+``bench/results/latest.json``. Exit status 0 when every target holds, 1 when one does not,
+3 when none failed but some were undecided (busy), 2 when the bench could not run.
 Nothing is sent beyond 127.0.0.1. bench/README.md explains each figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -34,13 +38,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from measure import Result, RunFailed, Stats, interleave, run
+from measure import BUSY_SHARE, CpuMeter, Load, Result, RunFailed, Stats, interleave, paired, run
 from venvs import Venv, VenvFailed, ensure
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 DEPLOY = ROOT / "examples" / "deploy.sh"
+CONFIGS = BENCH / "configs"
 
 LATENCY = 0.1
 ONE_GIB = 1 << 30
@@ -73,7 +78,11 @@ _IMPORT_TIME = re.compile(r"^import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)$", re.MULT
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the table: a measured figure, or a verdict on a target."""
+    """One line of the table: a measured figure, or a verdict on a target.
+
+    *pairs* holds the per-pair values of a comparison (ratios, or differences in *pair_unit*):
+    the table shows their median as the value and their min-max as the spread.
+    """
 
     target: str
     what: str
@@ -82,6 +91,10 @@ class Row:
     value: str = ""
     limit: str = ""
     holds: bool | None = None  # None: context for the reader, not a target
+    pairs: Stats | None = None
+    pair_unit: str = "x"
+    load: Load | None = None  # how busy the machine was while this figure was measured
+    undecided: bool = False  # missed while the machine was too busy to decide
 
     def cells(self) -> list[str]:
         if self.stats is None:
@@ -90,11 +103,39 @@ class Row:
             low, mid, high = (
                 _fmt(v, self.unit) for v in (self.stats.min, self.stats.median, self.stats.max)
             )
-        verdict = {None: "", True: "yes", False: "NO"}[self.holds]
-        return [self.target, self.what, low, mid, high, self.value, self.limit, verdict]
+        value, spread = self.value, ""
+        if self.pairs is not None:
+            shown = _pair(self.pairs.median, self.pair_unit)
+            value = f"{shown} {value}".strip()
+            low_pair, high_pair = (
+                _pair(v, self.pair_unit) for v in (self.pairs.min, self.pairs.max)
+            )
+            spread = f"{low_pair} to {high_pair} ({len(self.pairs.values)})"
+        return [self.target, self.what, low, mid, high, value, spread, self.limit, self.verdict]
+
+    @property
+    def verdict(self) -> str:
+        if self.holds is None:
+            return ""
+        if self.holds:
+            return "yes"
+        if not self.undecided:
+            return "NO"
+        others = self.load.others if self.load is not None else None
+        return "undecided (busy)" if others is None else f"undecided (busy: others {others:.0%})"
 
 
-HEADER = ["target", "measurement", "min", "median", "max", "ratio / value", "limit", "holds"]
+HEADER = [
+    "target",
+    "measurement",
+    "min",
+    "median",
+    "max",
+    "value (median of pairs)",
+    "pairs: min to max (n)",
+    "limit",
+    "holds",
+]
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -107,9 +148,16 @@ def _fmt(value: float, unit: str) -> str:
     return f"{value:g}"
 
 
-def ratio(numerator: Stats, denominator: Stats) -> float:
-    """The ratio of the medians."""
-    return numerator.median / denominator.median
+def _pair(value: float, unit: str) -> str:
+    if unit == "x":
+        return f"{value:.3f}x"
+    if unit == "rt":
+        return f"{value:.2f} RT"
+    return _fmt(value, unit)
+
+
+def _difference(a: float, b: float) -> float:
+    return a - b
 
 
 # -- the services ------------------------------------------------------------------------------
@@ -142,10 +190,24 @@ class Service:
                     pass
             time.sleep(0.05)
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def count(self) -> int:
         """How many requests the app has served so far."""
         with urllib.request.urlopen(self.url + "/__bench__/count", timeout=5) as response:
             return int(response.read())
+
+    def round_trip(self, times: int = 10) -> Stats:
+        """Seconds of a ``GET /health`` (a fresh connection each), as the driver sees it."""
+        seconds = []
+        for _ in range(times):
+            started = time.perf_counter()
+            with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
+                response.read()
+            seconds.append(time.perf_counter() - started)
+        return Stats(tuple(seconds))
 
     def stop(self) -> None:
         self.process.terminate()
@@ -217,12 +279,14 @@ class Bench:
     work: Path
     env: dict[str, str]
     plugin: Venv
+    xdist: Venv
     peer: Venv
     tavern: Venv | None
     tavern_problem: str
     fast: Service
     slow: Service
     quick: bool
+    meter: CpuMeter
 
     def repeats(self, full: int, quick: int = 2) -> int:
         return quick if self.quick else full
@@ -259,8 +323,11 @@ def _environment(work: Path) -> dict[str, str]:
     return env
 
 
-def _make_venvs() -> tuple[Venv, Venv, Venv | None, str]:
-    """The plugin's venv and the peers', side by side; the same pytest and httpx in each."""
+def _make_venvs() -> tuple[Venv, Venv, Venv, Venv | None, str]:
+    """The plugin's venvs (alone, and with pytest-xdist) and the peers', side by side.
+
+    The same pytest and httpx in each, and in the xdist one the dev environment's xdist.
+    """
     from importlib.metadata import version
 
     pins = [f"pytest=={version('pytest')}", f"httpx=={version('httpx')}"]
@@ -268,8 +335,13 @@ def _make_venvs() -> tuple[Venv, Venv, Venv | None, str]:
     root.mkdir(exist_ok=True)
     # Keeps git, ruff and mypy out of the environments even without the root .gitignore line.
     (root / ".gitignore").write_text("*\n", encoding="utf-8")
+    plugin = ["-e", str(ROOT), *pins]
     jobs: dict[str, tuple[list[str], list[Path]]] = {
-        "rehearsal": (["-e", str(ROOT), *pins], [ROOT / "pyproject.toml"]),
+        "rehearsal": (plugin, [ROOT / "pyproject.toml"]),
+        "xdist": (
+            [*plugin, f"pytest-xdist=={version('pytest-xdist')}"],
+            [ROOT / "pyproject.toml"],
+        ),
         "httpx": (pins, []),
         "tavern": (list(TAVERN), []),
     }
@@ -288,11 +360,17 @@ def _make_venvs() -> tuple[Venv, Venv, Venv | None, str]:
         thread.start()
     for thread in threads:
         thread.join()
-    for name in ("rehearsal", "httpx"):
+    for name in ("rehearsal", "xdist", "httpx"):
         if name in problems:
             raise VenvFailed(problems[name])
     # Tavern is optional: without it the table says so and measures the rest.
-    return made["rehearsal"], made["httpx"], made.get("tavern"), problems.get("tavern", "")
+    return (
+        made["rehearsal"],
+        made["xdist"],
+        made["httpx"],
+        made.get("tavern"),
+        problems.get("tavern", ""),
+    )
 
 
 # -- target 1: dormant -------------------------------------------------------------------------
@@ -356,11 +434,12 @@ def target_dormant(bench: Bench) -> list[Row]:
         return measure
 
     times = interleave(
-        {"dormant": suite(), "disabled": suite("-p", "no:rehearsal")},
+        {"disabled": suite("-p", "no:rehearsal"), "dormant": suite()},
         warmups=2,
-        repeats=bench.repeats(20, 3),
+        repeats=bench.repeats(20, 4),
+        meter=bench.meter,
     )
-    overhead = ratio(times["dormant"], times["disabled"])
+    overhead = paired(times, "dormant", "disabled")
     return [
         Row(
             "1 dormant",
@@ -383,9 +462,10 @@ def target_dormant(bench: Bench) -> list[Row]:
             f"{DORMANT_TESTS}-test suite, plugin installed, no URL",
             "s",
             times["dormant"],
-            value=f"{overhead:.3f}x",
+            pairs=overhead,
+            load=times.load,
             limit="<= 1.02x",
-            holds=overhead <= 1.02,
+            holds=overhead.median <= 1.02,
         ),
     ]
 
@@ -424,26 +504,25 @@ class Counted:
 
 
 def _checklist_suites(bench: Bench, service: Service) -> dict[str, Counted]:
+    """The four suites, in the order they run in a round: the rehearsal next to its peer."""
     env = bench.with_env(BENCH_URL=service.url)
     peers = BENCH / "peers"
     floor_dir = bench.folder("floor", [(peers / "checklist_httpx.py", "checklist_httpx.py")])
     httpx_dir = bench.folder(
         "pytest-httpx", [(peers / "test_checklist_httpx.py", "test_checklist_httpx.py")]
     )
-    plugin_dir = bench.folder(
-        "rehearsal", [(BENCH / "configs" / "checklist.yaml", "rehearsal.yaml")]
-    )
+    plugin_dir = bench.folder("rehearsal", [(CONFIGS / "checklist.yaml", "rehearsal.yaml")])
 
     suites = {
         "bare httpx script": Counted(
             service, [bench.peer.python, "checklist_httpx.py"], floor_dir, env
         ),
-        "pytest + httpx": Counted(service, [bench.peer.python, *_PYTEST], httpx_dir, env),
     }
     if bench.tavern is not None:
         tavern_files = [(p, p.name) for p in (peers / "tavern").iterdir() if p.is_file()]
         tavern_dir = bench.folder("tavern", tavern_files)
         suites["Tavern"] = Counted(service, [bench.tavern.python, *_PYTEST], tavern_dir, env)
+    suites["pytest + httpx"] = Counted(service, [bench.peer.python, *_PYTEST], httpx_dir, env)
     rehearsal = [bench.plugin.python, *_PYTEST, f"--staging-url={service.url}", "--no-rollback"]
     suites["pytest-rehearsal"] = Counted(service, rehearsal, plugin_dir, env)
     return suites
@@ -452,7 +531,9 @@ def _checklist_suites(bench: Bench, service: Service) -> dict[str, Counted]:
 def target_checklist(bench: Bench) -> list[Row]:
     suites = _checklist_suites(bench, bench.fast)
     # 20 rounds: the ratios against the peers move by a few per cent between runs of 10.
-    times = interleave(dict(suites), warmups=WARMUPS, repeats=bench.repeats(20, 3))
+    times = interleave(
+        dict(suites), warmups=WARMUPS, repeats=bench.repeats(20, 4), meter=bench.meter
+    )
     floor_runs = suites["bare httpx script"].results[WARMUPS:]
     floor_requests = Stats(tuple(float(r.stdout.split()[-1]) for r in floor_runs))
     rows = [
@@ -462,43 +543,38 @@ def target_checklist(bench: Bench) -> list[Row]:
         Row("2 active", "  its 13 requests alone", "ms", floor_requests),
         Row("2 active", "hand-written pytest + httpx", "s", times["pytest + httpx"]),
     ]
-    if "Tavern" in times:
+    if "Tavern" in suites:
         rows.append(Row("2 active", "Tavern 3.7.1 YAML (pytest<9.2)", "s", times["Tavern"]))
-    plugin = times["pytest-rehearsal"]
-    versus_floor = ratio(plugin, times["bare httpx script"])
     rows.append(
         Row(
             "2 active",
             "pytest-rehearsal, same 13 requests",
             "s",
-            plugin,
-            value=f"{versus_floor:.2f}x floor",
+            times["pytest-rehearsal"],
+            pairs=paired(times, "pytest-rehearsal", "bare httpx script"),
+            value="floor",
         )
     )
-    versus_pytest = ratio(plugin, times["pytest + httpx"])
+    versus_pytest = paired(times, "pytest-rehearsal", "pytest + httpx")
     rows.append(
         Row(
             "2 active",
             "  ÷ pytest + httpx",
-            value=f"{versus_pytest:.2f}x",
-            limit="<= 1.2x",
-            holds=versus_pytest <= 1.2,
+            pairs=versus_pytest,
+            load=times.load,
+            limit="<= 1.2x (aim 1.1x)",
+            holds=versus_pytest.median <= 1.2,
         )
     )
-    if "Tavern" in times:
-        versus_tavern = ratio(plugin, times["Tavern"])
+    if "Tavern" in suites:
+        # Context only: the 0.6x Tavern target is withdrawn (on loopback it meant about
+        # 1.04x the hand-written suite, a start-up race no user feels).
         rows.append(
-            Row(
-                "2 active",
-                "  ÷ Tavern",
-                value=f"{versus_tavern:.2f}x",
-                limit="<= 0.6x",
-                holds=versus_tavern <= 0.6,
-            )
+            Row("2 active", "  ÷ Tavern", pairs=paired(times, "pytest-rehearsal", "Tavern"))
         )
     else:
         rows.append(
-            Row("2 active", "  ÷ Tavern", value="not measured", limit=bench.tavern_problem[:60])
+            Row("2 active", "  ÷ Tavern", value="not measured: " + bench.tavern_problem[:60])
         )
     rows.append(_extra_imports(suites["pytest-rehearsal"], suites["pytest + httpx"]))
     counts = {name: sorted(set(suite.requests)) for name, suite in suites.items()}
@@ -520,19 +596,21 @@ def _extra_imports(plugin: Counted, peer: Counted) -> Row:
     """What the rehearsal imports that the hand-written suite does not, by package, in ms."""
     theirs = peer.import_times()
     by_package: dict[str, float] = {}
+    modules: dict[str, int] = {}
     for module, seconds in plugin.import_times().items():
         if module not in theirs:
             package = module.partition(".")[0]
             by_package[package] = by_package.get(package, 0.0) + seconds
+            modules[package] = modules.get(package, 0) + 1
     ranked = sorted(by_package.items(), key=lambda item: item[1], reverse=True)
-    shown = [f"{name} {seconds * 1000:.0f}" for name, seconds in ranked[:2]]
+    shown = [f"{name} {seconds * 1000:.0f} ({modules[name]})" for name, seconds in ranked[:2]]
     rest = sum(seconds for _, seconds in ranked[2:])
     total = sum(by_package.values())
     if rest >= 0.0005:
         shown.append(f"other {rest * 1000:.0f}")
     return Row(
         "2 active",
-        "  imports the hand-written suite lacks (one run, ms)",
+        "  imports the hand-written suite lacks (one run, ms (modules))",
         value=f"{total * 1000:.0f}: {', '.join(shown)}",
     )
 
@@ -542,15 +620,16 @@ def _extra_imports(plugin: Counted, peer: Counted) -> Row:
 
 def target_latency(bench: Bench, memory_rows: list[Row]) -> list[Row]:
     folder = bench.folder("full")
-    config = f"--rehearsal-config={BENCH / 'configs' / 'full.yaml'}"
+    config = f"--rehearsal-config={CONFIGS / 'full.yaml'}"
 
     def full(service: Service) -> Counted:
         argv = [bench.plugin.python, *_PYTEST, f"--staging-url={service.url}", config]
         return Counted(service, argv, folder, bench.env)
 
     runs = {"0 ms": full(bench.fast), "100 ms": full(bench.slow)}
-    times = interleave(dict(runs), warmups=1, repeats=bench.repeats(5))
-    added = times["100 ms"].median - times["0 ms"].median
+    times = interleave(dict(runs), warmups=1, repeats=bench.repeats(7, 2), meter=bench.meter)
+    added = paired(times, "100 ms", "0 ms", _difference)
+    in_round_trips = Stats(tuple(value / LATENCY for value in added.values))
     requests = sorted(set(runs["0 ms"].requests + runs["100 ms"].requests))
     peak = Stats(tuple(float(r.peak_rss) for c in runs.values() for r in c.results))
     memory_rows.append(
@@ -569,16 +648,15 @@ def target_latency(bench: Bench, memory_rows: list[Row]) -> list[Row]:
         Row("3 latency", "same, 100 ms added to every response", "s", times["100 ms"]),
         Row(
             "3 latency",
-            "  slower by (medians)",
-            value=f"{added:.3f} s = {added / LATENCY:.1f} round trips",
-            limit="<= 0.8 s (8 round trips)",
-            holds=added <= 0.8,
+            "  slower by (per pair), in round trips of 100 ms",
+            pairs=in_round_trips,
+            pair_unit="rt",
+            load=times.load,
+            value=f"= {added.median:.3f} s",
+            limit="<= 8 round trips",
+            holds=in_round_trips.median <= 8,
         ),
-        Row(
-            "3 latency",
-            "  requests per full rehearsal",
-            value="/".join(map(str, requests)),
-        ),
+        Row("3 latency", "  requests per full rehearsal", value="/".join(map(str, requests))),
         Row(
             "3 latency",
             "13-request checklist at 100 ms: pytest + httpx",
@@ -590,6 +668,8 @@ def target_latency(bench: Bench, memory_rows: list[Row]) -> list[Row]:
             "13-request checklist at 100 ms: pytest-rehearsal",
             "s",
             slow["pytest-rehearsal"],
+            pairs=paired(slow, "pytest-rehearsal", "pytest + httpx"),
+            value="the hand-written",
         ),
     ]
 
@@ -661,49 +741,62 @@ def target_memory(bench: Bench, context: list[Row]) -> list[Row]:
 # -- target 5: scale out under xdist -----------------------------------------------------------
 
 
-def target_scale(bench: Bench) -> list[Row]:
-    # The project's dev venv: it has pytest-xdist, which the plugin's own venv does not need.
-    folder = bench.folder("scale", [(BENCH / "scale" / "test_scale.py", "test_scale.py")])
-    config = f"--rehearsal-config={BENCH / 'configs' / 'scale.yaml'}"
-    rollbacks: list[int] = []
+class XdistRuns:
+    """Runs of one suite with ``-n 0`` and ``-n 2``; each must roll back exactly once."""
 
-    def scale(workers: str, count: int) -> Callable[[], float]:
-        def measure() -> float:
-            log = folder / "rollbacks.log"
+    def __init__(
+        self, bench: Bench, folder: Path, config: Path, passed: Callable[[int], int] | None
+    ) -> None:
+        self.bench = bench
+        self.folder = folder
+        self.config = config
+        self.passed = passed  # the number of checks -> the number of passed items
+        self.rollbacks: list[int] = []
+
+    def measure(self, workers: str, count: int = 0) -> Callable[[], float]:
+        def once() -> float:
+            log = self.folder / "rollbacks.log"
             log.unlink(missing_ok=True)
-            env = bench.with_env(BENCH_SCALE_COUNT=str(count), BENCH_ROLLBACK_LOG=str(log))
-            argv = [sys.executable, *_PYTEST, "-n", workers, f"--staging-url={bench.slow.url}"]
-            result = run([*argv, config], cwd=folder, env=env)
-            if f"{count + 1} passed" not in result.stdout:  # the rollback is a test case too
-                raise RunFailed(f"-n {workers}: expected {count + 1} passed")
-            if count == SCALE_CHECKS:
-                lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
-                rollbacks.append(len(lines))
+            env = self.bench.with_env(BENCH_SCALE_COUNT=str(count), BENCH_ROLLBACK_LOG=str(log))
+            argv = [self.bench.xdist.python, *_PYTEST, "-n", workers]
+            argv += [f"--staging-url={self.bench.slow.url}", f"--rehearsal-config={self.config}"]
+            result = run(argv, cwd=self.folder, env=env)
+            expected = f"{self.passed(count)} passed" if self.passed else " passed"
+            if expected not in result.stdout:  # exit status 0 already says nothing failed
+                raise RunFailed(f"-n {workers}: expected {expected!r}:\n{result.stdout[-800:]}")
+            lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+            self.rollbacks.append(len(lines))
             return result.seconds
 
-        return measure
+        return once
 
+
+def target_scale(bench: Bench) -> list[Row]:
+    # The plugin with pytest-xdist and nothing else: the dev venv's other plugins (hypothesis,
+    # pytest-html, ...) would be imported by the controller and by every worker.
+    folder = bench.folder("scale", [(BENCH / "scale" / "test_scale.py", "test_scale.py")])
+    scale = XdistRuns(bench, folder, CONFIGS / "scale.yaml", lambda count: count + 1)
     for workers in ("0", "2"):  # warm-ups: a few checks each, to fill the caches
-        scale(workers, 10)()
+        scale.measure(workers, 10)()
     times = interleave(
-        {"0": scale("0", SCALE_CHECKS), "2": scale("2", SCALE_CHECKS)},
+        {"0": scale.measure("0", SCALE_CHECKS), "2": scale.measure("2", SCALE_CHECKS)},
         warmups=0,
         repeats=bench.repeats(3, 1),
+        meter=bench.meter,
     )
-    speedup = ratio(times["0"], times["2"])
-    once = bool(rollbacks) and set(rollbacks) == {1}
+    speedup = paired(times, "0", "2")
 
-    # Context: the built-in checks under xdist (each worker runs its items one at a time).
-    full = bench.folder("full-xdist")
-    full_config = f"--rehearsal-config={BENCH / 'configs' / 'full.yaml'}"
-
-    def builtin(workers: str) -> Callable[[], float]:
-        argv = [sys.executable, *_PYTEST, "-n", workers, f"--staging-url={bench.slow.url}"]
-        return lambda: run([*argv, full_config], cwd=full, env=bench.env).seconds
-
-    builtin_times = interleave(
-        {"0": builtin("0"), "2": builtin("2")}, warmups=1, repeats=bench.repeats(3, 1)
+    # The built-in checks only (no test of the team's): -n 2 must not make the gate slower.
+    builtin_folder = bench.folder("full-xdist")
+    full = XdistRuns(bench, builtin_folder, CONFIGS / "full.yaml", None)
+    builtin = interleave(
+        {"0": full.measure("0"), "2": full.measure("2")},
+        warmups=1,
+        repeats=bench.repeats(7, 2),
+        meter=bench.meter,
     )
+    plain_over_xdist = paired(builtin, "0", "2")
+    rollbacks = scale.rollbacks + full.rollbacks
     return [
         Row("5 scale-out", f"{SCALE_CHECKS} user checks at 100 ms, -n 0", "s", times["0"]),
         Row(
@@ -711,29 +804,144 @@ def target_scale(bench: Bench) -> list[Row]:
             f"{SCALE_CHECKS} user checks at 100 ms, -n 2",
             "s",
             times["2"],
-            value=f"speed-up {speedup:.2f}x",
+            pairs=speedup,
+            load=times.load,
+            value="speed-up",
             limit=">= 1.7x",
-            holds=speedup >= 1.7,
+            holds=speedup.median >= 1.7,
         ),
         Row(
             "5 scale-out",
-            "  rollback runs per pytest run",
+            "full rehearsal (built-in checks, rollback) at 100 ms, -n 0",
+            "s",
+            builtin["0"],
+        ),
+        Row(
+            "5 scale-out",
+            "full rehearsal (built-in checks, rollback) at 100 ms, -n 2",
+            "s",
+            builtin["2"],
+            pairs=plain_over_xdist,
+            load=builtin.load,
+            value="-n 0 ÷ -n 2",
+            limit=">= 0.95x",
+            holds=plain_over_xdist.median >= 0.95,
+        ),
+        Row(
+            "5 scale-out",
+            "  rollback runs per pytest run (both suites)",
             value="/".join(map(str, sorted(set(rollbacks)))),
             limit="1 in every run",
-            holds=once,
+            holds=bool(rollbacks) and set(rollbacks) == {1},
+        ),
+    ]
+
+
+# -- target 6: the release lifecycle's own cost ------------------------------------------------
+
+#: The lifecycle's steps beyond the commands: baseline, verify and restore verify, one request
+#: each when staging answers at once, plus a little local work (preflight, the records).
+LIFECYCLE_ROUND_TRIPS = 3
+LIFECYCLE_LOCAL_WORK = 0.03
+
+
+def _beyond_commands(rollback: Mapping[str, Any]) -> float:
+    """The rollback's duration minus its commands' (the rollback command and the restore)."""
+    commands = sum(
+        float(step["duration_s"])
+        for step in rollback["steps"]
+        if step["step"] in ("command", "restore")
+    )
+    return float(rollback["duration_s"]) - commands
+
+
+def target_lifecycle(bench: Bench) -> list[Row]:
+    folder = bench.folder("lifecycle")
+    round_trip = bench.slow.round_trip()
+    rt = round_trip.median
+    records: dict[str, list[Mapping[str, Any]]] = {}
+
+    def variant(name: str, config: str, **env: str) -> Callable[[], float]:
+        records[name] = []
+        report = folder / "report.json"
+        argv = [bench.plugin.python, *_PYTEST, f"--staging-url={bench.slow.url}"]
+        argv += [f"--rehearsal-config={CONFIGS / config}", f"--rehearsal-report={report}"]
+
+        def once() -> float:
+            run(argv, cwd=folder, env=bench.with_env(**env))
+            rollback = json.loads(report.read_text(encoding="utf-8"))["rollback"]
+            if rollback["outcome"] != "passed":
+                raise RunFailed(f"{name}: the rollback did not pass: {rollback['message']}")
+            records[name].append(rollback)
+            return _beyond_commands(rollback)
+
+        return once
+
+    rounds = interleave(
+        {
+            "off": variant("off", "lifecycle-nowatch.yaml"),
+            "on": variant("on", "lifecycle.yaml"),
+            "100 ms": variant("100 ms", "lifecycle.yaml", BENCH_WATCH_INTERVAL="100ms"),
+        },
+        warmups=1,
+        repeats=bench.repeats(9, 3),
+        meter=bench.meter,
+    )
+    watched = records["on"][1:]  # after the warm-up
+
+    def step(name: str) -> Stats:
+        return Stats(
+            tuple(s["duration_s"] for r in watched for s in r["steps"] if s["step"] == name)
+        )
+
+    commands = Stats(tuple(r["duration_s"] - _beyond_commands(r) for r in watched))
+    beyond = rounds["on"]
+    in_round_trips = beyond.median / rt
+    watch_cost = paired(rounds, "on", "off", lambda a, b: (a - b) / rt)
+    fast_watch_cost = paired(rounds, "100 ms", "off", lambda a, b: (a - b) / rt)
+    polls = sorted({r["recovery"]["watch"]["polls"] for r in watched})
+    verify_polls = sorted({r["verify_polls"] for r in watched if "verify_polls" in r})
+    limit = LIFECYCLE_ROUND_TRIPS * rt + LIFECYCLE_LOCAL_WORK
+    return [
+        Row(
+            "6 lifecycle", "one round trip at 100 ms: GET /health from the driver", "ms", round_trip
+        ),
+        Row("6 lifecycle", "the commands' own time (rollback.sh, then the restore)", "s", commands),
+        Row("6 lifecycle", "  baseline step (GET before the rollback)", "s", step("baseline")),
+        Row(
+            "6 lifecycle",
+            "  verify step",
+            "s",
+            step("verify"),
+            value=f"{'/'.join(map(str, verify_polls))} poll(s)" if verify_polls else "",
+        ),
+        Row("6 lifecycle", "  restore verify step", "s", step("restore_verify")),
+        Row(
+            "6 lifecycle",
+            "rollback beyond its commands, watch on (500 ms)",
+            "s",
+            beyond,
+            load=rounds.load,
+            value=f"{in_round_trips:.2f} round trips",
+            limit=f"<= {LIFECYCLE_ROUND_TRIPS} round trips + {LIFECYCLE_LOCAL_WORK * 1000:.0f} ms",
+            holds=beyond.median <= limit,
+        ),
+        Row("6 lifecycle", "same, watch off", "s", rounds["off"]),
+        Row(
+            "6 lifecycle",
+            "  the watch's cost (per pair: on - off)",
+            pairs=watch_cost,
+            pair_unit="rt",
+            load=rounds.load,
+            value=f"({'/'.join(map(str, polls))} poll(s) per rollback)",
+            limit="< 0.5 round trip",
+            holds=watch_cost.median < 0.5,
         ),
         Row(
-            "5 scale-out",
-            "full rehearsal (built-in checks) at 100 ms, -n 0",
-            "s",
-            builtin_times["0"],
-        ),
-        Row(
-            "5 scale-out",
-            "full rehearsal (built-in checks) at 100 ms, -n 2",
-            "s",
-            builtin_times["2"],
-            value=f"speed-up {ratio(builtin_times['0'], builtin_times['2']):.2f}x",
+            "6 lifecycle",
+            "  the same with a watch every 100 ms",
+            pairs=fast_watch_cost,
+            pair_unit="rt",
         ),
     ]
 
@@ -771,9 +979,9 @@ def machine() -> str:
 
 
 @contextmanager
-def bench_context(quick: bool) -> Iterator[Bench]:
+def bench_context(quick: bool, meter: CpuMeter) -> Iterator[Bench]:
     """Environments, a scratch folder with a release root, and both services."""
-    plugin, peer, tavern, problem = _make_venvs()
+    plugin, xdist, peer, tavern, problem = _make_venvs()
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rehearsal-bench-")))
         env = _environment(work)
@@ -781,22 +989,39 @@ def bench_context(quick: bool) -> Iterator[Bench]:
         stack.callback(fast.stop)
         slow = Service(work, "slow", env, LATENCY)
         stack.callback(slow.stop)
-        yield Bench(work, env, plugin, peer, tavern, problem, fast, slow, quick)
+        meter.own_pids += [fast.pid, slow.pid]
+        yield Bench(work, env, plugin, xdist, peer, tavern, problem, fast, slow, quick, meter)
+
+
+def _decide(rows: list[Row], load: Load) -> list[Row]:
+    """A target missed while others kept the machine busy is undecided, not failed.
+
+    A comparison is judged by the load while its pairs ran, any other row by its target's.
+    """
+    return [
+        dataclasses.replace(r, undecided=True) if r.holds is False and (r.load or load).busy else r
+        for r in rows
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the chosen targets, print the table, save it; 1 when a target does not hold."""
+    """Run the chosen targets, print the table, save it.
+
+    0 when every target holds, 1 when one does not, 3 when the only misses are undecided.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a rough look)")
-    parser.add_argument("--only", default="1,2,3,4,5", help="targets to run, e.g. 2,3")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="targets to run, e.g. 2,3")
     args = parser.parse_args(argv)
     chosen = {int(t) for t in args.only.split(",") if t.strip()}
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     print(f"pytest-rehearsal bench: targets {sorted(chosen)} on {machine()}", flush=True)
     rows: list[Row] = []
+    meter = CpuMeter()
+    loads: dict[int, Load] = {}
     try:
-        with bench_context(args.quick) as bench:
+        with bench_context(args.quick, meter) as bench:
             memory_context: list[Row] = []
             steps: list[tuple[int, Callable[[], list[Row]]]] = [
                 (1, lambda: target_dormant(bench)),
@@ -804,11 +1029,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 (3, lambda: target_latency(bench, memory_context)),
                 (4, lambda: target_memory(bench, memory_context)),
                 (5, lambda: target_scale(bench)),
+                (6, lambda: target_lifecycle(bench)),
             ]
             for number, step in steps:
                 if number in chosen:
                     print(f"  target {number} ...", flush=True)
-                    rows += step()
+                    window: list[Load] = []
+                    with meter.window(window):
+                        measured = step()
+                    loads[number] = window[0]
+                    print(f"    {window[0].describe()}", flush=True)
+                    rows += _decide(measured, window[0])
     except (RunFailed, VenvFailed, RuntimeError, subprocess.SubprocessError) as exc:
         print(f"bench failed: {exc}", file=sys.stderr)
         return 2
@@ -819,38 +1050,60 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{stamp} · {machine()} · load average {load_before:.2f} before, {load_after:.2f} after"
         f" · {took:.0f} s"
     )
+    others = ", ".join(
+        f"{n} {load.others:.0%}" if load.others is not None else f"{n} load {load.load_max:.2f}"
+        for n, load in loads.items()
+    )
+    notes = [f"Others' share of the CPUs while each target ran: {others}."]
+    if any(r.undecided for r in rows):
+        notes.append(
+            "The machine was too busy to decide some targets (other processes used more than "
+            f"{BUSY_SHARE:.0%} of the CPUs while they were measured): they say 'undecided "
+            "(busy)'. Rerun on an idle machine."
+        )
     print()
     print(heading)
     print(render(rows, markdown=False))
-    if load_before > 1.0:
-        print(
-            f"\nnote: the machine was busy before the bench (load {load_before:.2f}): "
-            "figures are inflated and ratios noisier; rerun on an idle machine."
-        )
+    print("\n" + "\n".join(notes))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.md").write_text(f"{heading}\n\n{render(rows, True)}\n", encoding="utf-8")
+    (RESULTS / "latest.md").write_text(
+        f"{heading}\n\n{render(rows, True)}\n\n{' '.join(notes)}\n", encoding="utf-8"
+    )
     document = {
         "when": stamp,
         "machine": machine(),
         "load_before": load_before,
         "load_after": load_after,
+        "targets": {
+            str(n): {**dataclasses.asdict(load), "busy": load.busy} for n, load in loads.items()
+        },
         "rows": [
             {
                 "target": r.target,
                 "what": r.what,
                 "unit": r.unit,
                 "values": list(r.stats.values) if r.stats else None,
+                "pairs": list(r.pairs.values) if r.pairs else None,
                 "value": r.value,
                 "limit": r.limit,
                 "holds": r.holds,
+                "verdict": r.verdict,
+                "load": dataclasses.asdict(r.load) if r.load else None,
             }
             for r in rows
         ],
     }
     (RESULTS / "latest.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    failed = [r for r in rows if r.holds is False]
-    print(f"\n{len([r for r in rows if r.holds])} targets hold, {len(failed)} do not.")
-    return 1 if failed else 0
+    held = [r for r in rows if r.holds]
+    failed = [r for r in rows if r.holds is False and not r.undecided]
+    undecided = [r for r in rows if r.holds is False and r.undecided]
+    print(
+        f"\n{len(held)} targets hold, {len(failed)} do not, "
+        f"{len(undecided)} undecided (machine busy)."
+    )
+    if failed:
+        return 1
+    return 3 if undecided else 0
 
 
 if __name__ == "__main__":
