@@ -131,6 +131,21 @@ def test_a_check_goes_on_as_soon_as_its_own_replies_are_in() -> None:
     assert slow.second_sent_at - started >= 0.5
 
 
+def test_the_driver_sleeps_while_part_of_a_batch_is_pending() -> None:
+    log = ReplyLog()
+
+    def send(probe: Probe, not_after: float) -> Reply:
+        if probe.path.endswith("/1"):
+            time.sleep(1.0)  # one reply of the batch takes a second; the other is in at once
+        return Reply(probe, "http://staging" + probe.path, 200)
+
+    cpu = time.thread_time()
+    execute([Chain("pair", depth=1, width=2)], send, log, timeout=5.0)
+    # Waiting on a future that is already done returns at once: the driver used to spin
+    # for the whole second, holding the GIL the request threads need.
+    assert time.thread_time() - cpu < 0.3
+
+
 def test_every_request_of_a_batch_ends_by_the_batch_start_plus_the_timeout() -> None:
     log = ReplyLog()
     deadlines: list[float] = []

@@ -114,12 +114,20 @@ class _Driver:
         for check in checks:
             self._advance(check.id, check.run(self._log), None)
         while self._waiting:
-            futures = [f for _, batch in self._waiting.values() for f in batch]
-            wait(futures, return_when=FIRST_COMPLETED)
-            for check_id, (run, batch) in list(self._waiting.items()):
-                if all(future.done() for future in batch):
-                    del self._waiting[check_id]
-                    self._resume(check_id, run, batch)
+            ready = [
+                (check_id, run, batch)
+                for check_id, (run, batch) in self._waiting.items()
+                if all(future.done() for future in batch)
+            ]
+            if not ready:
+                # Wait for the pending futures only: a done one would end every wait at
+                # once, and the loop would spin, holding the GIL the request threads need.
+                pending = [f for _, batch in self._waiting.values() for f in batch if not f.done()]
+                wait(pending, return_when=FIRST_COMPLETED)
+                continue
+            for check_id, run, batch in ready:
+                del self._waiting[check_id]
+                self._resume(check_id, run, batch)
 
     def _resume(self, check_id: str, run: CheckRun, batch: list[Future[Any]]) -> None:
         try:

@@ -8,16 +8,19 @@ release without the report it reads.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .markdown import Phase, render_markdown
 from .redact import mask_url
 from .report import RehearsalReport, report_json_text
 from .report_files import append_text, write_atomically
+
+if TYPE_CHECKING:
+    from .markdown import Phase
 
 __all__ = ["STARTED_AT_FORMAT", "usage_error", "write_reports"]
 
@@ -52,19 +55,25 @@ def write_reports(
     report: RehearsalReport,
     report_path: Path | None,
     summary_path: Path | None,
-    phases: Sequence[Phase] = (),
+    phases: Callable[[], Sequence[Phase]] = tuple,
 ) -> list[str]:
-    """Write the JSON report, the Markdown summary and the step summary; the failures."""
+    """Write the JSON report, the Markdown summary and the step summary; the failures.
+
+    *phases* gives the summary's timeline; it is asked for only when a summary is written.
+    """
     errors: list[str] = []
-    markdown = render_markdown(report, phases)
     targets: list[tuple[Path, str, bool]] = []
     if report_path is not None:
         targets.append((report_path, report_json_text(report), False))
-    if summary_path is not None:
-        targets.append((summary_path, markdown, False))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        targets.append((Path(step_summary), markdown, True))
+    if summary_path is not None or step_summary:
+        from .markdown import render_markdown  # only a run that writes a summary needs it
+
+        markdown = render_markdown(report, phases())
+        if summary_path is not None:
+            targets.append((summary_path, markdown, False))
+        if step_summary:
+            targets.append((Path(step_summary), markdown, True))
     for path, text, append in targets:
         problem = _write_one(path, text, append=append)
         if problem is not None:

@@ -19,19 +19,21 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .checks._base import Probe, Reply
 from .items import ROLLBACK_NODEID, RehearsalItem, RollbackItem
-from .lifecycle import FetchResult, rehearse_deploy, rehearse_rollback
 from .live import LiveLines
-from .markdown import Phase
 from .redact import Redactor
 from .release import DeployRecord, RollbackRecord, StepRecord, expected_result
 from .settings import Settings
 from .text import plural
+
+if TYPE_CHECKING:  # the lifecycle and the timeline are imported by a run that uses them
+    from .lifecycle import FetchResult
+    from .markdown import Phase
 
 __all__ = ["DEPLOY_FLAG_KEY", "ReleaseRun"]
 
@@ -90,6 +92,8 @@ class ReleaseRun:
         if not rollback_selected:
             self._live("rehearsal: deploy not run: rehearsal::rollback is not selected")
             return True
+        from .lifecycle import rehearse_deploy
+
         record = rehearse_deploy(
             settings.config, fetch=self._fetch, redactor=self._redact, say=self._live
         )
@@ -231,6 +235,8 @@ class ReleaseRun:
         return None
 
     def _run(self) -> RollbackRecord:
+        from .lifecycle import rehearse_rollback
+
         settings = self._settings
         return rehearse_rollback(
             settings.config,
@@ -243,6 +249,8 @@ class ReleaseRun:
 
     def _fetch(self, path: str) -> FetchResult:
         """One GET for the lifecycle (thread-safe: the watch polls beside the verify)."""
+        from .lifecycle import FetchResult
+
         reply = self._send(Probe("GET", path))
         return FetchResult(reply.status, reply.body, reply.error, reply.elapsed)
 
@@ -273,4 +281,6 @@ class ReleaseRun:
 
 
 def _phase(section: str, step: StepRecord) -> Phase:
+    from .markdown import Phase
+
     return Phase(section, step.step, step.started_at, step.duration_s, step.outcome)

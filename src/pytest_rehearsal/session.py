@@ -28,7 +28,7 @@ from collections.abc import Generator, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import pytest
@@ -50,7 +50,6 @@ from .client import (
 from .config_loader import production_match
 from .errors import ConfigError
 from .expectations import ExpectationFailed
-from .headlines import HeadlinedFailure, headline_of
 from .items import (
     FINDINGS_ATTRIBUTE,
     ROLLBACK_NODEID,
@@ -60,7 +59,6 @@ from .items import (
     metadata_properties,
 )
 from .live import LiveLines
-from .markdown import Phase
 from .markers import marker_problem
 from .masking import mask_items, mask_report, mask_warning
 from .outputs import STARTED_AT_FORMAT, usage_error, write_reports
@@ -72,6 +70,9 @@ from .settings import Settings
 from .terminal import summary_lines, verdict_fits
 from .text import excerpt, plural
 from .units import format_duration, format_elapsed
+
+if TYPE_CHECKING:
+    from .markdown import Phase
 
 __all__ = ["RehearsalSession"]
 
@@ -488,6 +489,8 @@ class RehearsalSession:
         crash = str(getattr(getattr(report.longrepr, "reprcrash", None), "message", ""))
         ours = report.nodeid.startswith("rehearsal::") and crash.startswith("Failed: ")
         if report.failed and (findings or ours):
+            from .headlines import HeadlinedFailure, headline_of  # for failures only
+
             text = report.longreprtext
             report.longrepr = HeadlinedFailure(text, headline_of(text, findings))  # type: ignore[assignment]
         self.book.add(report)
@@ -509,7 +512,7 @@ class RehearsalSession:
         self.config.hook.pytest_rehearsal_report(config=self.config, report=report.to_json())
         settings = self.settings
         self.write_errors = write_reports(
-            report, settings.report_path, settings.summary_path, self._phases()
+            report, settings.report_path, settings.summary_path, self._phases
         )
         failed = report.verdict == "blocked" or self.write_errors
         if failed and session.exitstatus == pytest.ExitCode.OK:
@@ -601,6 +604,8 @@ class RehearsalSession:
 
     def _phases(self) -> list[Phase]:
         """The timeline of the run: the deploy's steps, the checks, the rollback's steps."""
+        from .markdown import Phase
+
         deploy, rollback = self.release.phases()
         phases = list(deploy)
         checklist = self._checklist
