@@ -110,6 +110,16 @@ def test_a_deadline_names_its_total_and_the_request() -> None:
     )
 
 
+def test_a_deadline_that_started_late_in_its_round_is_named_by_the_timeout() -> None:
+    # A request of a round waited 60 ms for a thread: 1.94 s were left of the team's 2 s.
+    assert Deadline(0.0, 1.94, "GET /drip").message() == (
+        "exceeded the 2 s total deadline for GET /drip"
+    )
+    assert Deadline(0.0, 0.4999, "GET /drip").message() == (
+        "exceeded the 500 ms total deadline for GET /drip"
+    )
+
+
 def test_an_earlier_not_after_shortens_the_deadline() -> None:
     first = Deadline.after(10.0, "GET /")
     second = Deadline.after(10.0, "GET /", not_after=first.at - 9.0)

@@ -95,6 +95,39 @@ def test_an_active_run_loads_only_what_it_uses(
     assert loaded in result.stdout.str()
 
 
+def test_an_xdist_worker_loads_neither_httpx_nor_the_checks(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    # A worker runs only the team's tests: the checks are the controller's, and httpx waits
+    # for the first test that uses the staging fixture (none here).
+    _, url = tiny_staging
+    write_config(pytester, QUIET_CHECKS + "  health: {path: /health}\n")
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_sessionfinish(session):
+            if hasattr(session.config, "workerinput"):
+                loaded = sorted(m for m in sys.modules if m.startswith(
+                    ("httpx", "httpcore", "pytest_rehearsal.checks.", "pytest_rehearsal.client")))
+                with open("worker-modules.txt", "w") as out:
+                    out.write(repr(loaded))
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.rehearsal(owner="@team")
+        def test_a_team_check():
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--staging-url={url}", "--no-rollback", "-n", "1")
+    result.assert_outcomes(passed=2, skipped=1)
+    assert (pytester.path / "worker-modules.txt").read_text() == "[]"
+
+
 def test_the_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain():\n    pass\n")
     result = pytester.runpytest("-p", "no:rehearsal", "--co", "-q")

@@ -2,23 +2,20 @@
 
 Every token comes from an environment variable (``auth.token_env``, each role's
 ``token_env``), is checked before anything is sent, and stays a
-:class:`~pytest_rehearsal.redact.Secret` until an auth flow (:class:`CredentialAuth`) puts it
-in a header, and then only on requests to staging's own origin.
-
-Imported only when a rehearsal is active (it imports httpx).
+:class:`~pytest_rehearsal.redact.Secret` until an auth flow
+(:class:`~pytest_rehearsal._auth.CredentialAuth`) puts it in a header, and then only on
+requests to staging's own origin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-import httpx
 
 from .config import RehearsalConfig
 from .redact import Redactor, Secret
 
-__all__ = ["MIN_TOKEN_LENGTH", "CredentialAuth", "Credentials", "origin_of", "redactor_for"]
+__all__ = ["MIN_TOKEN_LENGTH", "Credentials", "redactor_for"]
 
 #: Shorter tokens are a usage error: masking "lock" would mask "blocked" in every report.
 MIN_TOKEN_LENGTH = 8
@@ -93,34 +90,6 @@ def _token_problem(value: str) -> str | None:
     except UnicodeEncodeError:
         return "holds bytes that are not UTF-8; a token is text"
     return None
-
-
-def origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
-    """Scheme, host and port (the scheme's default when none is given)."""
-    default = {"http": 80, "https": 443}.get(url.scheme)
-    return url.scheme, url.host, url.port or default
-
-
-class CredentialAuth(httpx.Auth):
-    """Adds one credential set's header, only to requests for staging's own origin.
-
-    The token is revealed inside this flow only, so no frame of the rehearsal's own code
-    holds it as a plain string (tracebacks with ``-l`` show locals).
-    """
-
-    def __init__(self, credentials: Credentials, name: str | None, origin: httpx.URL) -> None:
-        self._credentials = credentials
-        self._name = name
-        self._origin = origin_of(origin)
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if origin_of(request.url) == self._origin:
-            for header, value in self._credentials.headers_for(self._name).items():
-                request.headers.setdefault(header, value)
-        yield request
-
-    def __repr__(self) -> str:
-        return "<credentials from the environment>"
 
 
 def redactor_for(credentials: Credentials) -> Redactor:

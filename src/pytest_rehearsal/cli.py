@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from .checks import build_checks
 from .errors import ConfigError
 from .settings import Options, Settings, resolve
 
@@ -60,6 +59,8 @@ def print_plan(config: pytest.Config) -> int:
     names = [rehearsal.auth.token_env] if rehearsal.auth and rehearsal.auth.token_env else []
     if rehearsal.checks.permissions:
         names += [role.token_env for role in rehearsal.checks.permissions.roles.values()]
+    from .checks import build_checks  # the plan only: a worker never needs the checks
+
     checks = build_checks(rehearsal, settings.staging_url)
     print(render_plan(settings, checks, names), end="")
     return int(pytest.ExitCode.OK)

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from . import __version__
+from ._auth import CredentialAuth, origin_of
 from ._bodies import INFLATABLE, content_encoding, inflate, read_capped
-from ._credentials import CredentialAuth, Credentials, origin_of
+from ._credentials import Credentials
 from ._deadline_transport import DeadlineTransport, deadline_scope
 from ._transport_errors import describe_transport_error, is_transient_error
 from .checks._base import Probe, Reply, ReplyLog

@@ -6,6 +6,7 @@ and the retry policy (:mod:`.retry`) plans its pauses within it.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -33,5 +34,9 @@ class Deadline:
         return self.at - time.monotonic()
 
     def message(self) -> str:
-        total = round(self.seconds, 1) if self.seconds >= 1 else round(self.seconds, 3)
+        # Rounded up: a request of a round waits a moment for a thread, and its deadline
+        # (the round's start plus the timeout) is named by the timeout the team set,
+        # "2 s", not by the 1.94 s that were left when it started.
+        step = 0.1 if self.seconds >= 1 else 0.001
+        total = round(math.ceil(round(self.seconds / step, 6)) * step, 3)
         return f"exceeded the {format_duration(total)} total deadline for {self.what}"

@@ -1,10 +1,11 @@
 """pytest glue: options, marker, fixtures and activation. Kept thin and cheap to import.
 
 pytest imports this module on every run of every project that installs the plugin, so it
-imports only the standard library and pytest. The engine (:mod:`pytest_rehearsal.session`,
-which brings httpx, yaml and tenacity) is imported only when a staging URL is given; it
-builds itself (:meth:`~pytest_rehearsal.session.RehearsalSession.start`), and this module
-only registers it.
+imports only the standard library and pytest. The engine (:mod:`pytest_rehearsal.session` in the
+controller, :mod:`pytest_rehearsal.engine` in an xdist worker; they bring yaml, and httpx
+and tenacity when staging is reached) is imported only when a staging URL is given; it
+builds itself (:meth:`~pytest_rehearsal.engine.ProcessEngine.start`), and this module only
+registers it.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ if TYPE_CHECKING:
     import httpx
 
     from .config import RehearsalConfig
-    from .session import RehearsalSession
+    from .engine import ProcessEngine
 
 DORMANT_REASON = "no staging URL (pass --staging-url)"
 #: Where the active rehearsal's engine lives; absent while the plugin is dormant.
-ENGINE_KEY = pytest.StashKey["RehearsalSession"]()
+ENGINE_KEY = pytest.StashKey["ProcessEngine"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -160,10 +161,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if not rehearsal_requested(option.staging_url, os.environ, config_file):
         return
-    # Only now, with a rehearsal ahead, are yaml, httpx and tenacity imported.
-    from .session import RehearsalSession
-
-    engine = RehearsalSession.start(config, config_file)
+    # Only now, with a rehearsal ahead, is yaml imported (httpx when staging is reached).
+    engine_class: type[ProcessEngine]
+    if hasattr(config, "workerinput"):  # an xdist worker runs the team's tests only
+        from .engine import ProcessEngine as engine_class
+    else:
+        from .session import RehearsalSession as engine_class
+    engine = engine_class.start(config, config_file)
     if engine is not None:
         config.stash[ENGINE_KEY] = engine
         config.pluginmanager.register(engine, "rehearsal-session")
@@ -195,11 +199,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def _engine(config: pytest.Config) -> RehearsalSession | None:
+def _engine(config: pytest.Config) -> ProcessEngine | None:
     return config.stash.get(ENGINE_KEY, None)
 
 
-def _require_engine(request: pytest.FixtureRequest) -> RehearsalSession:
+def _require_engine(request: pytest.FixtureRequest) -> ProcessEngine:
     engine = _engine(request.config)
     if engine is None:
         pytest.skip(DORMANT_REASON)

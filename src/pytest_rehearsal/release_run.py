@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .checks._base import Probe, Reply
 from .items import ROLLBACK_NODEID, RehearsalItem, RollbackItem
 from .live import LiveLines
 from .redact import Redactor
@@ -32,6 +31,7 @@ from .settings import Settings
 from .text import plural
 
 if TYPE_CHECKING:  # the lifecycle and the timeline are imported by a run that uses them
+    from .checks._base import Probe, Reply
     from .lifecycle import FetchResult
     from .markdown import Phase
 
@@ -249,6 +249,7 @@ class ReleaseRun:
 
     def _fetch(self, path: str) -> FetchResult:
         """One GET for the lifecycle (thread-safe: the watch polls beside the verify)."""
+        from .checks._base import Probe
         from .lifecycle import FetchResult
 
         reply = self._send(Probe("GET", path))

@@ -1,9 +1,9 @@
-"""The engine of an active rehearsal: one plugin object per pytest process.
+"""The controller's engine: the rehearsal itself.
 
-Registered by :mod:`pytest_rehearsal.plugin` only when a staging URL is given. In every
-process it validates the ``rehearsal`` marker, masks secrets in everything pytest reports,
-and serves the fixtures. The *controller* (a plain run, or the xdist process that starts
-the workers) does the rehearsal itself, as one sequence:
+Registered by :mod:`pytest_rehearsal.plugin` when a staging URL is given, in the
+*controller* (a plain run, or the xdist process that starts the workers); the workers get
+the :class:`~pytest_rehearsal.engine.ProcessEngine` it extends, which does what every
+process does (the marker, masking, the fixtures). The rehearsal is one sequence:
 
 1. the built-in items (every configured check, then ``rehearsal::rollback``) are collected
    and selected like tests (under xdist the controller selects them itself: the workers
@@ -19,56 +19,38 @@ the workers) does the rehearsal itself, as one sequence:
 from __future__ import annotations
 
 import dataclasses
-import logging
-import os
 import signal
 import threading
 import time
 from collections.abc import Generator, Sequence
 from datetime import date, datetime, timezone
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
 
 import pytest
 
-from ._credentials import Credentials, redactor_for
+from ._credentials import Credentials
 from .accept import judge, unused
 from .answers import judge_answer
 from .checklist import ChecklistRun
 from .checks import build_checks
-from .checks._base import ActionContext, Check, Probe, Reply, ReplyLog, Request, Verdict
-from .cli import command_line, settings_of
-from .client import (
-    ProbeSender,
-    StagingClient,
-    make_probe_client,
-    make_ssl_context,
-    make_staging_client,
-)
-from .config_loader import production_match
-from .errors import ConfigError
-from .expectations import ExpectationFailed
+from .checks._base import ActionContext, Check, Probe, Request, Verdict
+from .engine import ProcessEngine
 from .items import (
     FINDINGS_ATTRIBUTE,
     ROLLBACK_NODEID,
     RehearsalCollector,
     RehearsalItem,
     RollbackItem,
-    metadata_properties,
 )
-from .live import LiveLines
-from .markers import marker_problem
-from .masking import mask_items, mask_report, mask_warning
-from .outputs import STARTED_AT_FORMAT, usage_error, write_reports
+from .masking import mask_items
+from .outputs import STARTED_AT_FORMAT, write_reports
 from .records import RecordBook
-from .redact import Redactor, install_log_redaction, mask_url, secret_in_arguments
-from .release_run import ReleaseRun
+from .redact import Redactor, mask_url
 from .report import RehearsalReport
 from .settings import Settings
 from .terminal import summary_lines, verdict_fits
-from .text import excerpt, plural
+from .text import plural
 from .units import format_duration, format_elapsed
 
 if TYPE_CHECKING:
@@ -77,11 +59,10 @@ if TYPE_CHECKING:
 __all__ = ["RehearsalSession"]
 
 _HTML_PLUGIN = "rehearsal-html"
-_RELEASE_PLUGIN = "rehearsal-release"
 
 
-class RehearsalSession:
-    """Per-process rehearsal state and the hook implementations that act on it."""
+class RehearsalSession(ProcessEngine):
+    """The controller's engine: the rehearsal itself, over what every process does."""
 
     def __init__(
         self,
@@ -90,31 +71,15 @@ class RehearsalSession:
         credentials: Credentials,
         redactor: Redactor,
     ) -> None:
-        self.config = config
-        self.settings = settings
-        self.credentials = credentials
-        self.is_controller = not hasattr(config, "workerinput")
-        # The built-in checks run on the controller only; workers never import their modules.
-        self.checks: list[Check] = (
-            build_checks(settings.config, settings.staging_url) if self.is_controller else []
-        )
-        self.redact = redactor  # knows every token of *credentials*, and the checks' secrets
+        super().__init__(config, settings, credentials, redactor)
+        self.checks: list[Check] = build_checks(settings.config, settings.staging_url)
         for check in self.checks:
-            for secret in check.secrets:
+            for secret in check.secrets:  # the logging check's canaries, for one
                 self.redact.add(secret)
-        # Every log record of the process, live logging and --log-file included.
-        self.log_redaction = install_log_redaction(self.redact) if self.redact else None
-        self.log = ReplyLog()
-        self._sender: ProbeSender | None = None
-        self._ssl_context = make_ssl_context(settings.staging_url, settings.ca_bundle)
-        self.live = LiveLines(config, self.redact)
-        self.release = ReleaseRun(config, settings, self.redact, self.send, self.live)
-        config.pluginmanager.register(self.release, _RELEASE_PLUGIN)
         self.started_at = datetime.now(timezone.utc)
         self._started = time.monotonic()
         self.book = RecordBook(self.redact)
         self.collection_errors: list[str] = []
-        self.usage_error: str | None = None
         self.interrupted = False
         self.report: RehearsalReport | None = None
         self.write_errors: list[str] = []  # reports that could not be written
@@ -129,54 +94,10 @@ class RehearsalSession:
         self._workers_exiting: threading.Thread | None = None
         self._accept_used: set[int] = set()  # the accept entries that matched a finding
         self._previous_sigterm: Any = None
-        if self.is_controller and config.pluginmanager.has_plugin("html"):
+        if config.pluginmanager.has_plugin("html"):
             from .html_report import HtmlColumns  # pytest-html's own hooks, if it is active
 
             config.pluginmanager.register(HtmlColumns(lambda: self.report), _HTML_PLUGIN)
-        # httpx logs every request at INFO: noise in captured logs and reports. Restored at stop.
-        self._log_levels = {name: logging.getLogger(name).level for name in ("httpx", "httpcore")}
-        for name in self._log_levels:
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-    @classmethod
-    def start(cls, config: pytest.Config, config_file: Path | None) -> RehearsalSession | None:
-        """The engine of *config*'s run, or ``None`` when no staging URL is given anywhere.
-
-        A usage error (bad URL, bad config, a secret on the command line, a missing token)
-        writes the error reports the run names and raises :class:`pytest.UsageError`.
-        """
-        try:
-            settings = settings_of(config, config_file)
-            if settings is None:
-                return None
-            credentials = Credentials.from_config(settings.config, os.environ)
-            redactor = redactor_for(credentials)
-            problem = secret_in_arguments(command_line(config), redactor)
-            if problem is not None:
-                raise ConfigError(problem)
-        except ConfigError as exc:
-            raise usage_error(config, str(exc)) from None
-        except LookupError as exc:  # str() of a KeyError-like error adds quotes
-            raise usage_error(config, str(exc.args[0])) from None
-        return cls(config, settings, credentials, redactor)
-
-    # -- the staging connection ---------------------------------------------------------
-
-    @property
-    def sender(self) -> ProbeSender:
-        if self._sender is None:
-            client = make_probe_client(
-                self.settings.staging_url, self.settings.staging_timeout, self._ssl_context
-            )
-            self._sender = ProbeSender(
-                client,
-                self.credentials,
-                timeout=self.settings.staging_timeout,
-                retries=self.settings.retries,
-                log=self.log,
-                ssl_context=self._ssl_context,
-            )
-        return self._sender
 
     def perform(self, request: Request, not_after: float) -> object:
         """Send a probe, or perform another action of a check, by *not_after*."""
@@ -186,105 +107,36 @@ class RehearsalSession:
         context = ActionContext(
             self.settings.staging_url,
             self.settings.staging_timeout,
-            self._ssl_context,
+            self.ssl_context,
             self.redact,
             rollback.cwd,
             rollback.env,
         )
         return request.perform(context, not_after)
 
-    def send(self, probe: Probe, not_after: float | None = None) -> Reply:
-        """Send *probe*; a redirect towards production comes back as a failure naming the hop."""
-        reply = self.sender.send(probe, not_after=not_after)
-        location = reply.header("location") if reply.status and 300 <= reply.status < 400 else None
-        if location:
-            target = urljoin(reply.url, location)
-            pattern = production_match(target, self.settings.config.production)
-            if pattern is not None:
-                return dataclasses.replace(
-                    reply,
-                    status=None,
-                    error=f"{reply.status} redirect to {excerpt(mask_url(target), 200)}, "
-                    f"which matches production pattern '{pattern}': not followed",
-                )
-        return reply
-
-    def staging_client(self) -> StagingClient:
-        """A new client for the ``staging`` fixture (the fixture closes it)."""
-        return make_staging_client(
-            self.settings.staging_url,
-            self.credentials,
-            timeout=self.settings.staging_timeout,
-            retries=self.settings.retries,
-            ssl_context=self._ssl_context,
-        )
-
-    def close(self) -> None:
-        if self._sender is not None:
-            self._sender.client.close()
-            self._sender = None
-
     def stop(self) -> None:
-        """End of the pytest run: close the connection pool, stop redacting log records."""
-        self.close()
-        self.release.stop()
-        self.config.pluginmanager.unregister(self.release)
+        super().stop()
         html_columns = self.config.pluginmanager.get_plugin(_HTML_PLUGIN)
         if html_columns is not None:
             self.config.pluginmanager.unregister(html_columns)
-        if self.log_redaction is not None:
-            self.log_redaction.uninstall()
-            self.log_redaction = None
-        for name, level in self._log_levels.items():
-            logging.getLogger(name).setLevel(level)
 
     # -- collection -------------------------------------------------------------------------
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(
-        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-    ) -> None:
-        # tryfirst: the built-in items exist, and secrets are out of every id, before
-        # -k / -m / --deselect look at them.
-        for item in items:
-            problem = marker_problem(item)
-            if problem is not None:
-                self.usage_error = problem
-                raise pytest.UsageError(problem)
-        if self.is_controller:  # a plain run: the xdist controller collects nothing
-            builtin = self._collect_builtin(session)
-            items[:0] = builtin
-            # Counted like collected tests ("collected N items"), as if found in a file.
-            config.hook.pytest_collectreport(
-                report=pytest.CollectReport("rehearsal", "passed", None, list(builtin))
-            )
-        mask_items(items, self.redact)
-        for item in items:
-            marker = item.get_closest_marker("rehearsal")
-            if marker is None or isinstance(item, (RehearsalItem, RollbackItem)):
-                continue
-            kwargs = marker.kwargs
-            expect = kwargs.get("expect") or _first_doc_line(item) or f"{item.name} passes"
-            item.user_properties.extend(
-                metadata_properties(
-                    "user", kwargs.get("owner"), expect, kwargs.get("rollback_note")
-                )
-            )
+    def own_items(self, session: pytest.Session) -> list[pytest.Item]:
+        """A plain run's built-in items (the xdist controller collects none: see below)."""
+        builtin = self._collect_builtin(session)
+        # Counted like collected tests ("collected N items"), as if found in a file.
+        self.config.hook.pytest_collectreport(
+            report=pytest.CollectReport("rehearsal", "passed", None, list(builtin))
+        )
+        return builtin
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if self.is_controller:
+        if not self._distributing:
             self._selected = [item for item in session.items if item in self._builtin]
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_make_collect_report(
-        self, collector: pytest.Collector
-    ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
-        report = yield
-        mask_report(report, self.redact)
-        return report
-
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if self.is_controller and report.failed:
+        if report.failed:
             self.collection_errors.append(report.nodeid or "(the session)")
 
     def _collect_builtin(self, session: pytest.Session) -> list[pytest.Item]:
@@ -306,8 +158,6 @@ class RehearsalSession:
     def pytest_sessionstart(self, session: pytest.Session) -> Generator[None, None, None]:
         self._session = session  # for pytest_xdist_setupnodes, which xdist calls in there
         yield
-        if not self.is_controller:
-            return
         if _in_main_thread():
             # A cancelled CI job sends SIGTERM: treat it like Ctrl-C so the run ends cleanly.
             self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -325,8 +175,6 @@ class RehearsalSession:
         start now rather than after xdist has started every worker (a quarter of a second
         on 2 cores), so a rehearsal under ``-n`` is not slower than without.
         """
-        if not self.is_controller:
-            return
         self._distributing = True
         self._worker_items = 0  # until a worker has collected
         assert self._session is not None  # set by pytest_sessionstart, around this hook
@@ -340,7 +188,7 @@ class RehearsalSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        if not self.is_controller or session.config.option.collectonly:
+        if session.config.option.collectonly:
             return (yield)
         rollback = next((i for i in self._selected if isinstance(i, RollbackItem)), None)
         if rollback is not None and rollback in session.items:
@@ -376,7 +224,7 @@ class RehearsalSession:
             raise
         checks = [item.check for item in self._selected if isinstance(item, RehearsalItem)]
         self._checklist = ChecklistRun(
-            checks, self.perform, self.log, self.settings.staging_timeout
+            checks, self.perform, self.reply_log, self.settings.staging_timeout
         )
         self._checklist.start()
 
@@ -452,38 +300,8 @@ class RehearsalSession:
 
     # -- reports ---------------------------------------------------------------------------
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        if isinstance(item, RehearsalItem) and report.when == "call":
-            setattr(report, FINDINGS_ATTRIBUTE, [found.to_json() for found in item.findings])
-        elif call.excinfo is not None and isinstance(call.excinfo.value, ExpectationFailed):
-            findings = call.excinfo.value.findings
-            setattr(report, FINDINGS_ATTRIBUTE, [found.to_json() for found in findings])
-        if isinstance(report.longrepr, tuple):
-            reason = report.longrepr[2]
-            if isinstance(item, (RehearsalItem, RollbackItem)):
-                # A skip of the rehearsal's own items is located at the item, not in this
-                # code. No line number: pytest then shows "rehearsal::rollback: <reason>".
-                report.longrepr = (item.nodeid, None, reason)  # type: ignore[assignment]
-            elif item.nodeid in self.release.skipped_after_deploy:
-                # A team's test skipped after a failed deploy: located at the test, as a
-                # skip mark is.
-                path, line, _ = item.reportinfo()
-                report.longrepr = (str(path), (line or 0) + 1, reason)
-        mask_report(report, self.redact)
-        return report
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_warning_recorded(self, warning_message: Any) -> None:
-        mask_warning(warning_message, self.redact)
-
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not self.is_controller:
-            return
         # tryfirst: the terminal and JUnit then show the failure's first finding as its reason.
         findings = getattr(report, FINDINGS_ATTRIBUTE, None) or ()
         crash = str(getattr(getattr(report.longrepr, "reprcrash", None), "message", ""))
@@ -505,7 +323,7 @@ class RehearsalSession:
         if self._workers_exiting is not None:
             self._workers_exiting.join()
         self.close()
-        if not self.is_controller or session.config.option.collectonly:
+        if session.config.option.collectonly:
             return
         report = self._build_report().masked(self.redact)
         self.report = report
@@ -543,15 +361,6 @@ class RehearsalSession:
         for path in (self.settings.report_path, self.settings.summary_path):
             if path is not None:
                 tr.write_line(f"rehearsal: wrote {path}")
-
-    def header_line(self) -> str:
-        """``rehearsal: <url> · config <path> · [deploy ...] · rollback ...`` for the header."""
-        settings = self.settings
-        config_path = settings.config.path or "(none)"
-        return self.redact(
-            f"rehearsal: {mask_url(settings.staging_url)} · config {config_path} · "
-            f"{self.release.header()}"
-        )
 
     def _build_report(self) -> RehearsalReport:
         started_at = self.started_at.strftime(STARTED_AT_FORMAT)
@@ -649,13 +458,6 @@ class RehearsalSession:
 def _today() -> date:
     """The day accept entries are judged against: today in UTC, as ``until`` dates are read."""
     return datetime.now(timezone.utc).date()
-
-
-def _first_doc_line(item: pytest.Item) -> str | None:
-    doc = getattr(getattr(item, "obj", None), "__doc__", None)
-    if not doc:
-        return None
-    return str(doc).strip().splitlines()[0]
 
 
 def _in_main_thread() -> bool:
