@@ -18,6 +18,7 @@ average seen.
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import statistics
@@ -37,8 +38,10 @@ __all__ = [
     "RunFailed",
     "Stats",
     "interleave",
+    "median_interval",
     "paired",
     "run",
+    "straddles",
 ]
 
 #: No single benchmark command may run longer than this (the scale-out run takes ~25 s).
@@ -191,6 +194,32 @@ def paired(
     """*how* (a ratio by default) of the two variants within each round: one value per pair."""
     pairs = zip(rounds.samples[numerator], rounds.samples[denominator], strict=True)
     return Stats(tuple(how(a, b) for a, b in pairs))
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval holding the true median with *confidence*.
+
+    The order statistics of the sign test: with n pairs, the median lies between the k-th
+    smallest and the k-th largest value, k the largest with P(Binomial(n, 1/2) < k) at most
+    (1 - confidence) / 2 (k = 6 for 20 pairs). With too few values it is their whole range.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    tail = (1 - confidence) / 2
+    below, k = 0.0, 0
+    while k < n and below + math.comb(n, k) / 2**n <= tail:
+        below += math.comb(n, k) / 2**n
+        k += 1
+    if k == 0:
+        return ordered[0], ordered[-1]
+    return ordered[k - 1], ordered[n - k]
+
+
+def straddles(stats: Stats, limit: float) -> bool:
+    """Whether *limit* lies inside the 95 % interval of the median of *stats*: the pairs,
+    however many, cannot tell which side of the limit the true median is on."""
+    low, high = median_interval(stats.values)
+    return low <= limit <= high
 
 
 # -- how busy the machine was --------------------------------------------------------------------

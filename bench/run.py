@@ -38,7 +38,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from measure import BUSY_SHARE, CpuMeter, Load, Result, RunFailed, Stats, interleave, paired, run
+from measure import (
+    BUSY_SHARE,
+    CpuMeter,
+    Load,
+    Result,
+    RunFailed,
+    Stats,
+    interleave,
+    median_interval,
+    paired,
+    run,
+    straddles,
+)
 from venvs import Venv, VenvFailed, ensure
 
 BENCH = Path(__file__).resolve().parent
@@ -94,7 +106,8 @@ class Row:
     pairs: Stats | None = None
     pair_unit: str = "x"
     load: Load | None = None  # how busy the machine was while this figure was measured
-    undecided: bool = False  # missed while the machine was too busy to decide
+    undecided: bool = False  # missed while the machine was too busy or too noisy to decide
+    noisy: bool = False  # the limit lies inside the 95 % interval of the pairs' median
 
     def cells(self) -> list[str]:
         if self.stats is None:
@@ -121,6 +134,9 @@ class Row:
             return "yes"
         if not self.undecided:
             return "NO"
+        if self.noisy and self.pairs is not None:
+            low, high = (_pair(v, self.pair_unit) for v in median_interval(self.pairs.values))
+            return f"undecided (noisy: median within {low} to {high})"
         others = self.load.others if self.load is not None else None
         return "undecided (busy)" if others is None else f"undecided (busy: others {others:.0%})"
 
@@ -466,6 +482,7 @@ def target_dormant(bench: Bench) -> list[Row]:
             load=times.load,
             limit="<= 1.02x",
             holds=overhead.median <= 1.02,
+            noisy=straddles(overhead, 1.02),
         ),
     ]
 
@@ -564,6 +581,7 @@ def target_checklist(bench: Bench) -> list[Row]:
             load=times.load,
             limit="<= 1.2x (aim 1.1x)",
             holds=versus_pytest.median <= 1.2,
+            noisy=straddles(versus_pytest, 1.2),
         )
     )
     if "Tavern" in suites:
@@ -655,6 +673,7 @@ def target_latency(bench: Bench, memory_rows: list[Row]) -> list[Row]:
             value=f"= {added.median:.3f} s",
             limit="<= 8 round trips",
             holds=in_round_trips.median <= 8,
+            noisy=straddles(in_round_trips, 8),
         ),
         Row("3 latency", "  requests per full rehearsal", value="/".join(map(str, requests))),
         Row(
@@ -809,6 +828,7 @@ def target_scale(bench: Bench) -> list[Row]:
             value="speed-up",
             limit=">= 1.7x",
             holds=speedup.median >= 1.7,
+            noisy=straddles(speedup, 1.7),
         ),
         Row(
             "5 scale-out",
@@ -826,6 +846,7 @@ def target_scale(bench: Bench) -> list[Row]:
             value="-n 0 ÷ -n 2",
             limit=">= 0.95x",
             holds=plain_over_xdist.median >= 0.95,
+            noisy=straddles(plain_over_xdist, 0.95),
         ),
         Row(
             "5 scale-out",
@@ -936,6 +957,7 @@ def target_lifecycle(bench: Bench) -> list[Row]:
             value=f"({'/'.join(map(str, polls))} poll(s) per rollback)",
             limit="< 0.5 round trip",
             holds=watch_cost.median < 0.5,
+            noisy=straddles(watch_cost, 0.5),
         ),
         Row(
             "6 lifecycle",
@@ -994,12 +1016,15 @@ def bench_context(quick: bool, meter: CpuMeter) -> Iterator[Bench]:
 
 
 def _decide(rows: list[Row], load: Load) -> list[Row]:
-    """A target missed while others kept the machine busy is undecided, not failed.
+    """A target missed while others kept the machine busy, or by a median its pairs cannot
+    place on either side of the limit, is undecided, not failed.
 
     A comparison is judged by the load while its pairs ran, any other row by its target's.
     """
     return [
-        dataclasses.replace(r, undecided=True) if r.holds is False and (r.load or load).busy else r
+        dataclasses.replace(r, undecided=True)
+        if r.holds is False and (r.noisy or (r.load or load).busy)
+        else r
         for r in rows
     ]
 
@@ -1055,11 +1080,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n, load in loads.items()
     )
     notes = [f"Others' share of the CPUs while each target ran: {others}."]
-    if any(r.undecided for r in rows):
+    if any(r.undecided and not r.noisy for r in rows):
         notes.append(
             "The machine was too busy to decide some targets (other processes used more than "
             f"{BUSY_SHARE:.0%} of the CPUs while they were measured): they say 'undecided "
             "(busy)'. Rerun on an idle machine."
+        )
+    if any(r.undecided and r.noisy for r in rows):
+        notes.append(
+            "Some comparisons were too noisy to decide: the 95 % interval of the median of "
+            "their pairs holds the limit, so they say 'undecided (noisy)'. Run times varied "
+            "that much from one run to the next; rerun on a steadier machine."
         )
     print()
     print(heading)
@@ -1099,7 +1130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     undecided = [r for r in rows if r.holds is False and r.undecided]
     print(
         f"\n{len(held)} targets hold, {len(failed)} do not, "
-        f"{len(undecided)} undecided (machine busy)."
+        f"{len(undecided)} undecided (machine busy or noisy)."
     )
     if failed:
         return 1
