@@ -33,10 +33,15 @@ class Deadline:
     def left(self) -> float:
         return self.at - time.monotonic()
 
-    def message(self) -> str:
-        # Rounded up: a request of a round waits a moment for a thread, and its deadline
-        # (the round's start plus the timeout) is named by the timeout the team set,
-        # "2 s", not by the 1.94 s that were left when it started.
+    def total(self) -> str:
+        """The deadline's length for people, rounded up.
+
+        A request of a round waits a moment for a thread, and its deadline (the round's
+        start plus the timeout) is named by the timeout the team set, "2 s", not by the
+        1.94 s that were left when it started.
+        """
         step = 0.1 if self.seconds >= 1 else 0.001
-        total = round(math.ceil(round(self.seconds / step, 6)) * step, 3)
-        return f"exceeded the {format_duration(total)} total deadline for {self.what}"
+        return format_duration(round(math.ceil(round(self.seconds / step, 6)) * step, 3))
+
+    def message(self) -> str:
+        return f"exceeded the {self.total()} total deadline for {self.what}"

@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import tenacity
 from tenacity.stop import stop_base
 
-from .units import format_duration
-
 if TYPE_CHECKING:
     from .deadline import Deadline
 
@@ -44,8 +42,7 @@ def _plan_retry(
         if retry_after >= left:
             label = "rate limited" if status == 429 else "unavailable"
             return None, (
-                f"{label}: Retry-After {retry_after:g} s exceeds the "
-                f"{format_duration(round(deadline.seconds, 1))} budget"
+                f"{label}: Retry-After {retry_after:g} s exceeds the {deadline.total()} budget"
             )
         return retry_after, None
     base = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (attempt - 1))
