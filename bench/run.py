@@ -811,7 +811,7 @@ def target_scale(bench: Bench) -> list[Row]:
     builtin = interleave(
         {"0": full.measure("0"), "2": full.measure("2")},
         warmups=1,
-        repeats=bench.repeats(7, 2),
+        repeats=bench.repeats(15, 3),  # 15 pairs: the median's interval spans 4th-12th
         meter=bench.meter,
     )
     plain_over_xdist = paired(builtin, "0", "2")
