@@ -35,7 +35,13 @@ from .items import FINDINGS_ATTRIBUTE, RehearsalItem, RollbackItem, metadata_pro
 from .live import LiveLines
 from .markers import marker_problem
 from .masking import mask_items, mask_report, mask_warning
-from .redact import Redactor, install_log_redaction, mask_url, secret_in_arguments
+from .redact import (
+    LogRedaction,
+    Redactor,
+    install_log_redaction,
+    mask_url,
+    secret_in_arguments,
+)
 from .release_run import ReleaseRun
 from .settings import Settings
 from .text import excerpt
@@ -66,9 +72,8 @@ class ProcessEngine:
         self.config = config
         self.settings = settings
         self.credentials = credentials
-        self.is_controller = not hasattr(config, "workerinput")
         self.redact = redactor  # knows every token of *credentials*
-        self.log_redaction: Any = None
+        self.log_redaction: LogRedaction | None = None
         self._sender: ProbeSender | None = None
         self._ssl: ssl.SSLContext | None = None
         self._reply_log: ReplyLog | None = None
