@@ -20,7 +20,8 @@ fixture                     scope     value
 ``example_server``          session   ``ExampleServer(url, release_root)``: the shared good app
 ``staging_tokens_env``      function  sets ``STAGING_TOKEN``/``VIEWER_TOKEN`` to the tokens
 ``tiny_staging``            function  ``(TinyStaging, url)``: a minimal staging double whose
-                                      health the test can flip (``plugin_helpers``)
+                                      health the test can flip (``plugin_helpers``); its
+                                      server is the module's, its state reset per test
 =========================== ========= ===========================================================
 
 ``staging_url`` is deliberately not defined here: it is the plugin's own fixture.
@@ -173,9 +174,24 @@ def _no_rehearsal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def tiny_staging() -> Iterator[tuple[TinyStaging, str]]:
-    """A minimal staging double on 127.0.0.1 and its URL; tests flip its health."""
+@pytest.fixture(scope="module")
+def _tiny_staging_server() -> Iterator[tuple[TinyStaging, str]]:
+    # One server per module: uvicorn takes a fifth of a second to stop.
     staging = TinyStaging()
     with serve_asgi(staging.app()) as url:
         yield staging, url
+
+
+@pytest.fixture
+def tiny_staging(
+    _tiny_staging_server: tuple[TinyStaging, str],
+) -> tuple[TinyStaging, str]:
+    """A minimal staging double on 127.0.0.1 and its URL; tests flip its health.
+
+    Healthy, on version 1.5.0 and with no request received at the start of every test.
+    """
+    staging, url = _tiny_staging_server
+    fresh = TinyStaging()
+    staging.health_status, staging.version = fresh.health_status, fresh.version
+    staging.requests.clear()
+    return staging, url
