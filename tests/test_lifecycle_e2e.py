@@ -194,6 +194,33 @@ def test_a_deploy_nothing_would_roll_back_is_not_run(
         )
 
 
+def test_a_deploy_whose_rollback_cannot_start_is_not_run(
+    pytester: pytest.Pytester,
+    release_root: Path,
+    staging_on_the_previous_release: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RELEASE", "1.5.0")
+    config = LIFECYCLE.format(deploy=DEPLOY_SCRIPT, root=release_root)
+    missing = pytester.path / "no-such-rollback.sh"
+    config = config.replace(f"command: ['{DEPLOY_SCRIPT}', 'rollback']", f"command: ['{missing}']")
+    write_config(pytester, config)
+    result = pytester.runpytest_subprocess(
+        f"--staging-url={staging_on_the_previous_release}",
+        "--rehearsal-report=r.json",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == 1, result.stdout.str()
+    assert (release_root / "current").readlink().name == "1.4.2"  # staging as it was found
+    report = load_report(pytester.path / "r.json")
+    assert report["verdict"] == "blocked"
+    assert report["deploy"] is None
+    assert report["not_rehearsed"][:1] == ["deploy"]
+    assert report["rollback"]["outcome"] == "failed"
+    result.stdout.fnmatch_lines(["*rehearsal: deploy not run: the rollback cannot start (*"])
+
+
 ROLLBACK_ONLY = """\
 checks: {{headers: false, secrets: false}}
 rollback:

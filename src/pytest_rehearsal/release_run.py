@@ -86,11 +86,21 @@ class ReleaseRun:
         if settings.config.deploy is None:
             return True
         # A deploy that nothing rolls back would leave staging on the new release: under
-        # --no-rollback, or with rehearsal::rollback deselected (-k health), it is not run.
+        # --no-rollback, with rehearsal::rollback deselected (-k health), or with a rollback
+        # that cannot start, it is not run.
         if settings.no_rollback:
             return True
         if not rollback_selected:
             self._live("rehearsal: deploy not run: rehearsal::rollback is not selected")
+            return True
+        # Nor when the rollback is already known not to start (the header said why).
+        cannot_roll_back = (
+            "no rollback command is configured"
+            if not settings.rollback_command
+            else self.rollback_problem
+        )
+        if cannot_roll_back:
+            self._live(f"rehearsal: deploy not run: the rollback cannot start ({cannot_roll_back})")
             return True
         from .lifecycle import rehearse_deploy
 
