@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from plugin_helpers import load_report, write_config
+from plugin_helpers import load_report, write_config, write_rollback_script
 from servers import DEPLOY_SCRIPT, run_deploy
 
 LIFECYCLE = """\
@@ -192,6 +192,38 @@ def test_a_deploy_nothing_would_roll_back_is_not_run(
         result.stdout.fnmatch_lines(
             ["*rehearsal: deploy not run: rehearsal::rollback is not selected*"]
         )
+
+
+def test_a_failed_deploy_that_changed_nothing_shows_the_rollback_skipped(
+    pytester: pytest.Pytester,
+    release_root: Path,
+    staging_on_the_previous_release: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RELEASE", "1.5.0")
+    failing = write_rollback_script(pytester.path, "deploy-fails.sh", "echo unreachable\nexit 1\n")
+    config = LIFECYCLE.format(deploy=DEPLOY_SCRIPT, root=release_root)
+    config = config.replace(
+        f"deploy: {{command: ['{DEPLOY_SCRIPT}', 'deploy', '${{RELEASE}}']",
+        f"deploy: {{command: ['{failing}']",
+    )
+    write_config(pytester, config)
+    result = pytester.runpytest_subprocess(
+        f"--staging-url={staging_on_the_previous_release}",
+        "--rehearsal-report=r.json",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+    )
+    assert result.ret == 1, result.stdout.str()
+    assert (release_root / "current").readlink().name == "1.4.2"  # not one release further
+    report = load_report(pytester.path / "r.json")
+    assert report["verdict"] == "blocked"
+    assert report["rollback"]["outcome"] == "skipped"
+    # Not "PASSED": no command ran.
+    result.stdout.fnmatch_lines(
+        ["SKIPPED [[]1[]] rehearsal::rollback: the failed deploy left staging on the release*"]
+    )
 
 
 def test_a_deploy_whose_rollback_cannot_start_is_not_run(

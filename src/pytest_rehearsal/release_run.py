@@ -185,6 +185,8 @@ class ReleaseRun:
         item.user_properties.extend(record.properties().items())
         if record.outcome == "failed":
             pytest.fail(self._redact(record.message), pytrace=False)
+        if record.outcome == "skipped":  # a failed deploy left nothing to roll back
+            pytest.skip(self._redact(record.message))
 
     def final_rollback(self, reason: str) -> RollbackRecord:
         """The rollback's record for the reports (*reason*: why, if it never ran)."""
