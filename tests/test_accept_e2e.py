@@ -107,3 +107,24 @@ def test_the_rollback_cannot_be_accepted(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--staging-url=http://127.0.0.1:9")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "the rollback cannot be accepted" in result.stderr.str()
+
+
+def test_a_team_s_xfail_that_says_accepted_is_not_an_accepted_finding(
+    pytester: pytest.Pytester, shared_app_factory: Any
+) -> None:
+    # Only an accept: entry accepts; a team's xfail reason that starts with the same words is
+    # a rehearsal test that did not pass: the rehearsal is incomplete, not ready.
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.rehearsal(owner="@web")
+        @pytest.mark.xfail(reason="accepted: known bug")
+        def test_checkout():
+            assert False
+        """
+    )
+    result, report = _rehearse(pytester, shared_app_factory(), _entry("'Server: missing'"))
+    assert report["verdict"] == "incomplete", result.stdout.str()
+    (record,) = [c for c in report["checks"] if c["id"].endswith("::test_checkout")]
+    assert record["outcome"] == "skipped"

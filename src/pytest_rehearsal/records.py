@@ -45,7 +45,7 @@ class RecordBook:
             if report.failed:
                 self.other_failures.add(report.nodeid)
             return
-        outcome = _phase_outcome(report)
+        outcome = _phase_outcome(report, builtin=name != "user")
         if outcome is None:
             return
         previous = self.records.get(report.nodeid)
@@ -76,11 +76,15 @@ def _str_or_none(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _phase_outcome(report: pytest.TestReport) -> str | None:
-    """A phase's contribution to the check's outcome (None: nothing new to say)."""
+def _phase_outcome(report: pytest.TestReport, *, builtin: bool) -> str | None:
+    """A phase's contribution to the check's outcome (None: nothing new to say).
+
+    Only a built-in check can be accepted (by an ``accept:`` entry): a team's test xfailed
+    with a reason that happens to start with "accepted: " is a skipped rehearsal test.
+    """
     if report.when == "call":
         if hasattr(report, "wasxfail"):
-            return "accepted" if _is_acceptance(report) else "skipped"
+            return "accepted" if builtin and _is_acceptance(report) else "skipped"
         return {"passed": "passed", "failed": "failed", "skipped": "skipped"}[report.outcome]
     if report.failed:
         return "error"
