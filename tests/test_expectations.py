@@ -27,6 +27,14 @@ def test_echo_passes(staging):
 @pytest.mark.rehearsal(owner="@web")
 def test_a_500_that_echoes_the_token(staging):
     expect(staging.get("/echo"), status=200, contains="nothing secret")
+
+
+@pytest.mark.rehearsal(owner="@web")
+def test_a_header_that_should_carry_the_token(staging):
+    import os
+
+    # The finding's one-line message, the summary line's reason, quotes the token.
+    expect(staging.get("/health"), headers={"X-Echo": os.environ["STAGING_TOKEN"]})
 """
 
 
@@ -62,12 +70,12 @@ def test_expect_fails_like_a_built_in_check_with_the_reason_on_the_summary_line(
             "  retry:    safe: GET does not change staging",
         ]
     )
-    result.stdout.fnmatch_lines(
-        [
-            "FAILED test_user.py::test_health_says_not_ok - the JSON body does not contain*",
-            "FAILED test_user.py::test_a_500_that_echoes_the_token - status 500, expected 200",
-        ]
-    )
+    for line in (  # in the order the workers finished them under xdist
+        "FAILED test_user.py::test_health_says_not_ok - the JSON body does not contain*",
+        "FAILED test_user.py::test_a_500_that_echoes_the_token - status 500, expected 200",
+        "FAILED test_user.py::test_a_header_that_should_carry_the_token - X-Echo*",
+    ):
+        result.stdout.fnmatch_lines([line])
     output = result.stdout.str() + (pytester.path / "junit.xml").read_text()
     assert TOKEN not in output + (pytester.path / "r.json").read_text()
     assert 'message="status 500, expected 200"' in output  # JUnit's failure message

@@ -310,7 +310,9 @@ class RehearsalSession(ProcessEngine):
             from .headlines import HeadlinedFailure, headline_of  # for failures only
 
             text = report.longreprtext
-            report.longrepr = HeadlinedFailure(text, headline_of(text, findings))  # type: ignore[assignment]
+            # The findings travel beside the report, unmasked: mask the reason drawn from them.
+            headline = self.redact(headline_of(text, findings))
+            report.longrepr = HeadlinedFailure(text, headline)  # type: ignore[assignment]
         self.book.add(report)
 
     @pytest.hookimpl(tryfirst=True)
