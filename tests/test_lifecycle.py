@@ -824,6 +824,25 @@ def test_verify_polls_stay_bounded_when_the_clock_stands_still(tmp_path: Path) -
     assert "last seen an error: connection refused" in record.message
 
 
+def test_a_key_staging_serves_that_the_run_does_not_know_is_masked_too(tmp_path: Path) -> None:
+    write_rollback_script(tmp_path, "rollback.sh", "exit 0\n")
+    key = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
+
+    def fetch(path: str) -> FetchResult:
+        return FetchResult(200, json.dumps({"version": "1.5.0", "stripe": key}).encode())
+
+    config = parse_config(
+        "rollback: {command: ./rollback.sh, cwd: ., watch: false, "
+        "verify: {track: [version], within: 1s}}\n",
+        tmp_path / "r.yaml",
+    )
+    fake = FakeTime()
+    record, _ = rollback(config, fetch, clock=fake.clock, sleep=fake.sleep)
+    assert record.phase == "verify"
+    assert key not in record.message
+    assert '"stripe": "sk_l…"' in record.message
+
+
 def test_secrets_staging_serves_are_masked_in_every_field(tmp_path: Path) -> None:
     secret = "s3cr3t-t0ken-value"
     write_rollback_script(tmp_path, "rollback.sh", f"echo 'using {secret}'\n")

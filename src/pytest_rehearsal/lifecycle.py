@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from .answers import describe_answer, judge_answer, parse_json
+from .checks._leaks import mask_secrets
 from .release import (
     DeployRecord,
     Phase,
@@ -230,14 +231,21 @@ def _redacted(value: Any, redactor: Redactor) -> Any:
 
 
 def _describe_fetch(result: FetchResult) -> str:
-    """What came back, for failure messages: ``200 {"ok": true}`` or ``an error: ...``."""
+    """What came back, for failure messages: ``200 {"ok": true}`` or ``an error: ...``.
+
+    A secret in the body that the run does not know (a key, a token) is masked as the
+    checks mask it: the redactor knows only the run's own tokens.
+    """
     if result.error is not None:
         return f"an error: {excerpt(result.error, 300)}"
     if not result.body:
         return f"{result.status} with an empty body"
     parsed = parse_json(result.body)
-    body = json.dumps(parsed.value, ensure_ascii=False) if parsed.ok else result.body
-    return f"{result.status} {excerpt(body, 300)}"
+    if parsed.ok:
+        body = json.dumps(parsed.value, ensure_ascii=False)
+    else:
+        body = result.body.decode("utf-8", errors="replace")
+    return f"{result.status} {excerpt(mask_secrets(body), 300)}"
 
 
 def _serving(result: FetchResult, snapshot: Snapshot, expect_status: int) -> str:
