@@ -578,6 +578,18 @@ def test_a_secret_on_the_unknown_path_page_is_that_pages() -> None:
     assert key not in verdict.message
 
 
+def test_a_path_s_own_key_is_not_taken_for_the_unknown_path_page_s_lookalike() -> None:
+    # Both keys are shown as "AKIA…": the path's own is still its own leak.
+    page_key = FAKE_SECRETS["aws-access-token"]
+    own_key = "AK" + "IA" + rand(UPPER32, 16, seed=11)
+    assert own_key != page_key
+    baseline = (404, f"not found <!-- {page_key} -->", "text/html")
+    verdict = served("/.env", f"not found <!-- {own_key} -->", status=404, baseline=baseline)
+    assert verdict is not None
+    assert any('an AWS access key id "AKIA…"' in f.message for f in verdict.findings)
+    assert served("/.env", baseline[1], status=404, baseline=baseline) is None
+
+
 def test_scan_messages_name_the_request_and_fit_the_status() -> None:
     trace = answer(Probe("POST", "/orders"), 500, (), TRACES["python-traceback"])
     verdict = drive(scan(), lambda p: answer(p), log_of(trace))

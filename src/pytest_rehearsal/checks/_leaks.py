@@ -11,11 +11,12 @@ only ever shown redacted: the first four characters and an ellipsis.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..text import excerpt
 
@@ -238,6 +239,14 @@ class Leak:
     rule: LeakRule
     where: str
     shown: str
+    #: Tells two leaks apart that are shown alike: a digest of the whole secret (two keys
+    #: that start "sk_l" are two leaks), the shown marker for a trace.
+    fingerprint: str = field(default="", repr=False)
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """The same leak wherever it is seen: its rule and its fingerprint."""
+        return self.rule.name, self.fingerprint or self.shown
 
     def describe(self) -> str:
         """``a Stripe secret key "sk_l…" in the body``; ``a Python traceback ("Traceback ...")``."""
@@ -307,11 +316,13 @@ def scan_text(text: str, where: str) -> list[Leak]:
         if not rule.may_match(lowered):
             continue
         for match in rule.pattern.finditer(text):
-            if not _is_secret(rule, _secret_of(match)):
+            secret = _secret_of(match)
+            if not _is_secret(rule, secret):
                 continue
-            finding = Leak(rule, where, _shown(rule, match))
-            if (rule.name, finding.shown) not in seen:
-                seen.add((rule.name, finding.shown))
+            digest = hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+            finding = Leak(rule, where, _shown(rule, match), digest)
+            if finding.identity not in seen:
+                seen.add(finding.identity)
                 findings.append(finding)
     for rule in TRACE_RULES:
         trace = rule.pattern.search(text) if rule.may_match(lowered) else None

@@ -314,8 +314,8 @@ def _own_leaks(reply: Reply, baseline: Reply | None) -> list[Leak]:
     leaks = _leaked(reply)
     if not leaks or baseline is None or baseline.status != reply.status:
         return leaks
-    shared = {(leak.rule.name, leak.shown) for leak in _leaked(baseline)}
-    return [leak for leak in leaks if (leak.rule.name, leak.shown) not in shared]
+    shared = {leak.identity for leak in _leaked(baseline)}
+    return [leak for leak in leaks if leak.identity not in shared]
 
 
 def _leak_message(leak: Leak, reply: Reply) -> str:
@@ -452,7 +452,7 @@ class ResponsesScan(Check):
             if reply.probe in self.scanned_elsewhere:
                 continue
             for leak in scan_response(reply.headers, reply.body):
-                key = (leak.rule.name, leak.shown)
+                key = leak.identity
                 if key in first:
                     also[key].append(f"{reply.probe.method} {reply.url}")
                 else:
