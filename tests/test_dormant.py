@@ -95,11 +95,12 @@ def test_an_active_run_loads_only_what_it_uses(
     assert loaded in result.stdout.str()
 
 
-def test_an_xdist_worker_loads_neither_httpx_nor_the_checks(
+def test_an_xdist_worker_loads_neither_httpx_nor_yaml_nor_the_checks(
     pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
-    # A worker runs only the team's tests: the checks are the controller's, and httpx waits
-    # for the first test that uses the staging fixture (none here).
+    # A worker runs only the team's tests: the checks are the controller's, httpx waits
+    # for the first test that uses the staging fixture (none here), and the settings come
+    # from the controller, so the config file is not parsed again.
     _, url = tiny_staging
     write_config(pytester, QUIET_CHECKS + "  health: {path: /health}\n")
     pytester.makeconftest(
@@ -109,7 +110,8 @@ def test_an_xdist_worker_loads_neither_httpx_nor_the_checks(
         def pytest_sessionfinish(session):
             if hasattr(session.config, "workerinput"):
                 loaded = sorted(m for m in sys.modules if m.startswith(
-                    ("httpx", "httpcore", "pytest_rehearsal.checks.", "pytest_rehearsal.client")))
+                    ("httpx", "httpcore", "yaml", "pytest_rehearsal.checks.",
+                     "pytest_rehearsal.client", "pytest_rehearsal.config_loader")))
                 with open("worker-modules.txt", "w") as out:
                     out.write(repr(loaded))
         """

@@ -360,6 +360,31 @@ def test_under_xdist_the_rollback_runs_once_after_every_check(
     assert 'name="rollback"' in (pytester.path / "junit.xml").read_text()
 
 
+def test_under_xdist_the_workers_have_the_controller_s_settings_not_a_second_reading(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    # The controller hands its settings to each worker: a config file changed once the
+    # controller has read it cannot make a worker disagree with the controller.
+    _, url = tiny_staging
+    write_config(pytester, QUIET_CHECKS + "  health: {path: /health}\n")
+    pytester.makeconftest(
+        """
+        def pytest_configure_node(node):
+            with open("rehearsal.yaml", "w") as changed:
+                changed.write("checks: {health: {path: /changed}}\\n")
+        """
+    )
+    pytester.makepyfile(
+        f"""
+        def test_the_health_path(rehearsal_config, staging_url):
+            assert rehearsal_config.checks.health.path == "/health"
+            assert staging_url == {url!r}
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--staging-url={url}", "--no-rollback", "-n", "2")
+    result.assert_outcomes(passed=2, skipped=1)
+
+
 def test_environment_is_left_clean() -> None:
     assert "STAGING_URL" not in os.environ
 

@@ -10,8 +10,11 @@ fixtures.
 
 A worker runs only the team's tests, so this module imports neither httpx nor the checks:
 the connection to staging is made on first use (the ``staging`` fixture, or the
-controller's checks). Each worker starts about a third faster for it, which matters most
-under ``-n auto``, where every worker pays its own start-up.
+controller's checks). Nor does a worker read the config file again: the controller hands it
+its settings (:data:`WORKER_SETTINGS`), so a worker imports no yaml either, and can never
+disagree with the controller about a file edited while the run starts. Each worker starts
+about a third faster for it, which matters most under ``-n auto``, where every worker pays
+its own start-up.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import pickle
 import sys
 from collections.abc import Generator
 from pathlib import Path
@@ -29,7 +33,6 @@ import pytest
 
 from ._credentials import Credentials, redactor_for
 from .cli import command_line, settings_of
-from .config_loader import production_match
 from .errors import ConfigError
 from .items import FINDINGS_ATTRIBUTE, RehearsalItem, RollbackItem, metadata_properties
 from .live import LiveLines
@@ -52,7 +55,10 @@ if TYPE_CHECKING:
     from .checks._base import Probe, Reply, ReplyLog
     from .client import ProbeSender, StagingClient
 
-__all__ = ["ProcessEngine"]
+__all__ = ["WORKER_SETTINGS", "ProcessEngine", "settings_for_worker"]
+
+#: The key of xdist's ``workerinput`` under which the controller hands a worker its settings.
+WORKER_SETTINGS = "rehearsal_settings"
 
 _RELEASE_PLUGIN = "rehearsal-release"
 _EXPECTATIONS_MODULE = f"{__package__}.expectations"
@@ -105,7 +111,7 @@ class ProcessEngine:
         writes the error reports the run names and raises :class:`pytest.UsageError`.
         """
         try:
-            settings = settings_of(config, config_file)
+            settings = _handed_settings(config) or settings_of(config, config_file)
             if settings is None:
                 return None
             credentials = Credentials.from_config(settings.config, os.environ)
@@ -164,6 +170,8 @@ class ProcessEngine:
         reply = self.sender.send(probe, not_after=not_after)
         location = reply.header("location") if reply.status and 300 <= reply.status < 400 else None
         if location:
+            from .config_loader import production_match  # only redirects need it
+
             target = urljoin(reply.url, location)
             pattern = production_match(target, self.settings.config.production)
             if pattern is not None:
@@ -281,6 +289,23 @@ class ProcessEngine:
     @pytest.hookimpl(tryfirst=True)
     def pytest_warning_recorded(self, warning_message: Any) -> None:
         mask_warning(warning_message, self.redact)
+
+
+def settings_for_worker(settings: Settings) -> bytes:
+    """*settings* as the controller hands them to an xdist worker (see :data:`WORKER_SETTINGS`).
+
+    Pickled: the channel is the controller's own, which already runs code in the worker.
+    """
+    return pickle.dumps(settings)
+
+
+def _handed_settings(config: pytest.Config) -> Settings | None:
+    """The settings the xdist controller handed this worker, if it is one."""
+    handed = getattr(config, "workerinput", {}).get(WORKER_SETTINGS)
+    if handed is None:
+        return None
+    settings: Settings = pickle.loads(handed)
+    return settings
 
 
 def _expectation_findings(error: BaseException) -> list[dict[str, Any]] | None:

@@ -35,7 +35,7 @@ from .answers import judge_answer
 from .checklist import ChecklistRun
 from .checks import build_checks
 from .checks._base import ActionContext, Check, Probe, Request, Verdict
-from .engine import ProcessEngine
+from .engine import WORKER_SETTINGS, ProcessEngine, settings_for_worker
 from .items import (
     FINDINGS_ATTRIBUTE,
     ROLLBACK_NODEID,
@@ -185,6 +185,11 @@ class RehearsalSession(ProcessEngine):
         self._selected = select(builtin, config)
         if self.settings.config.deploy is None and self.settings.staging_wait <= 0:
             self._start_checks()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """xdist, about to start a worker: hand it the settings rather than the config file."""
+        node.workerinput[WORKER_SETTINGS] = settings_for_worker(self.settings)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
