@@ -6,7 +6,6 @@ and the retry policy (:mod:`.retry`) plans its pauses within it.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -20,28 +19,29 @@ class Deadline:
     """When everything one request does must be over (``time.monotonic()``), and why."""
 
     at: float
+    #: The length it is named by: the timeout the team set.
     seconds: float
     what: str
 
     @classmethod
     def after(cls, seconds: float, what: str, not_after: float | None = None) -> Deadline:
-        """A deadline *seconds* from now, or at *not_after* if that comes first."""
+        """A deadline *seconds* from now, or at *not_after* if that comes first.
+
+        *not_after* is the end of the round the request belongs to: the round's start plus
+        the same timeout (:mod:`.executor`). A request that waited for a thread in its round
+        has less time left, and its deadline is still the team's "2 s", not the 1.8 s that
+        were left when it started.
+        """
         now = time.monotonic()
         at = now + seconds if not_after is None else min(now + seconds, not_after)
-        return cls(at, max(0.0, at - now), what)
+        return cls(at, seconds, what)
 
     def left(self) -> float:
         return self.at - time.monotonic()
 
     def total(self) -> str:
-        """The deadline's length for people, rounded up.
-
-        A request of a round waits a moment for a thread, and its deadline (the round's
-        start plus the timeout) is named by the timeout the team set, "2 s", not by the
-        1.94 s that were left when it started.
-        """
-        step = 0.1 if self.seconds >= 1 else 0.001
-        return format_duration(round(math.ceil(round(self.seconds / step, 6)) * step, 3))
+        """The deadline's length for people: ``2 s``."""
+        return format_duration(self.seconds)
 
     def message(self) -> str:
         return f"exceeded the {self.total()} total deadline for {self.what}"
