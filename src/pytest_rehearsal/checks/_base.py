@@ -280,6 +280,12 @@ class Verdict:
         return bool(self.findings) and not self.blocking
 
     @property
+    def accepted_reason(self) -> str:
+        """``accepted: <reason>`` for pytest's xfail line (each distinct reason once)."""
+        reasons = dict.fromkeys(f.accepted.reason for f in self.findings if f.accepted)
+        return "accepted: " + "; ".join(reasons) if reasons else ""
+
+    @property
     def message(self) -> str:
         """The failure message built from the blocking findings, then the notes."""
         parts = [render(self.blocking)] if self.blocking else []
