@@ -49,7 +49,6 @@ from .config import (
 )
 from .config_nodes import (
     HIDDEN,
-    INT,
     NULL,
     STR,
     Context,
@@ -61,7 +60,6 @@ from .config_nodes import (
     choice,
     duration_value,
     entry_list,
-    int_text,
     integer_in,
     interpolate,
     join_key,
@@ -74,6 +72,7 @@ from .config_nodes import (
     show_node,
     string,
     switch,
+    text_or_number,
     type_name,
 )
 from .config_yaml import MAX_CONFIG_BYTES, TAG, clip, compose, read_config_text
@@ -279,18 +278,11 @@ _retries = integer_in(0, 100)
 
 
 def _upload_size(context: Context, node: Node, keypath: str) -> int:
-    expected = _UPLOAD_SIZE_EXPECTED
-    value: str | int
-    if node_kind(node) == "scalar" and node.tag == STR:
-        value = node.value
-    elif node_kind(node) == "scalar" and node.tag == INT:
-        value = int_text(node, expected)
-    else:
-        raise Invalid(f"wrong type ({type_name(node)})", expected)
+    value = text_or_number(node, _UPLOAD_SIZE_EXPECTED, fractions=False)
     try:
         size = parse_size(value)
     except ValueError:
-        raise Invalid("not a size", expected) from None
+        raise Invalid("not a size", _UPLOAD_SIZE_EXPECTED) from None
     if size < _MIN_UPLOAD_BYTES:
         raise Invalid("too small to hold a multipart upload", _UPLOAD_FLOOR)
     return size

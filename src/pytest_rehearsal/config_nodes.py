@@ -72,6 +72,7 @@ __all__ = [
     "show_node",
     "string",
     "switch",
+    "text_or_number",
     "type_name",
 ]
 
@@ -459,17 +460,23 @@ def integer_in(low: int, high: int) -> Converter[int]:
     return convert
 
 
+def text_or_number(node: Node, expected: str, *, fractions: bool) -> str | int | float:
+    """A quantity written as text (``30s``, ``1 MiB``) or as a plain decimal number (an
+    integer, or any number when *fractions* are allowed), for a parser of both."""
+    numbers = (INT, FLOAT) if fractions else (INT,)
+    if node_kind(node) == "scalar" and node.tag == STR:
+        text: str = node.value
+        return text
+    if node_kind(node) == "scalar" and node.tag in numbers:
+        return plain_number(node, expected)
+    raise Invalid(f"wrong type ({type_name(node)})", expected)
+
+
 def duration_value(*, positive: bool) -> Converter[float]:
     expected = f"{DURATION_EXPECTED}{' (more than zero)' if positive else ''}"
 
     def convert(context: Context, node: Node, keypath: str) -> float:
-        value: str | int | float
-        if node_kind(node) == "scalar" and node.tag == STR:
-            value = node.value
-        elif node_kind(node) == "scalar" and node.tag in (INT, FLOAT):
-            value = plain_number(node, expected)
-        else:
-            raise Invalid(f"wrong type ({type_name(node)})", expected)
+        value = text_or_number(node, expected, fractions=True)
         try:
             seconds = parse_duration(value)
         except DurationTooLong:
