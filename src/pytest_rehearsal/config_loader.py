@@ -622,40 +622,9 @@ def _headers_path(context: Context, node: Node, keypath: str) -> HeadersPathConf
     return mapping.build(HeadersPathConfig, kwargs)
 
 
-def _path_node(entry: Node) -> Node:
-    """Where an entry's path is written: the entry itself, or its ``path`` value."""
-    if node_kind(entry) == "mapping":
-        for key, value in entry.value:
-            if node_kind(key) == "scalar" and key.value == "path":
-                found: Node = value
-                return found
-    return entry
-
-
-def _header_paths(context: Context, node: Node, keypath: str) -> tuple[HeadersPathConfig, ...]:
-    """The ``headers.paths`` list: at least one entry, each path at most once."""
-    expected = f"a list of entries, each {_HEADERS_PATH_EXPECTED}"
-    if node_kind(node) != "sequence":
-        raise Invalid(f"wrong type ({type_name(node)})", expected)
-    if not node.value:
-        raise Invalid("empty list", f"{expected}, at least one")
-    results: list[tuple[HeadersPathConfig] | None] = []
-    first_lines: dict[str, int] = {}
-    for index, item in enumerate(node.value):
-        where = f"{keypath}[{index}]"
-        result = context.attempt(_headers_path, item, where)
-        if result is not None:
-            path, at = result[0].path, _path_node(item)
-            if path in first_lines:
-                # Two items would share the id headers[path]; one policy per path.
-                problem = f"duplicate path {clip(repr(path))} (first at line {first_lines[path]})"
-                keyed = where if at is item else f"{where}.path"
-                context.record(at, keyed, problem, show_node(at), "each path at most once")
-                result = None
-            else:
-                first_lines[path] = at.start_mark.line + 1
-        results.append(result)
-    return tuple(all_or_recorded(results))
+_header_paths = list_of(
+    _headers_path, f"entries, each {_HEADERS_PATH_EXPECTED}", non_empty=True, unique="path"
+)
 
 
 def _headers(context: Context, node: Node, keypath: str) -> HeadersCheckConfig:

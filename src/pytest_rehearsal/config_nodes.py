@@ -521,10 +521,17 @@ def all_or_recorded(results: list[tuple[_T] | None]) -> list[_T]:
 
 
 def list_of(
-    converter: Converter[_T], what: str, *, non_empty: bool = False, unique: bool = False
+    converter: Converter[_T], what: str, *, non_empty: bool = False, unique: bool | str = False
 ) -> Converter[tuple[_T, ...]]:
-    """A list converter; *unique* refuses a repeated value (it would repeat an item id)."""
+    """A list converter; *unique* refuses a repeated value (it would repeat an item id).
+
+    *unique* may name a field instead (``"path"``): then no two items may have the same value
+    of that field, written as the item's key of that name or, in an item written as a plain
+    value, as the item itself.
+    """
     expected = f"a list of {what}"
+    field = unique if isinstance(unique, str) else None
+    label = f"{field} " if field else ""
 
     def convert(context: Context, node: Node, keypath: str) -> tuple[_T, ...]:
         if node_kind(node) != "sequence":
@@ -537,17 +544,33 @@ def list_of(
             where = f"{keypath}[{index}]"
             result = context.attempt(converter, item, where)
             if unique and result is not None:
-                (value,) = result
+                value = getattr(result[0], field) if field else result[0]
+                at = _field_node(item, field) if field else item
                 if value in first_lines:
-                    problem = f"duplicate {clip(repr(value))} (first at line {first_lines[value]})"
-                    context.record(item, where, problem, show_node(item), "each value at most once")
+                    problem = (
+                        f"duplicate {label}{clip(repr(value))} (first at line {first_lines[value]})"
+                    )
+                    keyed = where if at is item else f"{where}.{field}"
+                    context.record(
+                        at, keyed, problem, show_node(at), f"each {field or 'value'} at most once"
+                    )
                     result = None
                 else:
-                    first_lines[value] = item.start_mark.line + 1
+                    first_lines[value] = at.start_mark.line + 1
             results.append(result)
         return tuple(all_or_recorded(results))
 
     return convert
+
+
+def _field_node(item: Node, field: str) -> Node:
+    """Where an item's *field* is written: the value of its key *field*, or the item itself."""
+    if node_kind(item) == "mapping":
+        for key, value in item.value:
+            if node_kind(key) == "scalar" and key.value == field:
+                found: Node = value
+                return found
+    return item
 
 
 def json_value(context: Context, node: Node, keypath: str) -> Any:
