@@ -15,7 +15,7 @@ import os
 import re
 import shlex
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -69,6 +69,7 @@ from .config_nodes import (
     node_kind,
     non_empty_text,
     one_of,
+    section,
     show_node,
     string,
     switch,
@@ -587,16 +588,41 @@ _paths = list_of(_url_path, "paths starting with '/'", unique=True)
 _names = list_of(non_empty_text, "non-empty strings")
 
 
-def _health(context: Context, node: Node, keypath: str) -> HealthCheckConfig:
-    keys = ("path", "expect_status", "expect_json", "max_latency", *_META_KEYS)
-    mapping = MappingReader(context, node, keypath, keys)
+def _meta(mapping: MappingReader) -> Meta:
+    """The owner, expected result and rollback note of an entry."""
     kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "expect_status", _status)
-    mapping.put(kwargs, "expect_json", json_object)
-    mapping.put(kwargs, "max_latency", duration_value(positive=True))
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(HealthCheckConfig, kwargs)
+    for name in _META_KEYS:
+        mapping.put(kwargs, name, non_empty_text)
+    return Meta(**kwargs)
+
+
+def _check(
+    factory: Callable[..., _T],
+    fields: Mapping[str, Converter[Any]],
+    required: Mapping[str, str] | None = None,
+    *,
+    then: Callable[[MappingReader, dict[str, Any]], None] | None = None,
+) -> Converter[_T]:
+    """A check's section or entry: its *fields*, then its owner, expected result and rollback
+    note (``meta``); *then* judges the whole."""
+
+    def finish(mapping: MappingReader, kwargs: dict[str, Any]) -> None:
+        kwargs["meta"] = _meta(mapping)
+        if then is not None:
+            then(mapping, kwargs)
+
+    return section(factory, fields, required, more=_META_KEYS, finish=finish)
+
+
+_health = _check(
+    HealthCheckConfig,
+    {
+        "path": _url_path,
+        "expect_status": _status,
+        "expect_json": json_object,
+        "max_latency": duration_value(positive=True),
+    },
+)
 
 
 _header_rules = list_of(_header_rule, "header names or 'Name: value' rules")
@@ -606,20 +632,20 @@ _HEADERS_PATH_EXPECTED = (
 )
 
 
+_headers_path_entry = section(
+    HeadersPathConfig,
+    {"path": _url_path, "profile": _profile, "require": _header_rules, "forbid": _header_rules},
+    {"path": _PATH_EXPECTED},
+)
+
+
 def _headers_path(context: Context, node: Node, keypath: str) -> HeadersPathConfig:
     """One ``headers.paths`` entry: a path, or a path with rules of its own."""
     if node_kind(node) == "scalar":
         return HeadersPathConfig(_url_path(context, node, keypath))
     if node_kind(node) != "mapping":
         raise Invalid(f"wrong type ({type_name(node)})", _HEADERS_PATH_EXPECTED)
-    keys = ("path", "profile", "require", "forbid")
-    mapping = MappingReader(context, node, keypath, keys, {"path": _PATH_EXPECTED})
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "profile", _profile)
-    mapping.put(kwargs, "require", _header_rules)
-    mapping.put(kwargs, "forbid", _header_rules)
-    return mapping.build(HeadersPathConfig, kwargs)
+    return _headers_path_entry(context, node, keypath)
 
 
 _header_paths = list_of(
@@ -627,34 +653,25 @@ _header_paths = list_of(
 )
 
 
-def _headers(context: Context, node: Node, keypath: str) -> HeadersCheckConfig:
-    keys = ("paths", "require", "forbid", "profile", *_META_KEYS)
-    mapping = MappingReader(context, node, keypath, keys)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "paths", _header_paths)
-    mapping.put(kwargs, "require", _header_rules)
-    mapping.put(kwargs, "forbid", _header_rules)
-    mapping.put(kwargs, "profile", _profile)
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(HeadersCheckConfig, kwargs)
+_headers = _check(
+    HeadersCheckConfig,
+    {
+        "paths": _header_paths,
+        "require": _header_rules,
+        "forbid": _header_rules,
+        "profile": _profile,
+    },
+)
 
 
-def _secrets(context: Context, node: Node, keypath: str) -> SecretsCheckConfig:
-    mapping = MappingReader(context, node, keypath, ("paths", "scan_bodies", *_META_KEYS))
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "paths", _paths)
-    mapping.put(kwargs, "scan_bodies", boolean)
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(SecretsCheckConfig, kwargs)
+_secrets = _check(SecretsCheckConfig, {"paths": _paths, "scan_bodies": boolean})
 
 
-def _role(context: Context, node: Node, keypath: str) -> RoleConfig:
-    required = {"token_env": "the environment variable holding this role's token"}
-    mapping = MappingReader(context, node, keypath, ("token_env", "denied"), required)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "token_env", _secret_env_name)
-    mapping.put(kwargs, "denied", _paths)
-    return mapping.build(RoleConfig, kwargs)
+_role = section(
+    RoleConfig,
+    {"token_env": _secret_env_name, "denied": _paths},
+    {"token_env": "the environment variable holding this role's token"},
+)
 
 
 def _roles(context: Context, node: Node, keypath: str) -> dict[str, RoleConfig]:
@@ -676,123 +693,96 @@ def _roles(context: Context, node: Node, keypath: str) -> dict[str, RoleConfig]:
     return dict(zip((name for name, _, _ in items), roles, strict=True))
 
 
-def _permissions(context: Context, node: Node, keypath: str) -> PermissionsCheckConfig:
-    mapping = MappingReader(context, node, keypath, ("protected", "roles", *_META_KEYS))
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "protected", _paths)
-    mapping.put(kwargs, "roles", _roles)
-    kwargs["meta"] = _meta(mapping)
+def _something_to_check(mapping: MappingReader, kwargs: dict[str, Any]) -> None:
     if not mapping.failed and not kwargs.get("protected") and not kwargs.get("roles"):
         mapping.error(
-            node,
-            keypath,
+            mapping.node,
+            mapping.keypath,
             "nothing to check",
-            show_node(node),
+            show_node(mapping.node),
             "protected paths or roles (or permissions: false)",
         )
-    return mapping.build(PermissionsCheckConfig, kwargs)
 
 
-def _uploads(context: Context, node: Node, keypath: str) -> UploadsCheckConfig:
-    keys = ("path", "field", "max_bytes", "method", *_META_KEYS)
-    required = {"path": _PATH_EXPECTED, "max_bytes": _UPLOAD_SIZE_EXPECTED}
-    mapping = MappingReader(context, node, keypath, keys, required)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "field", _form_field)
-    mapping.put(kwargs, "max_bytes", _upload_size)
-    mapping.put(kwargs, "method", _method(_UPLOAD_METHODS))
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(UploadsCheckConfig, kwargs)
+_permissions = _check(
+    PermissionsCheckConfig, {"protected": _paths, "roles": _roles}, then=_something_to_check
+)
+
+
+_uploads = _check(
+    UploadsCheckConfig,
+    {
+        "path": _url_path,
+        "field": _form_field,
+        "max_bytes": _upload_size,
+        "method": _method(_UPLOAD_METHODS),
+    },
+    {"path": _PATH_EXPECTED, "max_bytes": _UPLOAD_SIZE_EXPECTED},
+)
 
 
 _ENTRY_REQUIRED = {"method": f"an HTTP method, {one_of(_HTTP_METHODS)}", "path": _PATH_EXPECTED}
 
 
-def _retry_safe(context: Context, node: Node, keypath: str) -> RetrySafeEntry:
-    keys = (
-        "method",
-        "path",
-        "json",
-        "idempotency_header",
-        "key_format",
-        "conflict_status",
-        "ignore_fields",
-        *_META_KEYS,
-    )
-    mapping = MappingReader(context, node, keypath, keys, _ENTRY_REQUIRED)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "method", _method(_HTTP_METHODS))
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "json", json_value)
-    mapping.put(kwargs, "idempotency_header", _header_name)
-    mapping.put(kwargs, "key_format", _key_format)
-    mapping.put(kwargs, "conflict_status", list_of(_status, "HTTP statuses", non_empty=True))
-    mapping.put(kwargs, "ignore_fields", _names)
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(RetrySafeEntry, kwargs)
+_retry_safe = _check(
+    RetrySafeEntry,
+    {
+        "method": _method(_HTTP_METHODS),
+        "path": _url_path,
+        "json": json_value,
+        "idempotency_header": _header_name,
+        "key_format": _key_format,
+        "conflict_status": list_of(_status, "HTTP statuses", non_empty=True),
+        "ignore_fields": _names,
+    },
+    _ENTRY_REQUIRED,
+)
 
 
-def _input(context: Context, node: Node, keypath: str) -> InputEntry:
-    keys = ("method", "path", "json", "expect_status", "mentions", *_META_KEYS)
-    mapping = MappingReader(context, node, keypath, keys, _ENTRY_REQUIRED)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "method", _method(_HTTP_METHODS))
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "json", json_value)
-    mapping.put(kwargs, "expect_status", _status)
-    mapping.put(kwargs, "mentions", _names)
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(InputEntry, kwargs)
+_input = _check(
+    InputEntry,
+    {
+        "method": _method(_HTTP_METHODS),
+        "path": _url_path,
+        "json": json_value,
+        "expect_status": _status,
+        "mentions": _names,
+    },
+    _ENTRY_REQUIRED,
+)
 
 
-def _logging(context: Context, node: Node, keypath: str) -> LoggingCheckConfig:
-    keys = ("command", "paths", "within", *_META_KEYS)
-    required = {"command": _COMMAND_EXPECTED}
-    mapping = MappingReader(context, node, keypath, keys, required)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "command", _command)
-    mapping.put(
-        kwargs, "paths", list_of(_url_path, "paths starting with '/'", non_empty=True, unique=True)
-    )
-    mapping.put(kwargs, "within", duration_value(positive=True))
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(LoggingCheckConfig, kwargs)
+_logging = _check(
+    LoggingCheckConfig,
+    {
+        "command": _command,
+        "paths": list_of(_url_path, "paths starting with '/'", non_empty=True, unique=True),
+        "within": duration_value(positive=True),
+    },
+    {"command": _COMMAND_EXPECTED},
+)
 
 
-def _tls(context: Context, node: Node, keypath: str) -> TlsCheckConfig:
-    mapping = MappingReader(context, node, keypath, ("min_days", "min_version", *_META_KEYS))
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "min_days", integer_in(0, 3650))
-    mapping.put(kwargs, "min_version", choice(TLS_VERSIONS, "TLS version"))
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(TlsCheckConfig, kwargs)
+_tls = _check(
+    TlsCheckConfig,
+    {"min_days": integer_in(0, 3650), "min_version": choice(TLS_VERSIONS, "TLS version")},
+)
 
 
-def _checks(context: Context, node: Node, keypath: str) -> ChecksConfig:
-    keys = (
-        "health",
-        "headers",
-        "secrets",
-        "permissions",
-        "uploads",
-        "retry_safe",
-        "inputs",
-        "logging",
-        "tls",
-    )
-    mapping = MappingReader(context, node, keypath, keys)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "health", switch(_health, HealthCheckConfig, "path, expect_status..."))
-    mapping.put(kwargs, "headers", switch(_headers, HeadersCheckConfig, "paths, require..."))
-    mapping.put(kwargs, "secrets", switch(_secrets, SecretsCheckConfig, "paths, scan_bodies"))
-    mapping.put(kwargs, "permissions", switch(_permissions, None, "protected and/or roles"))
-    mapping.put(kwargs, "uploads", switch(_uploads, None, "path and max_bytes"))
-    mapping.put(kwargs, "retry_safe", entry_list(_retry_safe, "{method: ..., path: ...} entries"))
-    mapping.put(kwargs, "inputs", entry_list(_input, "{method: ..., path: ...} entries"))
-    mapping.put(kwargs, "logging", switch(_logging, None, "command and paths"))
-    mapping.put(kwargs, "tls", switch(_tls, TlsCheckConfig, "min_days, min_version"))
-    return mapping.build(ChecksConfig, kwargs)
+_checks = section(
+    ChecksConfig,
+    {
+        "health": switch(_health, HealthCheckConfig, "path, expect_status..."),
+        "headers": switch(_headers, HeadersCheckConfig, "paths, require..."),
+        "secrets": switch(_secrets, SecretsCheckConfig, "paths, scan_bodies"),
+        "permissions": switch(_permissions, None, "protected and/or roles"),
+        "uploads": switch(_uploads, None, "path and max_bytes"),
+        "retry_safe": entry_list(_retry_safe, "{method: ..., path: ...} entries"),
+        "inputs": entry_list(_input, "{method: ..., path: ...} entries"),
+        "logging": switch(_logging, None, "command and paths"),
+        "tls": switch(_tls, TlsCheckConfig, "min_days, min_version"),
+    },
+)
 
 
 _ACCEPT_CHECK_EXPECTED = (
@@ -825,22 +815,29 @@ def _date(context: Context, node: Node, keypath: str) -> date:
     raise Invalid("not a date", _DATE_EXPECTED)
 
 
-def _accept_entry(context: Context, node: Node, keypath: str) -> AcceptEntry:
-    keys = ("check", "finding", "reason", "owner", "until")
-    required = {
+def _where(mapping: MappingReader, kwargs: dict[str, Any]) -> None:
+    """Where an ``accept`` entry is written, for the notes that name it."""
+    kwargs["where"] = f"{mapping.context.source}:{mapping.node.start_mark.line + 1}"
+
+
+_accept_entry = section(
+    AcceptEntry,
+    {
+        "check": _accepted_check,
+        "finding": non_empty_text,
+        "reason": non_empty_text,
+        "owner": non_empty_text,
+        "until": _date,
+    },
+    {
         "check": _ACCEPT_CHECK_EXPECTED,
         "finding": "text the finding's message contains, such as Content-Security-Policy",
         "reason": "why the finding may ship for now, such as a ticket",
         "owner": "who fixes it, such as '@web'",
         "until": _DATE_EXPECTED,
-    }
-    mapping = MappingReader(context, node, keypath, keys, required)
-    kwargs: dict[str, Any] = {"where": f"{context.source}:{node.start_mark.line + 1}"}
-    mapping.put(kwargs, "check", _accepted_check)
-    for name in ("finding", "reason", "owner"):
-        mapping.put(kwargs, name, non_empty_text)
-    mapping.put(kwargs, "until", _date)
-    return mapping.build(AcceptEntry, kwargs)
+    },
+    finish=_where,
+)
 
 
 def _track_path(context: Context, node: Node, keypath: str) -> str:
@@ -853,16 +850,16 @@ def _track_path(context: Context, node: Node, keypath: str) -> str:
 _track = list_of(_track_path, _TRACK_EXPECTED, unique=True)
 
 
-def _verify(context: Context, node: Node, keypath: str) -> VerifyConfig:
-    keys = ("path", "expect_status", "expect_json", "track", "within")
-    mapping = MappingReader(context, node, keypath, keys)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "expect_status", _status)
-    mapping.put(kwargs, "expect_json", json_object)
-    mapping.put(kwargs, "track", _track)
-    mapping.put(kwargs, "within", duration_value(positive=False))
-    return mapping.build(VerifyConfig, kwargs)
+_verify = section(
+    VerifyConfig,
+    {
+        "path": _url_path,
+        "expect_status": _status,
+        "expect_json": json_object,
+        "track": _track,
+        "within": duration_value(positive=False),
+    },
+)
 
 
 def _watch_interval(context: Context, node: Node, keypath: str) -> float:
@@ -873,45 +870,15 @@ def _watch_interval(context: Context, node: Node, keypath: str) -> float:
     return seconds
 
 
-def _watch(context: Context, node: Node, keypath: str) -> WatchConfig:
-    mapping = MappingReader(context, node, keypath, ("interval",))
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "interval", _watch_interval)
-    return mapping.build(WatchConfig, kwargs)
+_watch = section(WatchConfig, {"interval": _watch_interval})
 
 
 _restore_after = choice(("always", "verified"), "restore_after")
 
 
-def _rollback(context: Context, node: Node, keypath: str) -> RollbackConfig:
-    keys = (
-        "command",
-        "cwd",
-        "env",
-        "timeout",
-        "verify",
-        "restore",
-        "restore_after",
-        "watch",
-        "max_recovery",
-        "max_outage",
-        "owner",
-        "expect",
-        "note",
-        "rollback_note",
-    )
-    mapping = MappingReader(context, node, keypath, keys)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "command", _command)
-    mapping.put(kwargs, "cwd", _local_path)
-    mapping.put(kwargs, "env", _environment)
-    mapping.put(kwargs, "timeout", duration_value(positive=True))
-    mapping.put(kwargs, "verify", switch(_verify, VerifyConfig, "path, expect_status, within"))
-    mapping.put(kwargs, "restore", _command)
-    mapping.put(kwargs, "restore_after", _restore_after)
-    mapping.put(kwargs, "watch", switch(_watch, WatchConfig, "interval"))
-    mapping.put(kwargs, "max_recovery", duration_value(positive=True))
-    mapping.put(kwargs, "max_outage", duration_value(positive=False))
+def _rollback_rules(mapping: MappingReader, kwargs: dict[str, Any]) -> None:
+    """What holds across ``rollback``'s keys: max_outage needs the watch, and note and
+    rollback_note are one field, given once."""
     if "max_outage" in mapping.keys and kwargs.get("watch", WatchConfig()) is None:
         mapping.error(
             mapping.keys["max_outage"],
@@ -920,8 +887,6 @@ def _rollback(context: Context, node: Node, keypath: str) -> RollbackConfig:
             show_node(mapping.values["max_outage"]),
             "watch: {interval: ...} (or no max_outage)",
         )
-    mapping.put(kwargs, "owner", non_empty_text)
-    mapping.put(kwargs, "expect", non_empty_text)
     if "note" in mapping.keys and "rollback_note" in mapping.keys:
         later = max(("note", "rollback_note"), key=lambda name: mapping.keys[name].start_mark.index)
         mapping.error(
@@ -931,81 +896,88 @@ def _rollback(context: Context, node: Node, keypath: str) -> RollbackConfig:
             show_node(mapping.values[later]),
             "only one of them",
         )
-    mapping.put(kwargs, "note", non_empty_text)
     mapping.put(kwargs, "rollback_note", non_empty_text, field="note")
-    return mapping.build(RollbackConfig, kwargs)
 
 
-def _deploy(context: Context, node: Node, keypath: str) -> DeployConfig:
-    keys = ("command", "timeout", "within", *_META_KEYS)
-    mapping = MappingReader(context, node, keypath, keys, {"command": _COMMAND_EXPECTED})
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "command", _command)
-    mapping.put(kwargs, "timeout", duration_value(positive=True))
-    mapping.put(kwargs, "within", duration_value(positive=True))
-    for name in _META_KEYS:
-        mapping.put(kwargs, name, non_empty_text)
-    return mapping.build(DeployConfig, kwargs)
-
-
-def _auth(context: Context, node: Node, keypath: str) -> AuthConfig:
-    required = {"token_env": "the environment variable holding the token, such as STAGING_TOKEN"}
-    mapping = MappingReader(context, node, keypath, ("header", "scheme", "token_env"), required)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "header", _header_name)
-    mapping.put(kwargs, "scheme", _scheme)
-    mapping.put(kwargs, "token_env", _secret_env_name)
-    return mapping.build(AuthConfig, kwargs)
-
-
-def _defaults(context: Context, node: Node, keypath: str) -> Defaults:
-    mapping = MappingReader(
-        context, node, keypath, ("owner", "timeout", "retries", "rollback_note")
-    )
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "owner", non_empty_text)
-    mapping.put(kwargs, "timeout", duration_value(positive=True))
-    mapping.put(kwargs, "retries", _retries)
-    mapping.put(kwargs, "rollback_note", non_empty_text)
-    return mapping.build(Defaults, kwargs)
-
-
-_TOP_LEVEL_KEYS = (
-    "staging_url",
-    "production",
-    "ca_bundle",
-    "auth",
-    "defaults",
-    "checks",
-    "deploy",
-    "rollback",
-    "accept",
+_rollback = section(
+    RollbackConfig,
+    {
+        "command": _command,
+        "cwd": _local_path,
+        "env": _environment,
+        "timeout": duration_value(positive=True),
+        "verify": switch(_verify, VerifyConfig, "path, expect_status, within"),
+        "restore": _command,
+        "restore_after": _restore_after,
+        "watch": switch(_watch, WatchConfig, "interval"),
+        "max_recovery": duration_value(positive=True),
+        "max_outage": duration_value(positive=False),
+        "owner": non_empty_text,
+        "expect": non_empty_text,
+        "note": non_empty_text,
+    },
+    more=("rollback_note",),
+    finish=_rollback_rules,
 )
+
+
+_deploy = section(
+    DeployConfig,
+    {
+        "command": _command,
+        "timeout": duration_value(positive=True),
+        "within": duration_value(positive=True),
+        **dict.fromkeys(_META_KEYS, non_empty_text),
+    },
+    {"command": _COMMAND_EXPECTED},
+)
+
+
+_auth = section(
+    AuthConfig,
+    {"header": _header_name, "scheme": _scheme, "token_env": _secret_env_name},
+    {"token_env": "the environment variable holding the token, such as STAGING_TOKEN"},
+)
+
+
+_defaults = section(
+    Defaults,
+    {
+        "owner": non_empty_text,
+        "timeout": duration_value(positive=True),
+        "retries": _retries,
+        "rollback_note": non_empty_text,
+    },
+)
+
+
 _TOP_LEVEL_EXPECTED = "keys such as staging_url, checks and rollback"
 _TOP_LEVEL_EMPTY = ("expected a mapping at top level", "an empty document", _TOP_LEVEL_EXPECTED)
+
+
+def _file(mapping: MappingReader, kwargs: dict[str, Any]) -> None:
+    kwargs["path"] = mapping.context.file
+
+
+_top_level_mapping = section(
+    RehearsalConfig,
+    {
+        "staging_url": _staging_url,
+        "production": _production,
+        "ca_bundle": _local_path,
+        "auth": _auth,
+        "defaults": _defaults,
+        "checks": _checks,
+        "deploy": _deploy,
+        "rollback": _rollback,
+        "accept": list_of(_accept_entry, _ACCEPT_ENTRY_EXPECTED),
+    },
+    finish=_file,
+)
 
 
 def _top_level(context: Context, node: Node, keypath: str) -> RehearsalConfig:
     if node_kind(node) != "mapping":
         found = "an empty document" if node.tag == NULL and not node.value else show_node(node)
         raise Invalid("expected a mapping at top level", _TOP_LEVEL_EXPECTED, found=found)
-    mapping = MappingReader(context, node, keypath, _TOP_LEVEL_KEYS)
-    kwargs: dict[str, Any] = {"path": context.file}
-    mapping.put(kwargs, "staging_url", _staging_url)
-    mapping.put(kwargs, "production", _production)
-    mapping.put(kwargs, "ca_bundle", _local_path)
-    mapping.put(kwargs, "auth", _auth)
-    mapping.put(kwargs, "defaults", _defaults)
-    mapping.put(kwargs, "checks", _checks)
-    mapping.put(kwargs, "deploy", _deploy)
-    mapping.put(kwargs, "rollback", _rollback)
-    mapping.put(kwargs, "accept", list_of(_accept_entry, _ACCEPT_ENTRY_EXPECTED))
-    return mapping.build(RehearsalConfig, kwargs)
-
-
-def _meta(mapping: MappingReader) -> Meta:
-    """The owner, expected result and rollback note of an entry."""
-    kwargs: dict[str, Any] = {}
-    for name in _META_KEYS:
-        mapping.put(kwargs, name, non_empty_text)
-    return Meta(**kwargs)
+    return _top_level_mapping(context, node, keypath)

@@ -69,6 +69,7 @@ __all__ = [
     "one_of",
     "plain_number",
     "quote_hint",
+    "section",
     "show_node",
     "string",
     "switch",
@@ -327,6 +328,7 @@ class MappingReader:
         if node_kind(node) != "mapping":
             raise Invalid(f"wrong type ({type_name(node)})", f"a mapping (keys: {', '.join(keys)})")
         self.context = context
+        self.node = node
         self.keypath = keypath
         self.values: dict[str, Node] = {}
         self.keys: dict[str, Node] = {}
@@ -382,6 +384,33 @@ class MappingReader:
         if self.failed:
             raise Recorded
         return factory(**kwargs)
+
+
+def section(
+    factory: Callable[..., _T],
+    fields: Mapping[str, Converter[Any]],
+    required: Mapping[str, str] | None = None,
+    *,
+    more: Sequence[str] = (),
+    finish: Callable[[MappingReader, dict[str, Any]], None] | None = None,
+) -> Converter[_T]:
+    """A converter of a mapping into *factory*: each key of *fields* by its converter, in
+    that order (the order the valid keys are listed in), then the keys *more* names, which
+    *finish* reads (it may add to the keyword arguments, or record a problem of the whole).
+    *required* names the keys that must be there, with what is expected of each.
+    """
+    keys = (*fields, *more)
+
+    def convert(context: Context, node: Node, keypath: str) -> _T:
+        mapping = MappingReader(context, node, keypath, keys, required)
+        kwargs: dict[str, Any] = {}
+        for name, converter in fields.items():
+            mapping.put(kwargs, name, converter)
+        if finish is not None:
+            finish(mapping, kwargs)
+        return mapping.build(factory, kwargs)
+
+    return convert
 
 
 def quote_hint(node: Node) -> str:
