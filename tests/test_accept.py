@@ -8,6 +8,7 @@ import pytest
 
 from pytest_rehearsal.accept import judge, matches_check, refusal, unused
 from pytest_rehearsal.checks import BUILTIN
+from pytest_rehearsal.checks._base import Verdict
 from pytest_rehearsal.config import AcceptEntry
 from pytest_rehearsal.findings import Acceptance, Finding
 
@@ -76,25 +77,33 @@ def test_the_rollback_the_deploy_and_unknown_checks_are_refused(pattern: str, pr
 # -- judging one check's findings ---------------------------------------------------------------
 
 
+def accepted(check_id: str, findings: list[Finding], entries: list[AcceptEntry]) -> bool:
+    """Whether the check's verdict after *entries* is ``accepted``."""
+    return Verdict(judge(check_id, findings, entries, TODAY).findings).accepted
+
+
 def test_a_check_whose_every_finding_is_accepted_is_accepted() -> None:
     judged = judge("headers[/]", [CSP], [entry()], TODAY)
-    assert judged.accepted
-    assert judged.blocking == ()
+    verdict = Verdict(judged.findings)
+    assert verdict.accepted
+    assert verdict.blocking == ()
     assert judged.findings[0].accepted == Acceptance("CSP rollout, WEB-123", "@web", "2027-01-31")
-    assert judged.reason == "accepted: CSP rollout, WEB-123"
+    assert verdict.accepted_reason == "accepted: CSP rollout, WEB-123"
     assert judged.notes == ()
     assert judged.used == frozenset({0})
 
 
 def test_text_matches_case_insensitively_and_the_last_day_still_counts() -> None:
     judged = judge("headers[/]", [CSP], [entry(finding="content-security", until=TODAY)], TODAY)
-    assert judged.accepted
+    verdict = Verdict(judged.findings)
+    assert verdict.accepted
 
 
 def test_partial_acceptance_leaves_the_check_failed_and_names_what_was_accepted() -> None:
     judged = judge("headers[/]", [CSP, NOSNIFF], [entry()], TODAY)
-    assert not judged.accepted
-    assert judged.blocking == (NOSNIFF,)
+    verdict = Verdict(judged.findings)
+    assert not verdict.accepted
+    assert verdict.blocking == (NOSNIFF,)
     assert judged.notes == (
         "accepted until 2027-01-31 (CSP rollout, WEB-123; owner: @web): "
         "Content-Security-Policy: missing (expected a policy)",
@@ -104,15 +113,17 @@ def test_partial_acceptance_leaves_the_check_failed_and_names_what_was_accepted(
 def test_two_entries_can_accept_every_finding_between_them() -> None:
     second = entry(finding="nosniff", reason="legacy proxy, OPS-9")
     judged = judge("headers[/]", [CSP, NOSNIFF], [entry(), second], TODAY)
-    assert judged.accepted
-    assert judged.reason == "accepted: CSP rollout, WEB-123; legacy proxy, OPS-9"
+    verdict = Verdict(judged.findings)
+    assert verdict.accepted
+    assert verdict.accepted_reason == "accepted: CSP rollout, WEB-123; legacy proxy, OPS-9"
     assert judged.used == frozenset({0, 1})
 
 
 def test_an_expired_entry_no_longer_applies_and_says_so() -> None:
     judged = judge("headers[/]", [CSP], [entry(until=date(2026, 11, 29))], TODAY)
-    assert not judged.accepted
-    assert judged.blocking == (CSP,)
+    verdict = Verdict(judged.findings)
+    assert not verdict.accepted
+    assert verdict.blocking == (CSP,)
     assert judged.notes == (
         "rehearsal.yaml:12: accepted until 2026-11-29: expired; the finding blocks again "
         "(Content-Security-Policy: missing (expected a policy); reason: CSP rollout, WEB-123; "
@@ -123,22 +134,24 @@ def test_an_expired_entry_no_longer_applies_and_says_so() -> None:
 
 def test_a_valid_entry_wins_over_an_expired_one_for_the_same_finding() -> None:
     judged = judge("headers[/]", [CSP], [entry(until=date(2020, 1, 1)), entry()], TODAY)
-    assert judged.accepted
+    verdict = Verdict(judged.findings)
+    assert verdict.accepted
     assert judged.notes == ()
 
 
 def test_entries_for_other_checks_or_other_text_do_not_apply() -> None:
     entries = [entry(check="headers[/admin]"), entry(finding="Referrer-Policy")]
     judged = judge("headers[/]", [CSP], entries, TODAY)
-    assert not judged.accepted
+    verdict = Verdict(judged.findings)
+    assert not verdict.accepted
     assert judged.used == frozenset()
-    assert judge("headers[/]", [], [entry()], TODAY).accepted is False  # nothing to accept
+    assert not accepted("headers[/]", [], [entry()])  # nothing to accept
 
 
 def test_a_glob_entry_accepts_the_same_finding_on_every_matching_item() -> None:
     wide = entry(check="headers[*]")
-    assert judge("headers[/]", [CSP], [wide], TODAY).accepted
-    assert judge("headers[/health]", [CSP], [wide], TODAY).accepted
+    assert accepted("headers[/]", [CSP], [wide])
+    assert accepted("headers[/health]", [CSP], [wide])
 
 
 # -- entries that matched nothing ---------------------------------------------------------------

@@ -170,7 +170,7 @@ SRC = REPO / "src" / "pytest_rehearsal"
 TROUBLESHOOTING = REPO / "docs" / "troubleshooting.md"
 # Where the config loader states a problem: the argument that holds the problem text.
 _LOADER_PROBLEM_ARGS = {"Invalid": 0, "invalid": 0, "_Refused": 2, "error": 2, "record": 2}
-_CONFIG_MODULES = ("config_yaml.py", "config_nodes.py", "config_loader.py")
+_CONFIG_MODULES = sorted(path.name for path in SRC.glob("config_*.py"))
 _USAGE_EXCEPTIONS = {"ConfigError", "UsageError", "LookupError", "FileExistsError"}
 # Functions of lifecycle.py and command.py whose texts explain why a deploy or a rollback
 # failed, or what it left behind.

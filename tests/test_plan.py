@@ -9,7 +9,8 @@ import pytest
 from plugin_helpers import TinyStaging, write_config, write_rollback_script
 from pytest_rehearsal.checks import build_checks
 from pytest_rehearsal.config_loader import parse_config
-from pytest_rehearsal.plan import planned_requests
+from pytest_rehearsal.plan import planned_requests, render_plan
+from pytest_rehearsal.settings import Settings
 
 CONFIG = """\
 checks:
@@ -102,3 +103,30 @@ def test_actions_are_described_and_canary_credentials_masked(tmp_path: Path) -> 
     assert end == "then judged on what came back"
     for secret in logging.secrets:
         assert secret not in request + read
+
+
+def test_the_verify_line_says_the_expected_answer_as_the_rollback_does(tmp_path: Path) -> None:
+    config = parse_config(
+        "checks: {headers: false, secrets: false}\n"
+        "rollback:\n"
+        "  command: ./rollback.sh\n"
+        "  verify: {path: /version, expect_status: 203, expect_json: {v: '1.4', ok: true}}\n",
+        tmp_path / "rehearsal.yaml",
+    )
+    assert config.rollback.command is not None
+    settings = Settings(
+        "https://staging.example.com",
+        config,
+        config.rollback.command,
+        False,
+        0.0,
+        10.0,
+        None,
+        None,
+        None,
+    )
+    plan = render_plan(settings, [], [])
+    assert (
+        '  verify: GET /version until status 203 with JSON containing {"ok": true, "v": "1.4"}, '
+        "within 60 s\n"
+    ) in plan

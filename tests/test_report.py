@@ -14,6 +14,7 @@ from pytest_rehearsal.report import (
     CheckRecord,
     RehearsalReport,
     decide_verdict,
+    failure_reasons,
     report_json_text,
 )
 from pytest_rehearsal.report_files import append_text, write_atomically
@@ -23,6 +24,22 @@ PASSED = CheckRecord("rehearsal::health", "health", "passed", owner="@platform")
 FAILED = CheckRecord(
     "rehearsal::headers[/]", "headers", "failed", owner="@web", message="GET /\n  expected: x"
 )
+
+
+def test_a_failure_s_reasons_are_its_findings_not_accepted_else_its_message_lines() -> None:
+    accepted = {"rule": "r", "message": "CSP: missing", "accepted": {"reason": "WEB-1"}}
+    blocking = {"rule": "r", "message": "X-Frame-Options: missing", "accepted": None}
+    assert failure_reasons([accepted, blocking], "GET /\n  got: 200") == [
+        "X-Frame-Options: missing"
+    ]
+    traceback = "\n  def test_x():\n\n>     assert False\nE     assert False\n"
+    assert failure_reasons([accepted], traceback) == [
+        "  def test_x():",
+        ">     assert False",
+        "E     assert False",
+    ]
+    assert failure_reasons([], traceback, most_lines=1) == ["  def test_x():"]
+    assert failure_reasons([], " \n") == []
 
 
 def _report(**kwargs: object) -> RehearsalReport:

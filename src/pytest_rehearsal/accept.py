@@ -41,6 +41,8 @@ NOT_ACCEPTABLE: dict[str, str] = {
 class Judgement:
     """One check's findings after the ``accept`` entries: which are accepted, and notes.
 
+    The check's :class:`~.checks._base.Verdict` with these findings and notes says what that
+    means: which findings block, whether the check is accepted, and why.
     ``used`` holds the indices (into the entries given to :func:`judge`) of every entry that
     matched a finding, expired ones included; pass them to :func:`unused` at the end of a run.
     """
@@ -48,22 +50,6 @@ class Judgement:
     findings: tuple[Finding, ...]
     notes: tuple[str, ...] = ()
     used: frozenset[int] = frozenset()
-
-    @property
-    def accepted(self) -> bool:
-        """Whether there are findings and every one of them is accepted (outcome ``accepted``)."""
-        return bool(self.findings) and all(f.accepted is not None for f in self.findings)
-
-    @property
-    def blocking(self) -> tuple[Finding, ...]:
-        """The findings no entry accepts: they fail the check."""
-        return tuple(f for f in self.findings if f.accepted is None)
-
-    @property
-    def reason(self) -> str:
-        """``accepted: <reason>`` for pytest's xfail line (each distinct reason once)."""
-        reasons = dict.fromkeys(f.accepted.reason for f in self.findings if f.accepted)
-        return "accepted: " + "; ".join(reasons) if reasons else ""
 
 
 def judge(

@@ -228,7 +228,7 @@ class ChecksConfig:
     retry_safe: tuple[RetrySafeEntry, ...] = ()
     inputs: tuple[InputEntry, ...] = ()
     logging: LoggingCheckConfig | None = None
-    # On by default, but built only for an https staging URL (see checks.tls.build).
+    # On by default, but built only for an https staging URL (see checks.build_checks).
     tls: TlsCheckConfig | None = field(default_factory=TlsCheckConfig)
 
 

@@ -1,91 +1,62 @@
-"""The schema of ``rehearsal.yaml``: each section's keys, types and rules, into frozen config.
+"""Reading ``rehearsal.yaml`` into a :class:`~.config.RehearsalConfig`, every problem at once.
 
-:func:`load_config` reads the file strictly (:mod:`.config_yaml`), then validates the node tree
-section by section with the converters of :mod:`.config_nodes`, collecting every problem so
-that all are reported together, one per line, as ``<file>:<line>:<col>: <key path>: <problem>;
-found <value>, expected <what>``. URLs, commands and production patterns are validated here too,
-for the command line and the environment as well as for the file. ``${NAME}`` references in
-string values are replaced first (:func:`.config_nodes.interpolate`).
+:func:`load_config` reads the file strictly (:mod:`.config_yaml`), replaces ``${NAME}``
+references in its string values (:mod:`.config_interpolation`), then validates the node
+tree section by section, collecting every problem so that all are reported together, one
+per line, as ``<file>:<line>:<col>: <key path>: <problem>; found <value>, expected <what>``.
+
+The schema is split by what it describes: the top level and its small sections (``auth``,
+``defaults``, ``accept``) are here; ``checks:`` is in :mod:`.config_checks`, ``deploy:`` and
+``rollback:`` in :mod:`.config_release`, the staging URL and the production patterns in
+:mod:`.config_urls`, commands in :mod:`.config_commands`, and the values several sections
+share in :mod:`.config_values`. All of them are built on the reader of :mod:`.config_nodes`
+and the generic converters of :mod:`.config_types`. The URL and command rules hold for the
+command line and the environment too: :func:`validate_staging_url`, :func:`check_production`
+and :func:`split_command` (re-exported here) are the ones the settings call.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
-import shlex
-import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from .accept import refusal
 from .checks import BUILTIN
-from .config import (
-    TLS_VERSIONS,
-    AcceptEntry,
-    AuthConfig,
-    ChecksConfig,
-    ConfigError,
-    Defaults,
-    DeployConfig,
-    HeadersCheckConfig,
-    HeadersPathConfig,
-    HealthCheckConfig,
-    InputEntry,
-    LoggingCheckConfig,
-    Meta,
-    PermissionsCheckConfig,
-    RehearsalConfig,
-    RetrySafeEntry,
-    RoleConfig,
-    RollbackConfig,
-    SecretsCheckConfig,
-    TlsCheckConfig,
-    UploadsCheckConfig,
-    VerifyConfig,
-    WatchConfig,
-)
+from .config import AcceptEntry, AuthConfig, Defaults, RehearsalConfig
+from .config_checks import checks_section
+from .config_commands import split_command
+from .config_interpolation import interpolate
 from .config_nodes import (
-    HIDDEN,
-    INT,
     NULL,
     STR,
     Context,
     Invalid,
     MappingReader,
     Recorded,
-    all_or_recorded,
-    boolean,
-    choice,
-    duration_value,
-    entry_list,
-    int_text,
-    integer_in,
-    interpolate,
-    join_key,
-    json_object,
-    json_value,
-    list_of,
     node_kind,
-    non_empty_text,
-    one_of,
+    section,
     show_node,
-    string,
-    switch,
     type_name,
 )
-from .config_yaml import MAX_CONFIG_BYTES, TAG, clip, compose, read_config_text
-from .problems import format_problem
-from .redact import MASK
-from .regex_safety import REWRITE_HINT, backtracking_problem
-from .units import SIZE_EXPECTED, format_duration, format_size, parse_size
+from .config_release import deploy_section, rollback_section
+from .config_types import duration_value, integer_in, list_of, non_empty_text, string
+from .config_urls import (
+    MAX_PRODUCTION_TEXT,
+    check_production,
+    production_match,
+    production_patterns,
+    staging_url_value,
+    validate_staging_url,
+)
+from .config_values import HEADER_NAME, header_name, local_path, secret_env_name
+from .config_yaml import MAX_CONFIG_BYTES, TAG, compose, read_config_text
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
-
-    from .config_nodes import Converter
 
 __all__ = [
     "MAX_CONFIG_BYTES",
@@ -97,48 +68,6 @@ __all__ = [
     "split_command",
     "validate_staging_url",
 ]
-
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
-_ROLE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-_HOST = re.compile(r"[\w-]+(?:\.[\w-]+)*\.?")
-_BAD_PATH_CHARS = re.compile(r"[\s\\\x00-\x1f\x7f]")
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-# Query parameters and options that carry credentials; the same words redact.mask_url masks.
-_CREDENTIAL_WORD = re.compile(r"token|key|secret|passw|auth|sig", re.IGNORECASE)
-_SECRET_OPTION = re.compile(r"--?[\w-]*(?:token|password|passwd|secret|api[-_]?key)", re.I)
-
-_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-_UPLOAD_METHODS = ("POST", "PUT", "PATCH")
-_PROFILES = ("auto", "html", "api")
-_KEY_FORMATS = ("quoted", "bare")
-# The small upload probe is 1 KiB, and its multipart framing (about 200 bytes plus the field
-# name, up to 4 bytes a character once encoded) must fit in it: upload_probe.send_upload
-# raises ValueError for a body smaller than its framing.
-_MIN_UPLOAD_BYTES = 1024
-_MAX_FIELD_CHARS = 128
-_META_KEYS = ("owner", "expect", "rollback_note")
-
-_URL_EXPECTED = "an http:// or https:// URL with a host, such as https://staging.example.com"
-_PATH_EXPECTED = "a path starting with '/', such as /health"
-_COMMAND_EXPECTED = (
-    "a command as a list of arguments or a string, such as ['./deploy.sh', 'rollback']"
-)
-# What a shell would read as an operator; a string command is never run by one.
-_SHELL_OPERATORS = frozenset({";", "&&", "||", "|", "&", "<", ">", ">>"})
-_NO_SHELL_EXPECTED = "a script that does it, or the list form such as ['./deploy.sh', 'rollback']"
-_TRACK_EXPECTED = "dotted paths into the JSON body, such as version or build.sha"
-_MIN_WATCH_INTERVAL = 0.1  # each poll is a request to staging
-_UPLOAD_FLOOR = f"at least {format_size(_MIN_UPLOAD_BYTES)}"
-_UPLOAD_SIZE_EXPECTED = f"{SIZE_EXPECTED} ({_UPLOAD_FLOOR})"
-_ENV_EXPECTED = "an environment variable name such as STAGING_TOKEN ([A-Za-z_][A-Za-z0-9_]*)"
-_REGEX_EXPECTED = r"a Python regular expression such as '^https://api\.example\.com'"
-#: Production patterns are searched in at most this much of a URL or redirect target: even
-#: a pattern that passed the load-time check may take time quadratic in the text searched.
-MAX_PRODUCTION_TEXT = 4096
-
-_T = TypeVar("_T")
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> RehearsalConfig:
@@ -177,172 +106,7 @@ def parse_config(
     return config
 
 
-def validate_staging_url(url: str, where: str) -> str:
-    """Check that *url* is an http(s) URL with a host and without credentials.
-
-    Returns it without surrounding whitespace or trailing slash, with scheme and host lowercased.
-    Raises :class:`ConfigError` naming *where* (an option, a variable, ``file:line:col``), the
-    value (credentials masked as ``***``) and what was expected.
-    """
-    try:
-        return _normalised_url(url)
-    except Invalid as exc:
-        raise ConfigError(
-            format_problem(where, "", exc.problem, exc.found or "?", exc.expected)
-        ) from None
-
-
-def split_command(value: str | list[str], where: str) -> tuple[str, ...]:
-    """Turn a command into argv: a list is taken as is, a string is split like a shell would.
-
-    Nothing is ever run by a shell, so a string that only a shell could run (``a && b``,
-    ``a | b``, ``$(...)``) is refused. Raises :class:`ConfigError` naming *where* for a shell
-    operator, an unterminated quote, an empty command, an empty or non-string argument, or a
-    secret passed as ``--token=...``.
-    """
-    try:
-        if isinstance(value, str):
-            return _split_string(value)
-        if not isinstance(value, list):
-            raise Invalid(f"wrong type ({type(value).__name__})", _COMMAND_EXPECTED)
-        for index, argument in enumerate(value):
-            if not isinstance(argument, str):
-                raise Invalid(
-                    f"argument {index + 1} is not a string",
-                    "every argument a string",
-                    found=clip(repr(argument)),
-                )
-            _check_argument(argument, index)
-        if not value:
-            raise Invalid("empty command", _COMMAND_EXPECTED, found="[]")
-        return tuple(value)
-    except Invalid as exc:
-        found = exc.found if exc.found is not None else clip(repr(value))
-        raise ConfigError(format_problem(where, "", exc.problem, found, exc.expected)) from None
-
-
-def production_match(url: str, patterns: tuple[str, ...]) -> str | None:
-    """The first production regex of *patterns* found in *url*, or ``None``.
-
-    The patterns are searched in the URL as given and with its scheme and host lowercased (and
-    each with a trailing slash), so letter case cannot slip a production host past them.
-    A URL may be a redirect target a server chose: only its first
-    :data:`MAX_PRODUCTION_TEXT` characters are searched, where scheme and host are.
-    Patterns are validated when the config is loaded; :func:`check_production` reports bad ones.
-    """
-    candidates = _production_candidates(url[:MAX_PRODUCTION_TEXT])
-    for pattern in patterns:
-        try:
-            compiled = re.compile(pattern)
-        except re.error:
-            continue
-        if any(compiled.search(candidate) for candidate in candidates):
-            return pattern
-    return None
-
-
-def check_production(url: str, patterns: tuple[str, ...], where: str) -> None:
-    """Refuse *url* when any production regex in *patterns* (from *where*) is found in it."""
-    for pattern in patterns:
-        _compile_production_pattern(pattern, where)
-    match = production_match(url, patterns)
-    if match is not None:
-        raise ConfigError(
-            f"staging URL {clip(repr(_masked_url(url)))} matches production pattern "
-            f"'{match}' from {where}; refusing to rehearse against production (no override)"
-        )
-
-
-def _compile_production_pattern(pattern: str, where: str) -> None:
-    try:
-        _safe_regex(pattern)
-    except Invalid as exc:
-        raise ConfigError(
-            format_problem(where, "production", exc.problem, clip(repr(pattern)), exc.expected)
-        ) from None
-
-
-def _safe_regex(pattern: str) -> None:
-    """Refuse a pattern that does not compile, or could backtrack catastrophically."""
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise Invalid(f"not a valid regular expression ({exc})", _REGEX_EXPECTED) from None
-    problem = backtracking_problem(pattern)
-    if problem is not None:
-        # It will be searched in text a server chose (redirect targets): never let it hang.
-        raise Invalid(f"pattern can backtrack catastrophically: {problem}", REWRITE_HINT)
-
-
-_status = integer_in(100, 599)
 _retries = integer_in(0, 100)
-
-
-def _upload_size(context: Context, node: Node, keypath: str) -> int:
-    expected = _UPLOAD_SIZE_EXPECTED
-    value: str | int
-    if node_kind(node) == "scalar" and node.tag == STR:
-        value = node.value
-    elif node_kind(node) == "scalar" and node.tag == INT:
-        value = int_text(node, expected)
-    else:
-        raise Invalid(f"wrong type ({type_name(node)})", expected)
-    try:
-        size = parse_size(value)
-    except ValueError:
-        raise Invalid("not a size", expected) from None
-    if size < _MIN_UPLOAD_BYTES:
-        raise Invalid("too small to hold a multipart upload", _UPLOAD_FLOOR)
-    return size
-
-
-def _form_field(context: Context, node: Node, keypath: str) -> str:
-    value = non_empty_text(context, node, keypath)
-    if len(value) > _MAX_FIELD_CHARS:
-        expected = f"a form field name of at most {_MAX_FIELD_CHARS} characters"
-        raise Invalid("field name too long for the upload probe", expected)
-    return value
-
-
-def _url_path(context: Context, node: Node, keypath: str) -> str:
-    value = string(node, _PATH_EXPECTED)
-    if not value.startswith("/"):
-        raise Invalid("path does not start with '/'", _PATH_EXPECTED)
-    if value.startswith("//"):
-        # An HTTP client reads "//host/x" as another host, and would send credentials there.
-        raise Invalid("path starts with '//' (read as another host)", _PATH_EXPECTED)
-    if _BAD_PATH_CHARS.search(value):
-        raise Invalid("path contains whitespace, backslashes or control characters", _PATH_EXPECTED)
-    return value
-
-
-def _method(allowed: Sequence[str]) -> Converter[str]:
-    expected = f"an HTTP method, {one_of(allowed)}"
-
-    def convert(context: Context, node: Node, keypath: str) -> str:
-        value = string(node, expected).upper()
-        if value not in allowed:
-            raise Invalid("unsupported HTTP method", expected)
-        return value
-
-    return convert
-
-
-def _header_name(context: Context, node: Node, keypath: str) -> str:
-    expected = "an HTTP header name such as Authorization"
-    value = string(node, expected)
-    if not _HEADER_NAME.fullmatch(value):
-        raise Invalid("not a valid header name", expected)
-    return value
-
-
-def _header_rule(context: Context, node: Node, keypath: str) -> str:
-    expected = "a header name, or 'Name: value', such as X-Content-Type-Options: nosniff"
-    value = string(node, expected)
-    name, _, _ = value.partition(":")
-    if not _HEADER_NAME.fullmatch(name.strip()):
-        raise Invalid("not a valid header name", expected)
-    return value
 
 
 def _scheme(context: Context, node: Node, keypath: str) -> str | None:
@@ -352,486 +116,9 @@ def _scheme(context: Context, node: Node, keypath: str) -> str | None:
     value = string(node, expected)
     if not value:
         return None
-    if not _HEADER_NAME.fullmatch(value):
+    if not HEADER_NAME.fullmatch(value):
         raise Invalid("not a valid auth scheme", expected)
     return value
-
-
-def _secret_env_name(context: Context, node: Node, keypath: str) -> str:
-    value = string(node, _ENV_EXPECTED)
-    if not _ENV_NAME.fullmatch(value):
-        # Someone may have pasted the token itself here: never echo it.
-        raise Invalid("not an environment variable name", _ENV_EXPECTED, found=HIDDEN)
-    return value
-
-
-_profile = choice(_PROFILES, "profile")
-_key_format = choice(_KEY_FORMATS, "key format")
-
-
-def _regex(context: Context, node: Node, keypath: str) -> str:
-    value = string(node, _REGEX_EXPECTED)
-    if not value:
-        raise Invalid("an empty pattern matches every URL", _REGEX_EXPECTED)
-    _safe_regex(value)
-    return value
-
-
-def _production(context: Context, node: Node, keypath: str) -> tuple[str, ...]:
-    if node_kind(node) == "scalar" and node.tag == STR:
-        return (_regex(context, node, keypath),)
-    return list_of(_regex, "regular expressions")(context, node, keypath)
-
-
-def _local_path(context: Context, node: Node, keypath: str) -> Path:
-    value = non_empty_text(context, node, keypath)
-    if "\x00" in value:
-        raise Invalid("contains a NUL character", "a file system path")
-    return Path(os.path.normpath(context.base / value))
-
-
-def _staging_url(context: Context, node: Node, keypath: str) -> str:
-    return _normalised_url(string(node, _URL_EXPECTED))
-
-
-# ---------------------------------------------------------------------------------------------
-# URLs and commands (shared by the public functions and the loader)
-
-
-def _masked_url(url: str) -> str:
-    """*url* with userinfo and credential-like query values replaced by ``***``."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return MASK
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
-    query = "&".join(
-        f"{key}={MASK}" if _CREDENTIAL_WORD.search(key) else f"{key}={value}" if sep else key
-        for key, sep, value in (item.partition("=") for item in parts.query.split("&"))
-    )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _normalised_url(url: str) -> str:
-    text = url.strip()
-
-    def invalid(problem: str) -> Invalid:
-        return Invalid(problem, _URL_EXPECTED, found=clip(repr(_masked_url(text))))
-
-    if not text:
-        raise invalid("empty URL")
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise invalid("URL contains whitespace or control characters")
-    if "://" not in text:
-        raise invalid("no scheme")
-    try:
-        parts = urllib.parse.urlsplit(text)
-        parts.port  # noqa: B018  # parsing the port is what validates it
-    except ValueError as exc:
-        raise invalid(f"not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https"):
-        raise invalid(f"unsupported scheme {clip(repr(parts.scheme))}")
-    if "@" in parts.netloc:
-        raise invalid("credentials in the URL: secrets only come from the environment")
-    host = parts.hostname
-    if not host:
-        raise invalid("no host")
-    if not _valid_host(host):
-        raise invalid(f"invalid host {clip(repr(host))}")
-    for key, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-        if _CREDENTIAL_WORD.search(key):
-            raise invalid(
-                f"query parameter {clip(repr(key))} looks like a credential: "
-                "secrets only come from the environment"
-            )
-    if parts.fragment:
-        raise invalid("a fragment (#...) means nothing in a base URL")
-    path = parts.path.rstrip("/")
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.lower(), path, parts.query, ""))
-
-
-def _valid_host(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return bool(_HOST.fullmatch(host)) and not host.startswith("-")
-    return True
-
-
-def _production_candidates(url: str) -> list[str]:
-    forms = [url]
-    try:
-        parts = urllib.parse.urlsplit(url)
-        forms.append(
-            urllib.parse.urlunsplit(
-                (parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, "")
-            )
-        )
-    except ValueError:
-        forms.append(url.lower())
-    forms += [form + "/" for form in forms if not form.endswith("/")]
-    return list(dict.fromkeys(forms))
-
-
-def _check_argument(argument: str, index: int) -> None:
-    if not argument:
-        raise Invalid(f"argument {index + 1} is empty", "every argument a non-empty string")
-    if "\x00" in argument:
-        raise Invalid(
-            f"argument {index + 1} contains a NUL character",
-            "arguments without NUL characters",
-            found=HIDDEN,
-        )
-    option, sep, value = argument.partition("=")
-    if sep and value and _SECRET_OPTION.fullmatch(option):
-        # argv is readable by every local user (/proc/*/cmdline) and shows up in error text.
-        raise Invalid(
-            f"argument {index + 1} passes a secret on the command line",
-            "secrets passed through the environment (rollback.env or CI secret variables)",
-            found=clip(repr(f"{option}={MASK}")),
-        )
-
-
-def _split_string(value: str) -> tuple[str, ...]:
-    try:
-        argv = shlex.split(value)
-    except ValueError as exc:
-        raise Invalid(
-            f"cannot split the command ({exc})",
-            f"balanced quotes; or {_COMMAND_EXPECTED}",
-            found=clip(repr(value)),
-        ) from None
-    if not argv:
-        raise Invalid("empty command", _COMMAND_EXPECTED, found=clip(repr(value)))
-    operator = _shell_syntax(value, argv)
-    if operator is not None:
-        raise Invalid(
-            f"shell syntax {operator!r} in a string command, which is split into arguments "
-            "and never run by a shell",
-            _NO_SHELL_EXPECTED,
-            found=clip(repr(value)),
-        )
-    for index, argument in enumerate(argv):
-        _check_argument(argument, index)
-    return tuple(argv)
-
-
-def _shell_syntax(value: str, argv: Sequence[str]) -> str | None:
-    """The shell operator written as a word of its own in *value*, or ``$(`` / a backtick."""
-    for marker in ("$(", "`"):
-        if marker in value:
-            return marker
-    try:
-        # Quotes stay in non-POSIX words, so a quoted '&&' (a real argument) is not an operator.
-        words = shlex.split(value, posix=False)
-    except ValueError:
-        words = list(argv)
-    return next((word for word in words if word in _SHELL_OPERATORS), None)
-
-
-def _command(context: Context, node: Node, keypath: str) -> tuple[str, ...]:
-    if node_kind(node) == "scalar" and node.tag == STR:
-        return _split_string(node.value)
-    if node_kind(node) != "sequence":
-        raise Invalid(f"wrong type ({type_name(node)})", _COMMAND_EXPECTED)
-    if not node.value:
-        raise Invalid("empty command", _COMMAND_EXPECTED)
-    argv = [
-        context.attempt(_argument(index), item, f"{keypath}[{index}]")
-        for index, item in enumerate(node.value)
-    ]
-    return tuple(all_or_recorded(argv))
-
-
-def _argument(index: int) -> Converter[str]:
-    def convert(context: Context, node: Node, keypath: str) -> str:
-        argument = string(node, "every argument a string")
-        _check_argument(argument, index)
-        return argument
-
-    return convert
-
-
-def _environment(context: Context, node: Node, keypath: str) -> dict[str, str]:
-    if node_kind(node) != "mapping":
-        raise Invalid(f"wrong type ({type_name(node)})", "a mapping of variable names to strings")
-    items, ok = context.pairs(node, keypath)
-    results = [
-        context.attempt(_variable(key), value, join_key(keypath, name))
-        for name, key, value in items
-    ]
-    values = all_or_recorded(results)
-    if not ok:
-        raise Recorded
-    return dict(zip((name for name, _, _ in items), values, strict=True))
-
-
-def _variable(key: Node) -> Converter[str]:
-    """One ``rollback.env`` entry: *key* must be a variable name, the value a string."""
-
-    def convert(context: Context, node: Node, keypath: str) -> str:
-        # Only the text counts for a name: `ON:` is a fine variable name, not a boolean.
-        name = str(key.value)
-        if not _ENV_NAME.fullmatch(name):
-            raise Invalid("not an environment variable name", _ENV_EXPECTED, node=key)
-        if _CREDENTIAL_WORD.search(name) and not (node_kind(node) == "scalar" and node.tag == STR):
-            # DB_PASSWORD: 12345678 is a secret typed unquoted: say what is wrong, not what it is.
-            raise Invalid(f"wrong type ({type_name(node)})", "a string (quote it)", found=HIDDEN)
-        text = string(node, "a string")
-        if "\x00" in text:
-            raise Invalid("contains a NUL character", "a string", found=HIDDEN)
-        return text
-
-    return convert
-
-
-# ---------------------------------------------------------------------------------------------
-# Sections
-
-
-_paths = list_of(_url_path, "paths starting with '/'", unique=True)
-_names = list_of(non_empty_text, "non-empty strings")
-
-
-def _health(context: Context, node: Node, keypath: str) -> HealthCheckConfig:
-    keys = ("path", "expect_status", "expect_json", "max_latency", *_META_KEYS)
-    mapping = MappingReader(context, node, keypath, keys)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "expect_status", _status)
-    mapping.put(kwargs, "expect_json", json_object)
-    mapping.put(kwargs, "max_latency", duration_value(positive=True))
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(HealthCheckConfig, kwargs)
-
-
-_header_rules = list_of(_header_rule, "header names or 'Name: value' rules")
-_HEADERS_PATH_EXPECTED = (
-    "a path starting with '/', or a mapping {path: ..., profile: ..., require: [...], "
-    "forbid: [...]}"
-)
-
-
-def _headers_path(context: Context, node: Node, keypath: str) -> HeadersPathConfig:
-    """One ``headers.paths`` entry: a path, or a path with rules of its own."""
-    if node_kind(node) == "scalar":
-        return HeadersPathConfig(_url_path(context, node, keypath))
-    if node_kind(node) != "mapping":
-        raise Invalid(f"wrong type ({type_name(node)})", _HEADERS_PATH_EXPECTED)
-    keys = ("path", "profile", "require", "forbid")
-    mapping = MappingReader(context, node, keypath, keys, {"path": _PATH_EXPECTED})
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "profile", _profile)
-    mapping.put(kwargs, "require", _header_rules)
-    mapping.put(kwargs, "forbid", _header_rules)
-    return mapping.build(HeadersPathConfig, kwargs)
-
-
-def _path_node(entry: Node) -> Node:
-    """Where an entry's path is written: the entry itself, or its ``path`` value."""
-    if node_kind(entry) == "mapping":
-        for key, value in entry.value:
-            if node_kind(key) == "scalar" and key.value == "path":
-                found: Node = value
-                return found
-    return entry
-
-
-def _header_paths(context: Context, node: Node, keypath: str) -> tuple[HeadersPathConfig, ...]:
-    """The ``headers.paths`` list: at least one entry, each path at most once."""
-    expected = f"a list of entries, each {_HEADERS_PATH_EXPECTED}"
-    if node_kind(node) != "sequence":
-        raise Invalid(f"wrong type ({type_name(node)})", expected)
-    if not node.value:
-        raise Invalid("empty list", f"{expected}, at least one")
-    results: list[tuple[HeadersPathConfig] | None] = []
-    first_lines: dict[str, int] = {}
-    for index, item in enumerate(node.value):
-        where = f"{keypath}[{index}]"
-        result = context.attempt(_headers_path, item, where)
-        if result is not None:
-            path, at = result[0].path, _path_node(item)
-            if path in first_lines:
-                # Two items would share the id headers[path]; one policy per path.
-                problem = f"duplicate path {clip(repr(path))} (first at line {first_lines[path]})"
-                keyed = where if at is item else f"{where}.path"
-                context.record(at, keyed, problem, show_node(at), "each path at most once")
-                result = None
-            else:
-                first_lines[path] = at.start_mark.line + 1
-        results.append(result)
-    return tuple(all_or_recorded(results))
-
-
-def _headers(context: Context, node: Node, keypath: str) -> HeadersCheckConfig:
-    keys = ("paths", "require", "forbid", "profile", *_META_KEYS)
-    mapping = MappingReader(context, node, keypath, keys)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "paths", _header_paths)
-    mapping.put(kwargs, "require", _header_rules)
-    mapping.put(kwargs, "forbid", _header_rules)
-    mapping.put(kwargs, "profile", _profile)
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(HeadersCheckConfig, kwargs)
-
-
-def _secrets(context: Context, node: Node, keypath: str) -> SecretsCheckConfig:
-    mapping = MappingReader(context, node, keypath, ("paths", "scan_bodies", *_META_KEYS))
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "paths", _paths)
-    mapping.put(kwargs, "scan_bodies", boolean)
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(SecretsCheckConfig, kwargs)
-
-
-def _role(context: Context, node: Node, keypath: str) -> RoleConfig:
-    required = {"token_env": "the environment variable holding this role's token"}
-    mapping = MappingReader(context, node, keypath, ("token_env", "denied"), required)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "token_env", _secret_env_name)
-    mapping.put(kwargs, "denied", _paths)
-    return mapping.build(RoleConfig, kwargs)
-
-
-def _roles(context: Context, node: Node, keypath: str) -> dict[str, RoleConfig]:
-    expected = "a mapping of role names to {token_env: ..., denied: [...]}"
-    if node_kind(node) != "mapping":
-        raise Invalid(f"wrong type ({type_name(node)})", expected)
-    items, ok = context.pairs(node, keypath)
-    for name, key, _ in items:
-        if not _ROLE_NAME.fullmatch(name):
-            expected = "a role name of letters, digits, '_', '.' or '-'"
-            context.record(
-                key, join_key(keypath, name), "not a valid role name", show_node(key), expected
-            )
-            ok = False
-    results = [context.attempt(_role, value, join_key(keypath, name)) for name, _, value in items]
-    roles = all_or_recorded(results)
-    if not ok:
-        raise Recorded
-    return dict(zip((name for name, _, _ in items), roles, strict=True))
-
-
-def _permissions(context: Context, node: Node, keypath: str) -> PermissionsCheckConfig:
-    mapping = MappingReader(context, node, keypath, ("protected", "roles", *_META_KEYS))
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "protected", _paths)
-    mapping.put(kwargs, "roles", _roles)
-    kwargs["meta"] = _meta(mapping)
-    if not mapping.failed and not kwargs.get("protected") and not kwargs.get("roles"):
-        mapping.error(
-            node,
-            keypath,
-            "nothing to check",
-            show_node(node),
-            "protected paths or roles (or permissions: false)",
-        )
-    return mapping.build(PermissionsCheckConfig, kwargs)
-
-
-def _uploads(context: Context, node: Node, keypath: str) -> UploadsCheckConfig:
-    keys = ("path", "field", "max_bytes", "method", *_META_KEYS)
-    required = {"path": _PATH_EXPECTED, "max_bytes": _UPLOAD_SIZE_EXPECTED}
-    mapping = MappingReader(context, node, keypath, keys, required)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "field", _form_field)
-    mapping.put(kwargs, "max_bytes", _upload_size)
-    mapping.put(kwargs, "method", _method(_UPLOAD_METHODS))
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(UploadsCheckConfig, kwargs)
-
-
-_ENTRY_REQUIRED = {"method": f"an HTTP method, {one_of(_HTTP_METHODS)}", "path": _PATH_EXPECTED}
-
-
-def _retry_safe(context: Context, node: Node, keypath: str) -> RetrySafeEntry:
-    keys = (
-        "method",
-        "path",
-        "json",
-        "idempotency_header",
-        "key_format",
-        "conflict_status",
-        "ignore_fields",
-        *_META_KEYS,
-    )
-    mapping = MappingReader(context, node, keypath, keys, _ENTRY_REQUIRED)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "method", _method(_HTTP_METHODS))
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "json", json_value)
-    mapping.put(kwargs, "idempotency_header", _header_name)
-    mapping.put(kwargs, "key_format", _key_format)
-    mapping.put(kwargs, "conflict_status", list_of(_status, "HTTP statuses", non_empty=True))
-    mapping.put(kwargs, "ignore_fields", _names)
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(RetrySafeEntry, kwargs)
-
-
-def _input(context: Context, node: Node, keypath: str) -> InputEntry:
-    keys = ("method", "path", "json", "expect_status", "mentions", *_META_KEYS)
-    mapping = MappingReader(context, node, keypath, keys, _ENTRY_REQUIRED)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "method", _method(_HTTP_METHODS))
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "json", json_value)
-    mapping.put(kwargs, "expect_status", _status)
-    mapping.put(kwargs, "mentions", _names)
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(InputEntry, kwargs)
-
-
-def _logging(context: Context, node: Node, keypath: str) -> LoggingCheckConfig:
-    keys = ("command", "paths", "within", *_META_KEYS)
-    required = {"command": _COMMAND_EXPECTED}
-    mapping = MappingReader(context, node, keypath, keys, required)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "command", _command)
-    mapping.put(
-        kwargs, "paths", list_of(_url_path, "paths starting with '/'", non_empty=True, unique=True)
-    )
-    mapping.put(kwargs, "within", duration_value(positive=True))
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(LoggingCheckConfig, kwargs)
-
-
-def _tls(context: Context, node: Node, keypath: str) -> TlsCheckConfig:
-    mapping = MappingReader(context, node, keypath, ("min_days", "min_version", *_META_KEYS))
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "min_days", integer_in(0, 3650))
-    mapping.put(kwargs, "min_version", choice(TLS_VERSIONS, "TLS version"))
-    kwargs["meta"] = _meta(mapping)
-    return mapping.build(TlsCheckConfig, kwargs)
-
-
-def _checks(context: Context, node: Node, keypath: str) -> ChecksConfig:
-    keys = (
-        "health",
-        "headers",
-        "secrets",
-        "permissions",
-        "uploads",
-        "retry_safe",
-        "inputs",
-        "logging",
-        "tls",
-    )
-    mapping = MappingReader(context, node, keypath, keys)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "health", switch(_health, HealthCheckConfig, "path, expect_status..."))
-    mapping.put(kwargs, "headers", switch(_headers, HeadersCheckConfig, "paths, require..."))
-    mapping.put(kwargs, "secrets", switch(_secrets, SecretsCheckConfig, "paths, scan_bodies"))
-    mapping.put(kwargs, "permissions", switch(_permissions, None, "protected and/or roles"))
-    mapping.put(kwargs, "uploads", switch(_uploads, None, "path and max_bytes"))
-    mapping.put(kwargs, "retry_safe", entry_list(_retry_safe, "{method: ..., path: ...} entries"))
-    mapping.put(kwargs, "inputs", entry_list(_input, "{method: ..., path: ...} entries"))
-    mapping.put(kwargs, "logging", switch(_logging, None, "command and paths"))
-    mapping.put(kwargs, "tls", switch(_tls, TlsCheckConfig, "min_days, min_version"))
-    return mapping.build(ChecksConfig, kwargs)
 
 
 _ACCEPT_CHECK_EXPECTED = (
@@ -840,6 +127,7 @@ _ACCEPT_CHECK_EXPECTED = (
 )
 _DATE_EXPECTED = "a date such as 2027-01-31 (the last day the entry applies)"
 _ACCEPT_ENTRY_EXPECTED = "{check: ..., finding: ..., reason: ..., owner: ..., until: ...} entries"
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _accepted_check(context: Context, node: Node, keypath: str) -> str:
@@ -864,187 +152,76 @@ def _date(context: Context, node: Node, keypath: str) -> date:
     raise Invalid("not a date", _DATE_EXPECTED)
 
 
-def _accept_entry(context: Context, node: Node, keypath: str) -> AcceptEntry:
-    keys = ("check", "finding", "reason", "owner", "until")
-    required = {
+def _where(mapping: MappingReader, kwargs: dict[str, Any]) -> None:
+    """Where an ``accept`` entry is written, for the notes that name it."""
+    kwargs["where"] = f"{mapping.context.source}:{mapping.node.start_mark.line + 1}"
+
+
+_accept_entry = section(
+    AcceptEntry,
+    {
+        "check": _accepted_check,
+        "finding": non_empty_text,
+        "reason": non_empty_text,
+        "owner": non_empty_text,
+        "until": _date,
+    },
+    {
         "check": _ACCEPT_CHECK_EXPECTED,
         "finding": "text the finding's message contains, such as Content-Security-Policy",
         "reason": "why the finding may ship for now, such as a ticket",
         "owner": "who fixes it, such as '@web'",
         "until": _DATE_EXPECTED,
-    }
-    mapping = MappingReader(context, node, keypath, keys, required)
-    kwargs: dict[str, Any] = {"where": f"{context.source}:{node.start_mark.line + 1}"}
-    mapping.put(kwargs, "check", _accepted_check)
-    for name in ("finding", "reason", "owner"):
-        mapping.put(kwargs, name, non_empty_text)
-    mapping.put(kwargs, "until", _date)
-    return mapping.build(AcceptEntry, kwargs)
-
-
-def _track_path(context: Context, node: Node, keypath: str) -> str:
-    value = string(node, _TRACK_EXPECTED)
-    if not value or any(not part.strip() for part in value.split(".")):
-        raise Invalid("not a dotted path (an empty part)", _TRACK_EXPECTED)
-    return value
-
-
-_track = list_of(_track_path, _TRACK_EXPECTED, unique=True)
-
-
-def _verify(context: Context, node: Node, keypath: str) -> VerifyConfig:
-    keys = ("path", "expect_status", "expect_json", "track", "within")
-    mapping = MappingReader(context, node, keypath, keys)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "path", _url_path)
-    mapping.put(kwargs, "expect_status", _status)
-    mapping.put(kwargs, "expect_json", json_object)
-    mapping.put(kwargs, "track", _track)
-    mapping.put(kwargs, "within", duration_value(positive=False))
-    return mapping.build(VerifyConfig, kwargs)
-
-
-def _watch_interval(context: Context, node: Node, keypath: str) -> float:
-    seconds = duration_value(positive=True)(context, node, keypath)
-    if seconds < _MIN_WATCH_INTERVAL:
-        expected = f"at least {format_duration(_MIN_WATCH_INTERVAL)} (each poll is a request)"
-        raise Invalid("interval too short", expected)
-    return seconds
-
-
-def _watch(context: Context, node: Node, keypath: str) -> WatchConfig:
-    mapping = MappingReader(context, node, keypath, ("interval",))
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "interval", _watch_interval)
-    return mapping.build(WatchConfig, kwargs)
-
-
-_restore_after = choice(("always", "verified"), "restore_after")
-
-
-def _rollback(context: Context, node: Node, keypath: str) -> RollbackConfig:
-    keys = (
-        "command",
-        "cwd",
-        "env",
-        "timeout",
-        "verify",
-        "restore",
-        "restore_after",
-        "watch",
-        "max_recovery",
-        "max_outage",
-        "owner",
-        "expect",
-        "note",
-        "rollback_note",
-    )
-    mapping = MappingReader(context, node, keypath, keys)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "command", _command)
-    mapping.put(kwargs, "cwd", _local_path)
-    mapping.put(kwargs, "env", _environment)
-    mapping.put(kwargs, "timeout", duration_value(positive=True))
-    mapping.put(kwargs, "verify", switch(_verify, VerifyConfig, "path, expect_status, within"))
-    mapping.put(kwargs, "restore", _command)
-    mapping.put(kwargs, "restore_after", _restore_after)
-    mapping.put(kwargs, "watch", switch(_watch, WatchConfig, "interval"))
-    mapping.put(kwargs, "max_recovery", duration_value(positive=True))
-    mapping.put(kwargs, "max_outage", duration_value(positive=False))
-    if "max_outage" in mapping.keys and kwargs.get("watch", WatchConfig()) is None:
-        mapping.error(
-            mapping.keys["max_outage"],
-            mapping.path("max_outage"),
-            "max_outage needs the watch, and watch is false",
-            show_node(mapping.values["max_outage"]),
-            "watch: {interval: ...} (or no max_outage)",
-        )
-    mapping.put(kwargs, "owner", non_empty_text)
-    mapping.put(kwargs, "expect", non_empty_text)
-    if "note" in mapping.keys and "rollback_note" in mapping.keys:
-        later = max(("note", "rollback_note"), key=lambda name: mapping.keys[name].start_mark.index)
-        mapping.error(
-            mapping.keys[later],
-            mapping.path(later),
-            "both note and rollback_note given (they are the same field)",
-            show_node(mapping.values[later]),
-            "only one of them",
-        )
-    mapping.put(kwargs, "note", non_empty_text)
-    mapping.put(kwargs, "rollback_note", non_empty_text, field="note")
-    return mapping.build(RollbackConfig, kwargs)
-
-
-def _deploy(context: Context, node: Node, keypath: str) -> DeployConfig:
-    keys = ("command", "timeout", "within", *_META_KEYS)
-    mapping = MappingReader(context, node, keypath, keys, {"command": _COMMAND_EXPECTED})
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "command", _command)
-    mapping.put(kwargs, "timeout", duration_value(positive=True))
-    mapping.put(kwargs, "within", duration_value(positive=True))
-    for name in _META_KEYS:
-        mapping.put(kwargs, name, non_empty_text)
-    return mapping.build(DeployConfig, kwargs)
-
-
-def _auth(context: Context, node: Node, keypath: str) -> AuthConfig:
-    required = {"token_env": "the environment variable holding the token, such as STAGING_TOKEN"}
-    mapping = MappingReader(context, node, keypath, ("header", "scheme", "token_env"), required)
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "header", _header_name)
-    mapping.put(kwargs, "scheme", _scheme)
-    mapping.put(kwargs, "token_env", _secret_env_name)
-    return mapping.build(AuthConfig, kwargs)
-
-
-def _defaults(context: Context, node: Node, keypath: str) -> Defaults:
-    mapping = MappingReader(
-        context, node, keypath, ("owner", "timeout", "retries", "rollback_note")
-    )
-    kwargs: dict[str, Any] = {}
-    mapping.put(kwargs, "owner", non_empty_text)
-    mapping.put(kwargs, "timeout", duration_value(positive=True))
-    mapping.put(kwargs, "retries", _retries)
-    mapping.put(kwargs, "rollback_note", non_empty_text)
-    return mapping.build(Defaults, kwargs)
-
-
-_TOP_LEVEL_KEYS = (
-    "staging_url",
-    "production",
-    "ca_bundle",
-    "auth",
-    "defaults",
-    "checks",
-    "deploy",
-    "rollback",
-    "accept",
+    },
+    finish=_where,
 )
+
+
+_auth = section(
+    AuthConfig,
+    {"header": header_name, "scheme": _scheme, "token_env": secret_env_name},
+    {"token_env": "the environment variable holding the token, such as STAGING_TOKEN"},
+)
+
+
+_defaults = section(
+    Defaults,
+    {
+        "owner": non_empty_text,
+        "timeout": duration_value(positive=True),
+        "retries": _retries,
+        "rollback_note": non_empty_text,
+    },
+)
+
+
 _TOP_LEVEL_EXPECTED = "keys such as staging_url, checks and rollback"
 _TOP_LEVEL_EMPTY = ("expected a mapping at top level", "an empty document", _TOP_LEVEL_EXPECTED)
+
+
+def _file(mapping: MappingReader, kwargs: dict[str, Any]) -> None:
+    kwargs["path"] = mapping.context.file
+
+
+_top_level_mapping = section(
+    RehearsalConfig,
+    {
+        "staging_url": staging_url_value,
+        "production": production_patterns,
+        "ca_bundle": local_path,
+        "auth": _auth,
+        "defaults": _defaults,
+        "checks": checks_section,
+        "deploy": deploy_section,
+        "rollback": rollback_section,
+        "accept": list_of(_accept_entry, _ACCEPT_ENTRY_EXPECTED),
+    },
+    finish=_file,
+)
 
 
 def _top_level(context: Context, node: Node, keypath: str) -> RehearsalConfig:
     if node_kind(node) != "mapping":
         found = "an empty document" if node.tag == NULL and not node.value else show_node(node)
         raise Invalid("expected a mapping at top level", _TOP_LEVEL_EXPECTED, found=found)
-    mapping = MappingReader(context, node, keypath, _TOP_LEVEL_KEYS)
-    kwargs: dict[str, Any] = {"path": context.file}
-    mapping.put(kwargs, "staging_url", _staging_url)
-    mapping.put(kwargs, "production", _production)
-    mapping.put(kwargs, "ca_bundle", _local_path)
-    mapping.put(kwargs, "auth", _auth)
-    mapping.put(kwargs, "defaults", _defaults)
-    mapping.put(kwargs, "checks", _checks)
-    mapping.put(kwargs, "deploy", _deploy)
-    mapping.put(kwargs, "rollback", _rollback)
-    mapping.put(kwargs, "accept", list_of(_accept_entry, _ACCEPT_ENTRY_EXPECTED))
-    return mapping.build(RehearsalConfig, kwargs)
-
-
-def _meta(mapping: MappingReader) -> Meta:
-    """The owner, expected result and rollback note of an entry."""
-    kwargs: dict[str, Any] = {}
-    for name in _META_KEYS:
-        mapping.put(kwargs, name, non_empty_text)
-    return Meta(**kwargs)
+    return _top_level_mapping(context, node, keypath)

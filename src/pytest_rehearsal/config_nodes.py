@@ -1,24 +1,22 @@
-"""Validating YAML nodes against a schema: the tools every section of the config is built with.
+"""Validating YAML nodes against a schema: the reader every section of the config is built on.
 
 A *converter* takes ``(context, node, keypath)`` and returns a value, or raises
 :class:`Invalid`; :class:`Context` records the problem at the node's line and column, so that
 every problem of a file is reported together. :class:`MappingReader` reads one mapping against
-the keys valid at its place (unknown keys with a "did you mean"), and the scalar and
-collection converters here are the generic ones (strings, booleans, integers, durations,
-lists, JSON values). The schema itself, section by section, is in :mod:`.config_loader`.
+the keys valid at its place (unknown keys with a "did you mean"), and :func:`section` makes a
+converter of a mapping from a table of its keys and their converters. The generic converters
+(strings, booleans, integers, durations, lists, JSON values) are in :mod:`.config_types`; the
+schema itself, section by section, is in the ``config_*`` modules that :mod:`.config_loader`
+names.
 
 Validating nodes rather than loaded Python values keeps each node's position and its source
 text, which is how ``010`` (octal in YAML 1.1) is told apart from ``10``.
-
-:func:`interpolate` replaces ``${NAME}`` / ``${NAME:-default}`` in every string value of the
-tree before it is validated, so every converter sees the values the rehearsal will use.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,13 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .config_yaml import SHOW_WIDTH, TAG, clip
 from .errors import ConfigError
 from .problems import format_problem
-from .units import (
-    DURATION_EXPECTED,
-    MAX_DURATION_S,
-    DurationTooLong,
-    format_duration,
-    parse_duration,
-)
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -53,25 +44,11 @@ __all__ = [
     "MappingReader",
     "Recorded",
     "all_or_recorded",
-    "boolean",
-    "choice",
-    "duration_value",
-    "entry_list",
-    "int_text",
-    "integer_in",
-    "interpolate",
     "join_key",
-    "json_object",
-    "json_value",
-    "list_of",
     "node_kind",
-    "non_empty_text",
     "one_of",
-    "plain_number",
-    "quote_hint",
+    "section",
     "show_node",
-    "string",
-    "switch",
     "type_name",
 ]
 
@@ -87,20 +64,9 @@ _TAG_NAMES = {
     TAG + "merge": "a merge key",
     TAG + "value": "a value key",
 }
-# PyYAML's YAML 1.1 booleans, compared lowercased.
-_YAML_TRUE = frozenset({"true", "yes", "on"})
-_YAML_FALSE = frozenset({"false", "no", "off"})
-_DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
-_LEADING_ZERO = re.compile(r"[-+]?0[0-9_]+")
-_FLOAT_TEXT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 #: Keys whose values are secrets: a message never shows them.
 SECRET_KEYS = frozenset({"token", "password", "secret", "api_key", "apikey"})
 HIDDEN = "a value that is not shown (it may be a secret)"
-# $$, ${NAME}, ${NAME:-default}, or a "${" that is none of these (malformed).
-_REFERENCE = re.compile(
-    r"\$(?:(?P<dollar>\$)|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}|(?P<bad>\{))"
-)
-_REFERENCE_EXPECTED = "${NAME} or ${NAME:-default} (NAME of letters, digits and _), or $$ for a $"
 
 _T = TypeVar("_T")
 
@@ -266,52 +232,6 @@ def join_key(keypath: str, name: str) -> str:
     return f"{keypath}.{name}" if keypath else name
 
 
-def interpolate(context: Context, node: Node, keypath: str = "") -> None:
-    """Replace environment references in every string value under *node*, in place.
-
-    ``${NAME}`` becomes the variable's value and ``${NAME:-default}`` its value or, when it
-    is unset or empty, the default; ``$$`` is a literal ``$``; a bare ``$NAME`` (or any other
-    ``$``) stays as written. Every unset variable without a default, and every malformed
-    ``${``, is recorded at its value's line; keys are never interpolated.
-    """
-    kind = node_kind(node)
-    if kind == "mapping":
-        for key, value in node.value:
-            name = key.value if node_kind(key) == "scalar" else "?"
-            interpolate(context, value, join_key(keypath, str(name)))
-    elif kind == "sequence":
-        for index, item in enumerate(node.value):
-            interpolate(context, item, f"{keypath}[{index}]")
-    elif node.tag == STR and "$" in node.value:
-        problems: list[tuple[str, str]] = []
-
-        def replace(match: re.Match[str]) -> str:
-            if match["dollar"]:
-                return "$"
-            name = match["name"]
-            if name is None:
-                problems.append(("malformed ${...} reference", _REFERENCE_EXPECTED))
-                return match.group(0)
-            value = context.environ.get(name)
-            if match["default"] is not None:
-                return value or match["default"]
-            if value is None:
-                problems.append(
-                    (
-                        f"environment variable {name} is not set",
-                        f"{name} set in the environment, or a default: ${{{name}:-value}}",
-                    )
-                )
-                return match.group(0)
-            return value
-
-        replaced = _REFERENCE.sub(replace, node.value)
-        if problems:
-            context.unresolved(node, keypath, list(dict.fromkeys(problems)))
-        else:
-            node.value = replaced
-
-
 class MappingReader:
     """One YAML mapping, read against the keys that are valid at its place in the schema."""
 
@@ -326,6 +246,7 @@ class MappingReader:
         if node_kind(node) != "mapping":
             raise Invalid(f"wrong type ({type_name(node)})", f"a mapping (keys: {', '.join(keys)})")
         self.context = context
+        self.node = node
         self.keypath = keypath
         self.values: dict[str, Node] = {}
         self.keys: dict[str, Node] = {}
@@ -383,120 +304,29 @@ class MappingReader:
         return factory(**kwargs)
 
 
-def quote_hint(node: Node) -> str:
-    if node_kind(node) == "scalar" and node.tag != STR and node.value:
-        return f" (quote it: {clip(repr(str(node.value)))})"
-    return ""
+def section(
+    factory: Callable[..., _T],
+    fields: Mapping[str, Converter[Any]],
+    required: Mapping[str, str] | None = None,
+    *,
+    more: Sequence[str] = (),
+    finish: Callable[[MappingReader, dict[str, Any]], None] | None = None,
+) -> Converter[_T]:
+    """A converter of a mapping into *factory*: each key of *fields* by its converter, in
+    that order (the order the valid keys are listed in), then the keys *more* names, which
+    *finish* reads (it may add to the keyword arguments, or record a problem of the whole).
+    *required* names the keys that must be there, with what is expected of each.
+    """
+    keys = (*fields, *more)
 
-
-def string(node: Node, expected: str = "a string") -> str:
-    if node_kind(node) == "scalar" and node.tag == STR:
-        value: str = node.value
-        return value
-    raise Invalid(f"wrong type ({type_name(node)})", expected + quote_hint(node))
-
-
-def non_empty_text(context: Context, node: Node, keypath: str) -> str:
-    value = string(node, "a non-empty string")
-    if not value.strip():
-        raise Invalid("empty string", "a non-empty string")
-    return value
-
-
-def boolean(context: Context, node: Node, keypath: str) -> bool:
-    if node_kind(node) == "scalar" and node.tag == BOOL:
-        text = str(node.value).lower()
-        if text in _YAML_TRUE:
-            return True
-        if text in _YAML_FALSE:
-            return False
-        raise Invalid("not a boolean", "true or false")
-    hint = " (unquoted)" if node_kind(node) == "scalar" and node.tag == STR else ""
-    raise Invalid(f"wrong type ({type_name(node)})", f"true or false{hint}")
-
-
-def int_text(node: Node, expected: str) -> int:
-    """An int scalar in plain decimal; refuses octal-looking, hex, sexagesimal and underscores."""
-    text = str(node.value)
-    if _DECIMAL.fullmatch(text):
-        try:
-            return int(text)
-        except ValueError:  # more digits than Python converts
-            raise Invalid("integer too large", expected) from None
-    if _LEADING_ZERO.fullmatch(text):
-        raise Invalid(
-            "integer with a leading zero (YAML 1.1 reads it as octal)",
-            f"{expected}, without leading zeros",
-        )
-    raise Invalid("not a plain decimal integer", expected)
-
-
-def plain_number(node: Node, expected: str) -> int | float:
-    if node.tag == INT:
-        return int_text(node, expected)
-    if node.tag == FLOAT and _FLOAT_TEXT.fullmatch(str(node.value)):
-        return float(node.value)
-    raise Invalid("not a plain decimal number", expected)
-
-
-def integer_in(low: int, high: int) -> Converter[int]:
-    expected = f"an integer from {low} to {high}"
-
-    def convert(context: Context, node: Node, keypath: str) -> int:
-        if node_kind(node) == "scalar" and node.tag == INT:
-            value = int_text(node, expected)
-            if low <= value <= high:
-                return value
-            raise Invalid("out of range", expected)
-        if (
-            node_kind(node) == "scalar"
-            and node.tag == STR
-            and _DECIMAL.fullmatch(node.value.strip())
-        ):
-            raise Invalid("a quoted string, not an integer", f"{expected} (unquoted)")
-        raise Invalid(f"wrong type ({type_name(node)})", expected)
-
-    return convert
-
-
-def duration_value(*, positive: bool) -> Converter[float]:
-    expected = f"{DURATION_EXPECTED}{' (more than zero)' if positive else ''}"
-
-    def convert(context: Context, node: Node, keypath: str) -> float:
-        value: str | int | float
-        if node_kind(node) == "scalar" and node.tag == STR:
-            value = node.value
-        elif node_kind(node) == "scalar" and node.tag in (INT, FLOAT):
-            value = plain_number(node, expected)
-        else:
-            raise Invalid(f"wrong type ({type_name(node)})", expected)
-        try:
-            seconds = parse_duration(value)
-        except DurationTooLong:
-            limit = format_duration(MAX_DURATION_S)
-            raise Invalid(
-                f"duration longer than the {limit} maximum", f"{expected}, at most {limit}"
-            ) from None
-        except ValueError:
-            raise Invalid("not a duration", expected) from None
-        if positive and seconds <= 0:
-            raise Invalid("must be more than zero", expected)
-        return seconds
-
-    return convert
-
-
-def choice(allowed: Sequence[str], what: str) -> Converter[str]:
-    """One of the words in *allowed*; a near miss gets a "did you mean"."""
-    expected = one_of(allowed)
-
-    def convert(context: Context, node: Node, keypath: str) -> str:
-        value = string(node, expected)
-        if value not in allowed:
-            close = difflib.get_close_matches(value.lower(), allowed, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise Invalid(f"unknown {what}{hint}", expected)
-        return value
+    def convert(context: Context, node: Node, keypath: str) -> _T:
+        mapping = MappingReader(context, node, keypath, keys, required)
+        kwargs: dict[str, Any] = {}
+        for name, converter in fields.items():
+            mapping.put(kwargs, name, converter)
+        if finish is not None:
+            finish(mapping, kwargs)
+        return mapping.build(factory, kwargs)
 
     return convert
 
@@ -507,118 +337,3 @@ def all_or_recorded(results: list[tuple[_T] | None]) -> list[_T]:
     if len(values) != len(results):
         raise Recorded
     return values
-
-
-# ---------------------------------------------------------------------------------------------
-# Collections
-
-
-def list_of(
-    converter: Converter[_T], what: str, *, non_empty: bool = False, unique: bool = False
-) -> Converter[tuple[_T, ...]]:
-    """A list converter; *unique* refuses a repeated value (it would repeat an item id)."""
-    expected = f"a list of {what}"
-
-    def convert(context: Context, node: Node, keypath: str) -> tuple[_T, ...]:
-        if node_kind(node) != "sequence":
-            raise Invalid(f"wrong type ({type_name(node)})", expected)
-        if non_empty and not node.value:
-            raise Invalid("empty list", f"{expected}, at least one")
-        results = []
-        first_lines: dict[object, int] = {}
-        for index, item in enumerate(node.value):
-            where = f"{keypath}[{index}]"
-            result = context.attempt(converter, item, where)
-            if unique and result is not None:
-                (value,) = result
-                if value in first_lines:
-                    problem = f"duplicate {clip(repr(value))} (first at line {first_lines[value]})"
-                    context.record(item, where, problem, show_node(item), "each value at most once")
-                    result = None
-                else:
-                    first_lines[value] = item.start_mark.line + 1
-            results.append(result)
-        return tuple(all_or_recorded(results))
-
-    return convert
-
-
-def json_value(context: Context, node: Node, keypath: str) -> Any:
-    """Any JSON-compatible value, as plain Python (dict, list, str, int, float, bool, None)."""
-    expected = "a JSON-compatible value (mapping, list, string, number, true/false or null)"
-    kind = node_kind(node)
-    if kind == "mapping":
-        items, ok = context.pairs(node, keypath)
-        result: dict[str, Any] = {}
-        for name, key, value in items:
-            if key.tag != STR:
-                raise Invalid(
-                    "JSON object keys must be strings",
-                    f"a string key (quote it: {clip(repr(name))})",
-                    node=key,
-                    keypath=join_key(keypath, name),
-                )
-            result[name] = context.convert(json_value, value, join_key(keypath, name))
-        if not ok:
-            raise Recorded
-        return result
-    if kind == "sequence":
-        return [
-            context.convert(json_value, item, f"{keypath}[{index}]")
-            for index, item in enumerate(node.value)
-        ]
-    if node.tag == STR:
-        return node.value
-    if node.tag == NULL:
-        return None
-    if node.tag == BOOL:
-        return boolean(context, node, keypath)
-    if node.tag in (INT, FLOAT):
-        number = plain_number(node, expected)
-        if isinstance(number, float) and number in (float("inf"), float("-inf")):
-            raise Invalid("number too large for JSON", expected)
-        return number
-    raise Invalid(f"wrong type ({type_name(node)})", expected + quote_hint(node))
-
-
-def json_object(context: Context, node: Node, keypath: str) -> dict[str, Any]:
-    if node_kind(node) != "mapping":
-        raise Invalid(f"wrong type ({type_name(node)})", "a mapping of expected keys and values")
-    result: dict[str, Any] = json_value(context, node, keypath)
-    return result
-
-
-def switch(
-    build: Converter[_T], default: Callable[[], _T] | None, what: str
-) -> Converter[_T | None]:
-    """A check that may be a mapping, ``false`` (off) or, when it has defaults, ``true``."""
-    expected = (
-        f"a mapping with {what}, true or false" if default else f"a mapping with {what}, or false"
-    )
-
-    def convert(context: Context, node: Node, keypath: str) -> _T | None:
-        if node_kind(node) == "scalar" and node.tag == BOOL:
-            if not boolean(context, node, keypath):
-                return None
-            if default is not None:
-                return default()
-            raise Invalid("true is not enough here: this check needs settings", expected)
-        if node_kind(node) != "mapping":
-            raise Invalid(f"wrong type ({type_name(node)})", expected)
-        return build(context, node, keypath)
-
-    return convert
-
-
-def entry_list(converter: Converter[_T], what: str) -> Converter[tuple[_T, ...]]:
-    """A list of check entries; ``false`` or ``[]`` means none."""
-    as_list = list_of(converter, what)
-
-    def convert(context: Context, node: Node, keypath: str) -> tuple[_T, ...]:
-        if node_kind(node) == "scalar" and node.tag == BOOL and not boolean(context, node, keypath):
-            return ()
-        if node_kind(node) != "sequence":
-            raise Invalid(f"wrong type ({type_name(node)})", f"a list of {what}, or false")
-        return as_list(context, node, keypath)
-
-    return convert

@@ -3,9 +3,9 @@
 The file must be a regular UTF-8 file of at most 64 KiB; it is composed into nodes (never
 constructed into Python objects) by a :class:`yaml.SafeLoader` subclass that refuses anchors,
 aliases, non-standard tags and deep nesting. Nodes keep their line, column and source text,
-which :mod:`.config_nodes` and the schema in :mod:`.config_loader` need. Every problem is
-reported in one format: ``<file>:<line>:<col>: <key path>: <problem>; found <value>,
-expected <what>``.
+which :mod:`.config_nodes` and the schema (the modules :mod:`.config_loader` names) need.
+Every problem is reported in one format: ``<file>:<line>:<col>: <key path>: <problem>;
+found <value>, expected <what>``.
 
 ``yaml`` is imported inside functions only: pytest imports the plugin on every run.
 """

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .report import failure_reasons
+
 __all__ = ["HeadlinedFailure", "headline_of"]
 
 
@@ -38,8 +40,6 @@ class HeadlinedFailure:
 
 
 def headline_of(text: str, findings: Sequence[Mapping[str, Any]]) -> str:
-    """The first finding not accepted, else the first line of *text*."""
-    for found in findings:
-        if not found.get("accepted"):
-            return str(found["message"])
-    return text.strip().splitlines()[0] if text.strip() else ""
+    """The first of the failure's reasons (:func:`.report.failure_reasons`): its first
+    finding not accepted, else the first line of *text*."""
+    return next(iter(failure_reasons(findings, text.strip(), most_lines=1)), "")

@@ -136,8 +136,7 @@ class RehearsalItem(_RehearsalNode):
             pytest.fail(self.engine.redact(verdict.message), pytrace=False)
         if verdict.accepted:
             # Shown as xfailed: known, tracked, not blocking until its entry's date.
-            reasons = dict.fromkeys(f.accepted.reason for f in verdict.findings if f.accepted)
-            pytest.xfail(self.engine.redact("accepted: " + "; ".join(reasons)))
+            pytest.xfail(self.engine.redact(verdict.accepted_reason))
 
 
 class RollbackItemSpec(Protocol):

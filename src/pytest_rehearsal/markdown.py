@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .release import DeployRecord, RollbackRecord
-from .report import FAILING, CheckRecord, RehearsalReport
+from .report import FAILING, CheckRecord, RehearsalReport, failure_reasons
 from .text import plural
 from .units import format_elapsed
 
@@ -83,9 +83,7 @@ def _blockers(checks: Sequence[CheckRecord]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for check in checks:
-        got = [str(f["message"]) for f in check.findings if not f.get("accepted")]
-        if not got:
-            got = [line for line in check.message.splitlines() if line.strip()][:3]
+        got = failure_reasons(check.findings, check.message, most_lines=3)
         rows.append(
             f"| `{check.id}` | {_cell(check.owner)} | {_cell(check.expect)} | "
             f"{'<br>'.join(_cell(line) for line in got)} | {_cell(check.rollback_note)} |"

@@ -16,6 +16,7 @@ import shlex
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .answers import describe_answer
 from .checks._base import Action, Check, Probe, Reply, ReplyLog
 from .config import RollbackConfig
 from .redact import Redactor
@@ -126,9 +127,7 @@ def _lifecycle_plan(settings: Settings) -> list[str]:
         _command_line("command", command, rollback, rollback.timeout),
     ]
     if verify is not None:
-        what = f"status {verify.expect_status}"
-        if verify.expect_json:
-            what += f" with JSON containing {json.dumps(dict(verify.expect_json), sort_keys=True)}"
+        what = describe_answer(verify.expect_status, verify.expect_json)
         if verify.track:
             what += f", {', '.join(verify.track)} changed from the baseline"
         lines.append(f"  verify: GET {path} until {what}, within {format_duration(verify.within)}")

@@ -6,7 +6,7 @@ Pure logic over plain records; the plugin collects the records from pytest's rep
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
@@ -18,6 +18,8 @@ __all__ = [
     "CheckRecord",
     "RehearsalReport",
     "decide_verdict",
+    "failure_reasons",
+    "message_lines",
 ]
 
 SCHEMA = "pytest-rehearsal/report@1"
@@ -55,6 +57,24 @@ class CheckRecord:
             "properties": dict(self.properties),
             "findings": [dict(finding) for finding in self.findings],
         }
+
+
+def message_lines(text: str) -> list[str]:
+    """The lines of *text* that say something (blank ones dropped)."""
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def failure_reasons(
+    findings: Iterable[Mapping[str, Any]], message: str, *, most_lines: int | None = None
+) -> list[str]:
+    """Why a check failed, one line each: the messages of its findings that no ``accept``
+    entry accepts; without such findings (a team's test, a crash), the lines of its *message*,
+    the first *most_lines* of them when given (a traceback is long).
+
+    The terminal summary, the Markdown summary and the short summary line all show these.
+    """
+    reasons = [str(found["message"]) for found in findings if not found.get("accepted")]
+    return reasons or message_lines(message)[:most_lines]
 
 
 def decide_verdict(report: RehearsalReport) -> str:

@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .report import FAILING, CheckRecord, RehearsalReport
+from .report import FAILING, CheckRecord, RehearsalReport, failure_reasons, message_lines
 from .text import plural
 
 __all__ = ["REASONS_SHOWN", "summary_lines", "verdict_fits"]
@@ -47,13 +47,13 @@ def summary_lines(report: RehearsalReport, width: int, *, verbose: bool = False)
     if deploy is not None:
         details = [deploy.summary_line()]
         if deploy.outcome == "failed":
-            details += _lines(deploy.message)[1:]
+            details += message_lines(deploy.message)[1:]
         lines += _row(deploy.outcome, "deploy", deploy.owner, details, width)
     rollback = report.rollback
     if rollback is not None:
         details = [rollback.summary_line()]
         if rollback.outcome == "failed" or verbose:
-            details += _lines(rollback.message)[1:]
+            details += message_lines(rollback.message)[1:]
         said = "\n".join(details)
         details += [f"note: {note}" for note in rollback.notes if note not in said]
         lines += _row(rollback.outcome, "rehearsal::rollback", rollback.owner, details, width)
@@ -64,7 +64,7 @@ def summary_lines(report: RehearsalReport, width: int, *, verbose: bool = False)
 
 
 def _skip_reason(check: CheckRecord) -> str:
-    return next((line for line in check.message.splitlines() if line.strip()), "")
+    return next(iter(message_lines(check.message)), "")
 
 
 def _skipped_alike(checks: Iterable[CheckRecord]) -> dict[str, list[CheckRecord]]:
@@ -76,16 +76,10 @@ def _skipped_alike(checks: Iterable[CheckRecord]) -> dict[str, list[CheckRecord]
     return {reason: alike for reason, alike in by_reason.items() if len(alike) > 1}
 
 
-def _lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.strip()]
-
-
 def _details(check: CheckRecord, verbose: bool) -> list[str]:
     """What is said under a check's row: why it failed, why it was accepted or skipped."""
     if check.outcome in FAILING:
-        reasons = [str(f["message"]) for f in check.findings if not f.get("accepted")]
-        if not reasons:
-            reasons = [line for line in check.message.splitlines() if line.strip()]
+        reasons = failure_reasons(check.findings, check.message)
         if len(reasons) > REASONS_SHOWN:
             rest = len(reasons) - REASONS_SHOWN
             reasons = [*reasons[:REASONS_SHOWN], f"+ {rest} more (see above)"]

@@ -74,8 +74,8 @@ def parse_duration(value: str | int | float) -> float:
     return seconds
 
 
-def parse_size(value: str | int) -> int:
-    """Return *value* in bytes; a bare integer means bytes."""
+def parse_size(value: str | int | float) -> int:
+    """Return *value* in bytes; a bare integer means bytes (a float is refused)."""
     if isinstance(value, (bool, float)):
         raise ValueError(f"expected {SIZE_EXPECTED}, got {value!r}")
     if isinstance(value, int):

@@ -169,12 +169,18 @@ class Reply:
     def summary(self) -> str:
         """The body described, never quoted (it may be the secret): size and type, and the
         title of an HTML page."""
+        kind = self._kind()
+        return f"an {kind}" if kind is not None else self.size_and_type()
+
+    def _kind(self) -> str | None:
+        """``empty body`` or ``HTML page "Title" (3.2 KiB)``: a body that is told by what it
+        is rather than by its text; None for any other body."""
         if not self.body:
-            return "an empty body"
+            return "empty body"
         title = self.title()
         if title is None:
-            return self.size_and_type()
-        return f'an HTML page "{title}" ({_amount(len(self.body), self.truncated)})'
+            return None
+        return f'HTML page "{title}" ({_amount(len(self.body), self.truncated)})'
 
     def title(self) -> str | None:
         """The ``<title>`` of an HTML body, shown safely, or None."""
@@ -198,11 +204,9 @@ class Reply:
     def describe_body(self, limit: int = 200) -> str:
         """The body for a message: an excerpt of a text body (secrets redacted), the title
         of an HTML page, or size and type of a body that is not text."""
-        if not self.body:
-            return "empty body"
-        title = self.title()
-        if title is not None:
-            return f'HTML page "{title}" ({_amount(len(self.body), self.truncated)})'
+        kind = self._kind()
+        if kind is not None:
+            return kind
         text = self.readable_text()
         if text is None:
             return f"{self.size_and_type()} (not text)"
@@ -278,6 +282,12 @@ class Verdict:
     def accepted(self) -> bool:
         """Whether it found something and every finding is accepted for now."""
         return bool(self.findings) and not self.blocking
+
+    @property
+    def accepted_reason(self) -> str:
+        """``accepted: <reason>`` for pytest's xfail line (each distinct reason once)."""
+        reasons = dict.fromkeys(f.accepted.reason for f in self.findings if f.accepted)
+        return "accepted: " + "; ".join(reasons) if reasons else ""
 
     @property
     def message(self) -> str:

@@ -204,9 +204,9 @@ def _date(moment: float) -> str:
 
 
 def build(config: RehearsalConfig) -> list[Check]:
-    """The TLS check, for an https staging URL, unless ``checks.tls: false``."""
+    """The TLS check, unless ``checks.tls: false``; the registry
+    (:func:`~pytest_rehearsal.checks.build_checks`) asks for it for an https staging only."""
     spec = config.checks.tls
-    url = config.staging_url or ""
-    if spec is None or not url.startswith("https://"):
+    if spec is None:
         return []
-    return [TlsCheck(spec, meta_for(config, spec.meta), url)]
+    return [TlsCheck(spec, meta_for(config, spec.meta), config.staging_url or "")]
