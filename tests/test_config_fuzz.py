@@ -18,12 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_rehearsal.config import ConfigError, RehearsalConfig
-from pytest_rehearsal.config_loader import (
-    check_production,
-    parse_config,
-    split_command,
-    validate_staging_url,
-)
+from pytest_rehearsal.config_commands import split_command
+from pytest_rehearsal.config_loader import parse_config
+from pytest_rehearsal.config_urls import check_production, validate_staging_url
 
 FUZZ = settings(
     max_examples=250,

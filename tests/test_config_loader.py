@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_rehearsal.activation import MAX_CONFIG_BYTES
 from pytest_rehearsal.checks import uploads
 from pytest_rehearsal.config import (
     DEFAULT_SECRET_PATHS,
@@ -34,14 +35,12 @@ from pytest_rehearsal.config import (
     VerifyConfig,
     WatchConfig,
 )
-from pytest_rehearsal.config_loader import (
-    MAX_CONFIG_BYTES,
+from pytest_rehearsal.config_commands import split_command
+from pytest_rehearsal.config_loader import load_config, parse_config
+from pytest_rehearsal.config_urls import (
     MAX_PRODUCTION_TEXT,
     check_production,
-    load_config,
-    parse_config,
     production_match,
-    split_command,
     validate_staging_url,
 )
 from pytest_rehearsal.upload_probe import multipart_framing

@@ -11,8 +11,8 @@ The schema is split by what it describes: the top level and its small sections (
 :mod:`.config_urls`, commands in :mod:`.config_commands`, and the values several sections
 share in :mod:`.config_values`. All of them are built on the reader of :mod:`.config_nodes`
 and the generic converters of :mod:`.config_types`. The URL and command rules hold for the
-command line and the environment too: :func:`validate_staging_url`, :func:`check_production`
-and :func:`split_command` (re-exported here) are the ones the settings call.
+command line and the environment too: the settings call :mod:`.config_urls` and
+:mod:`.config_commands` for those.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from .accept import refusal
 from .checks import BUILTIN
 from .config import AcceptEntry, AuthConfig, Defaults, RehearsalConfig
 from .config_checks import checks_section
-from .config_commands import split_command
 from .config_interpolation import interpolate
 from .config_nodes import (
     NULL,
@@ -44,30 +43,14 @@ from .config_nodes import (
 )
 from .config_release import deploy_section, rollback_section
 from .config_types import duration_value, integer_in, list_of, non_empty_text, string
-from .config_urls import (
-    MAX_PRODUCTION_TEXT,
-    check_production,
-    production_match,
-    production_patterns,
-    staging_url_value,
-    validate_staging_url,
-)
+from .config_urls import production_patterns, staging_url_value
 from .config_values import HEADER_NAME, header_name, local_path, secret_env_name
-from .config_yaml import MAX_CONFIG_BYTES, TAG, compose, read_config_text
+from .config_yaml import TAG, compose, read_config_text
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
 
-__all__ = [
-    "MAX_CONFIG_BYTES",
-    "MAX_PRODUCTION_TEXT",
-    "check_production",
-    "load_config",
-    "parse_config",
-    "production_match",
-    "split_command",
-    "validate_staging_url",
-]
+__all__ = ["load_config", "parse_config"]
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> RehearsalConfig:

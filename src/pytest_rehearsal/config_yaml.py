@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from yaml.nodes import Node
 
 __all__ = [
-    "MAX_CONFIG_BYTES",
     "SHOW_WIDTH",
     "TAG",
     "clip",

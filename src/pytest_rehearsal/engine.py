@@ -170,7 +170,7 @@ class ProcessEngine:
         reply = self.sender.send(probe, not_after=not_after)
         location = reply.header("location") if reply.status and 300 <= reply.status < 400 else None
         if location:
-            from .config_loader import production_match  # only redirects need it
+            from .config_urls import production_match  # only redirects need it
 
             target = urljoin(reply.url, location)
             pattern = production_match(target, self.settings.config.production)

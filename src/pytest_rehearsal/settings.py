@@ -98,12 +98,9 @@ def resolve(
     """
     env_url = environ.get("STAGING_URL") or None
     _refuse_surrogates(options, env_url)
-    from .config_loader import (
-        check_production,
-        load_config,
-        split_command,
-        validate_staging_url,
-    )
+    from .config_commands import split_command
+    from .config_loader import load_config
+    from .config_urls import check_production, validate_staging_url
 
     config = load_config(config_file, environ) if config_file else RehearsalConfig()
     if options.staging_url:
