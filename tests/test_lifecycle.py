@@ -634,8 +634,11 @@ def test_a_failed_deploy_that_changed_nothing_is_not_rolled_back_further(
     assert record.outcome == "failed"
     assert current(old_release) == "1.4.2"
 
-    back, lines = rollback(config, fetch, deploy=record)
+    override = (str(tmp_path / "rollback.sh"), "--now")  # --rollback-command
+    back, lines = rollback(config, fetch, deploy=record, command_override=override)
     assert back.outcome == "skipped"
+    assert back.command == override  # what would have run, never the config's
+    assert back.expect.startswith(f"`{tmp_path / 'rollback.sh'} --now` exits 0")
     assert back.phase == "baseline"
     assert steps(back) == [("baseline", "passed")]
     assert back.message.startswith(
@@ -890,7 +893,7 @@ def test_no_command_fails_with_the_contract_message_without_touching_staging(
 
 def test_skipped_for_no_rollback() -> None:
     config = RollbackConfig(command=("./deploy.sh", "rollback"), owner="@ops", note="n")
-    record = RollbackRecord.skipped("--no-rollback was given", config)
+    record = RollbackRecord.skipped("--no-rollback was given", config, config.command)
     assert (record.outcome, record.command, record.owner) == (
         "skipped",
         ("./deploy.sh", "rollback"),
@@ -914,4 +917,15 @@ def test_expected_text_is_generated_from_the_config() -> None:
         "`./deploy.sh deploy 1.5.0` exits 0 and staging answers as before the rollback"
     )
     explicit = RollbackConfig(command=("x",), expect="staging is on 1.4.2 again")
-    assert RollbackRecord.skipped("r", explicit).expect == "staging is on 1.4.2 again"
+    assert RollbackRecord.skipped("r", explicit, ("x",)).expect == "staging is on 1.4.2 again"
+
+
+def test_a_skipped_rollback_names_the_command_that_would_have_run() -> None:
+    config = RollbackConfig(command=("./deploy.sh", "rollback"))
+    record = RollbackRecord.skipped("vetoed", config, ("./other.sh", "--fast"))
+    assert record.command == ("./other.sh", "--fast")
+    assert record.expect.startswith("`./other.sh --fast` exits 0")
+    assert record.properties()["rollback_command"] == "./other.sh --fast"
+    nothing = RollbackRecord.skipped("r", RollbackConfig(), None)
+    assert nothing.command == ()
+    assert nothing.expect.startswith("a configured rollback command exits 0")

@@ -161,6 +161,25 @@ def test_rollback_command_option_overrides_the_config(
     result.stdout.fnmatch_lines(["*rollback | other rollback ran*"])
 
 
+@pytest.mark.parametrize("skip", ["--no-rollback", "-k health"])
+def test_a_skipped_rollback_names_the_command_given_on_the_command_line(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str], skip: str
+) -> None:
+    _, url = tiny_staging
+    _project(pytester)
+    result = pytester.runpytest(
+        f"--staging-url={url}",
+        "--rollback-command=./other.sh --fast",
+        "--rehearsal-report=r.json",
+        *skip.split(),
+    )
+    assert result.ret == 0, result.stdout.str()
+    rollback = load_report(pytester.path / "r.json")["rollback"]
+    assert rollback["outcome"] == "skipped"
+    assert rollback["command"] == ["./other.sh", "--fast"]
+    assert rollback["expect"].startswith("`./other.sh --fast` exits 0")
+
+
 @pytest.mark.parametrize(
     ("url", "problem"),
     [

@@ -706,15 +706,13 @@ def rehearse_rollback(
     rollback = config.rollback
     started, wall = clock(), time.time()
     after_failed_deploy = deploy is not None and deploy.outcome == "failed"
+    argv = tuple(command_override or rollback.command or ())
     if after_failed_deploy and deploy is not None:
-        untouched = _untouched_by_the_deploy(run, _verify_target(config), deploy)
+        untouched = _untouched_by_the_deploy(run, _verify_target(config), deploy, argv)
         if untouched is not None:
             run.say(untouched.summary_line())
             return untouched
-    state = _Rollback(
-        argv=tuple(command_override or rollback.command or ()),
-        restore=None if after_failed_deploy else rollback.restore,
-    )
+    state = _Rollback(argv=argv, restore=None if after_failed_deploy else rollback.restore)
     summary: WatchSummary | None = None
     if not state.argv:
         state.extra_failures.append(("preflight", NO_COMMAND_MESSAGE))
@@ -737,7 +735,7 @@ def rehearse_rollback(
 
 
 def _untouched_by_the_deploy(
-    run: _Run, target: _Target, deploy: DeployRecord
+    run: _Run, target: _Target, deploy: DeployRecord, argv: tuple[str, ...]
 ) -> RollbackRecord | None:
     """After a failed deploy: a record saying there is nothing to roll back when staging
     still serves the release before the deploy (its tracked fields), else ``None``.
@@ -759,7 +757,8 @@ def _untouched_by_the_deploy(
         "there is nothing to roll back, and a rollback would go one release further back"
     )
     step = timer.record("baseline", True, f"GET {target.path} served {snapshot.describe()}")
-    skipped = RollbackRecord.skipped(message, run.config.rollback)
+    shown = tuple(run.redactor(arg) for arg in argv)
+    skipped = RollbackRecord.skipped(message, run.config.rollback, shown)
     return dataclasses.replace(
         skipped,
         phase="baseline",

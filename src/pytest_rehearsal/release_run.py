@@ -13,7 +13,6 @@ records). One object per process, registered as a plugin by the engine:
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ import pytest
 from .items import ROLLBACK_NODEID, RehearsalItem, RollbackItem
 from .live import LiveLines
 from .redact import Redactor
-from .release import DeployRecord, RollbackRecord, StepRecord, expected_result
+from .release import DeployRecord, RollbackRecord, StepRecord
 from .settings import Settings
 from .text import plural
 
@@ -170,15 +169,13 @@ class ReleaseRun:
 
     def item_metadata(self) -> RollbackRecord:
         """What the rollback item shows before it runs: owner, expected result, note."""
-        rollback = self._settings.config.rollback
-        expect = rollback.expect or expected_result(rollback, self._settings.rollback_command)
-        return dataclasses.replace(RollbackRecord.skipped("not run yet", rollback), expect=expect)
+        return self._skipped("not run yet")
 
     def decide(self, collection_errors: Sequence[str]) -> None:
         """Once every test has run: whether the rollback is to run at all."""
         self._skip_rollback = self._reason_not_to_roll_back(collection_errors)
         if self._skip_rollback is not None:
-            self._done(RollbackRecord.skipped(self._skip_rollback, self._settings.config.rollback))
+            self._done(self._skipped(self._skip_rollback))
 
     def preflight(self) -> str | None:
         """The rollback item's setup: skips it when it is not to run; why it cannot start."""
@@ -207,7 +204,7 @@ class ReleaseRun:
         """The rollback's record for the reports (*reason*: why, if it never ran)."""
         if self.rollback_record is not None:
             return self.rollback_record
-        return RollbackRecord.skipped(reason, self._settings.config.rollback)
+        return self._skipped(reason)
 
     def phases(self) -> tuple[list[Phase], list[Phase]]:
         """The timeline's bars of the deploy and of the rollback."""
@@ -238,6 +235,11 @@ class ReleaseRun:
             if self.rollback_problem:
                 rollback += f" (WILL FAIL: {self.rollback_problem})"
         return f"{deploy}rollback {rollback}"
+
+    def _skipped(self, reason: str) -> RollbackRecord:
+        """A rollback not rehearsed, naming the command that would have run."""
+        settings = self._settings
+        return RollbackRecord.skipped(reason, settings.config.rollback, settings.rollback_command)
 
     def _done(self, record: RollbackRecord) -> None:
         self.rollback_record = record
