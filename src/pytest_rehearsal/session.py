@@ -168,7 +168,7 @@ class RehearsalSession(ProcessEngine):
             # A cancelled CI job sends SIGTERM: treat it like Ctrl-C so the run ends cleanly.
             self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         if self._distributing and not self._checks_started:
-            if self.settings.config.deploy is None:
+            if not self._deploy_waits_for_collection():
                 # --staging-wait comes now, while the workers boot; they get no test
                 # before this hook returns.
                 self._start_checks()
@@ -218,6 +218,15 @@ class RehearsalSession(ProcessEngine):
             raise
         self._finish(session, rollback)
         return result
+
+    def _deploy_waits_for_collection(self) -> bool:
+        """A deploy is to run (configured, and its rollback selected): under xdist it comes
+        once the workers have collected, and the checks after it."""
+        return (
+            self.settings.config.deploy is not None
+            and not self.settings.no_rollback
+            and any(isinstance(item, RollbackItem) for item in self._selected)
+        )
 
     def _start_checks(self) -> None:
         """``--staging-wait``, the deploy, then every selected check as one concurrent batch.
