@@ -108,7 +108,7 @@ def test_a_failing_rollback_blocks_even_when_every_check_passed(
         [
             "rollback | cannot reach the cluster",
             "rehearsal F*[[]100%[]]",
-            "rollback command `./rollback.sh` exited with status 3",
+            "rollback command `./rollback.sh` exited with status 3 (retrying is not safe *)",
             "*cannot reach the cluster",
             "*verdict: blocked — 1 of 1 checks passed, rollback failed*",
             "PASSED rehearsal::health",
