@@ -26,6 +26,8 @@ from pytest_rehearsal.config_loader import parse_config
 from pytest_rehearsal.lifecycle import (
     NO_COMMAND_MESSAGE,
     NOT_ANSWERED_MESSAGE,
+    RETRY_SAFE,
+    RETRY_UNSAFE,
     Fetch,
     FetchResult,
     rehearse_deploy,
@@ -311,7 +313,7 @@ def test_a_baseline_that_already_meets_expect_json_cannot_tell_the_releases_apar
     record, _ = rollback(config, fetch)
     assert (record.outcome, record.phase) == ("failed", "baseline")
     assert "cannot tell the releases apart" in record.message
-    assert record.message.endswith("nothing was rolled back")
+    assert record.message.endswith("nothing was rolled back (retrying is safe)")
     assert current(release_root) == "1.5.0"
     assert (release_root / "previous").read_text().strip() == "1.4.2"
 
@@ -443,7 +445,7 @@ def test_a_restore_that_cannot_start_stops_everything_before_the_rollback(
     record, _ = rollback(config, fetch)
     assert (record.outcome, record.phase) == ("failed", "preflight")
     assert record.message.startswith("restore command './roll-forward.sh' not found")
-    assert record.message.endswith("; nothing was run")
+    assert record.message.endswith("; nothing was run (retrying is safe)")
     assert current(release_root) == "1.5.0"
 
 
@@ -490,7 +492,7 @@ def test_max_outage_zero_fails_a_rollback_with_any_failed_poll(
     assert (record.outcome, record.phase) == ("failed", "done")
     assert record.message.startswith("staging failed its health check for ")
     assert "in a row during the rollback (" in record.message
-    assert record.message.endswith("over max_outage 0 s")
+    assert record.message.endswith("over max_outage 0 s (retrying is safe: staging was restored)")
     assert current(release_root) == "1.5.0"  # every step ran: only the budget failed
     assert record.summary_line().startswith("rollback failed its budget: staging failed")
 
@@ -502,7 +504,9 @@ def test_max_recovery_names_the_measured_time(
     record, _ = rollback(config, fetch)
     assert (record.outcome, record.phase) == ("failed", "done")
     assert record.message.startswith("the rollback reached the previous release after ")
-    assert record.message.endswith(", over max_recovery 1 ms")
+    assert record.message.endswith(
+        ", over max_recovery 1 ms (retrying is safe: staging was restored)"
+    )
 
 
 def test_without_the_watch_there_are_no_poll_figures(
@@ -634,8 +638,11 @@ def test_a_failed_deploy_that_changed_nothing_is_not_rolled_back_further(
     assert record.outcome == "failed"
     assert current(old_release) == "1.4.2"
 
-    back, lines = rollback(config, fetch, deploy=record)
+    override = (str(tmp_path / "rollback.sh"), "--now")  # --rollback-command
+    back, lines = rollback(config, fetch, deploy=record, command_override=override)
     assert back.outcome == "skipped"
+    assert back.command == override  # what would have run, never the config's
+    assert back.expect.startswith(f"`{tmp_path / 'rollback.sh'} --now` exits 0")
     assert back.phase == "baseline"
     assert steps(back) == [("baseline", "passed")]
     assert back.message.startswith(
@@ -870,6 +877,184 @@ def test_secrets_staging_serves_are_masked_in_every_field(tmp_path: Path) -> Non
 
 
 # ------------------------------------------------------------------------------------------
+# retry advice: every failure says whether running the rehearsal again is safe
+
+#: One failure of each kind: (config, the rollback's or deploy's script, the restore's, a
+#: fresh fetch, where it fails, whether a retry is safe). Scripts run in tmp_path.
+_ANY = (
+    "rollback: {command: ./rollback.sh, cwd: ., watch: false, "
+    "verify: {track: [version], within: 1s}"
+)
+_DEPLOY = "rollback: {cwd: .}\ndeploy: {command: ./deploy.sh, within: 1s}"
+
+
+def _refused() -> Fetch:
+    return lambda path: FetchResult(None, error="connection refused")
+
+
+def _interrupted_after(answered: int, fetch: Fetch) -> Fetch:
+    calls: list[str] = []
+
+    def interrupting(path: str) -> FetchResult:
+        calls.append(path)
+        if len(calls) > answered:
+            raise KeyboardInterrupt
+        return fetch(path)
+
+    return interrupting
+
+
+def _down_while_rolling_back() -> Fetch:
+    """/health fails (the watch sees it); the verify path /version goes 1.5.0 -> 1.4.2."""
+    versions = answers("1.5.0", "1.4.2")
+
+    def fetch(path: str) -> FetchResult:
+        return FetchResult(503, b"down") if path == "/health" else versions(path)
+
+    return fetch
+
+
+RETRY_CASES: dict[str, tuple[str, str, str | None, Callable[[], Fetch], str, bool]] = {
+    "no-command": ("rollback: {cwd: .}", "", None, _refused, "preflight", True),
+    "baseline-no-answer": (_ANY + "}", "exit 0", None, _refused, "baseline", True),
+    "baseline-status": (
+        _ANY + "}",
+        "exit 0",
+        None,
+        lambda: answers("1.5.0", status=404),
+        "baseline",
+        True,
+    ),
+    "baseline-untracked": (
+        "rollback: {command: ./rollback.sh, cwd: ., verify: {track: [build.sha]}}",
+        "exit 0",
+        None,
+        lambda: answers("1.5.0"),
+        "baseline",
+        True,
+    ),
+    "baseline-same": (
+        "rollback: {command: ./rollback.sh, cwd: ., verify: {expect_json: {version: '1.5.0'}}}",
+        "exit 0",
+        None,
+        lambda: answers("1.5.0"),
+        "baseline",
+        True,
+    ),
+    "interrupted-baseline": (
+        _ANY + "}",
+        "exit 0",
+        None,
+        lambda: _interrupted_after(0, answers("1.5.0")),
+        "baseline",
+        True,
+    ),
+    "preflight": (_ANY + "}", "", None, lambda: answers("1.5.0"), "preflight", True),
+    "command-exit": (_ANY + "}", "exit 3", None, lambda: answers("1.5.0"), "command", False),
+    "command-timeout": (
+        _ANY + ", timeout: 200ms}",
+        "sleep 5",
+        None,
+        lambda: answers("1.5.0"),
+        "command",
+        False,
+    ),
+    "verify": (_ANY + "}", "exit 0", None, lambda: answers("1.5.0"), "verify", False),
+    "interrupted-verify": (
+        _ANY + "}",
+        "exit 0",
+        None,
+        lambda: _interrupted_after(1, answers("1.5.0")),
+        "verify",
+        False,
+    ),
+    "restore": (
+        _ANY + ", restore: ./restore.sh}",
+        "exit 0",
+        "exit 4",
+        lambda: answers("1.5.0", "1.4.2"),
+        "restore",
+        False,
+    ),
+    "restore-verify": (
+        _ANY + ", restore: ./restore.sh}",
+        "exit 0",
+        "exit 0",
+        lambda: answers("1.5.0", "1.4.2"),
+        "restore_verify",
+        False,
+    ),
+    "max-recovery-restored": (
+        _ANY + ", restore: ./restore.sh, max_recovery: 1ms}",
+        "sleep 0.05",
+        "exit 0",
+        lambda: answers("1.5.0", "1.4.2", "1.5.0"),
+        "done",
+        True,
+    ),
+    "max-outage": (
+        "rollback: {command: ./rollback.sh, cwd: ., watch: {interval: 100ms}, max_outage: 0s, "
+        "verify: {path: /version, track: [version], within: 1s}}",
+        "sleep 0.3",
+        None,
+        _down_while_rolling_back,
+        "done",
+        False,
+    ),
+    "deploy-preflight": (_DEPLOY, "", None, _refused, "preflight", True),
+    "deploy-exit": (_DEPLOY, "exit 1", None, _refused, "deploy", False),
+    "deploy-health": (
+        _DEPLOY,
+        "exit 0",
+        None,
+        lambda: answers("1.5.0", status=503),
+        "deploy_health",
+        False,
+    ),
+    "deploy-interrupted": (
+        _DEPLOY,
+        "exit 0",
+        None,
+        lambda: _interrupted_after(0, answers("1.5.0")),
+        "interrupted",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(RETRY_CASES))
+def test_every_failure_says_whether_retrying_is_safe(tmp_path: Path, case: str) -> None:
+    config_text, script, restore, new_fetch, where, safe = RETRY_CASES[case]
+    fetch = new_fetch()
+    deploying = "deploy:" in config_text
+    if script:
+        write_rollback_script(tmp_path, "deploy.sh" if deploying else "rollback.sh", script)
+    if restore:
+        write_rollback_script(tmp_path, "restore.sh", restore)
+    config = parse_config(config_text + "\n", tmp_path / "rehearsal.yaml")
+    fake = FakeTime()
+    # A fake clock lets verify and health polls run out at once; budgets need the real one.
+    clocks = {} if where in ("command", "done") else {"clock": fake.clock, "sleep": fake.sleep}
+    record: RollbackRecord | DeployRecord
+    if deploying:
+        record = rehearse_deploy(config, fetch=fetch, redactor=NO_SECRETS, say=print, **clocks)
+        failed_at = record.failed_step or ("interrupted" if record.interrupted else None)
+    else:
+        record, _ = rollback(config, fetch, **clocks)
+        failed_at = record.phase
+    assert (record.outcome, failed_at) == ("failed", where), record.message
+    advice = RETRY_SAFE if safe else RETRY_UNSAFE
+    first_line = record.message.split("\n", 1)[0]
+    assert advice in first_line, record.message  # so every summary line carries it too
+    assert advice in record.summary_line()
+    if safe:
+        assert RETRY_UNSAFE not in record.message
+    for step in record.steps:
+        if step.outcome == "failed":
+            assert RETRY_SAFE in step.message or RETRY_UNSAFE in step.message, step.message
+
+
+# ------------------------------------------------------------------------------------------
 # no command, skipped, expected text
 
 
@@ -890,7 +1075,7 @@ def test_no_command_fails_with_the_contract_message_without_touching_staging(
 
 def test_skipped_for_no_rollback() -> None:
     config = RollbackConfig(command=("./deploy.sh", "rollback"), owner="@ops", note="n")
-    record = RollbackRecord.skipped("--no-rollback was given", config)
+    record = RollbackRecord.skipped("--no-rollback was given", config, config.command)
     assert (record.outcome, record.command, record.owner) == (
         "skipped",
         ("./deploy.sh", "rollback"),
@@ -914,4 +1099,15 @@ def test_expected_text_is_generated_from_the_config() -> None:
         "`./deploy.sh deploy 1.5.0` exits 0 and staging answers as before the rollback"
     )
     explicit = RollbackConfig(command=("x",), expect="staging is on 1.4.2 again")
-    assert RollbackRecord.skipped("r", explicit).expect == "staging is on 1.4.2 again"
+    assert RollbackRecord.skipped("r", explicit, ("x",)).expect == "staging is on 1.4.2 again"
+
+
+def test_a_skipped_rollback_names_the_command_that_would_have_run() -> None:
+    config = RollbackConfig(command=("./deploy.sh", "rollback"))
+    record = RollbackRecord.skipped("vetoed", config, ("./other.sh", "--fast"))
+    assert record.command == ("./other.sh", "--fast")
+    assert record.expect.startswith("`./other.sh --fast` exits 0")
+    assert record.properties()["rollback_command"] == "./other.sh --fast"
+    nothing = RollbackRecord.skipped("r", RollbackConfig(), None)
+    assert nothing.command == ()
+    assert nothing.expect.startswith("a configured rollback command exits 0")

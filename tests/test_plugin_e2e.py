@@ -108,7 +108,7 @@ def test_a_failing_rollback_blocks_even_when_every_check_passed(
         [
             "rollback | cannot reach the cluster",
             "rehearsal F*[[]100%[]]",
-            "rollback command `./rollback.sh` exited with status 3",
+            "rollback command `./rollback.sh` exited with status 3 (retrying is not safe *)",
             "*cannot reach the cluster",
             "*verdict: blocked — 1 of 1 checks passed, rollback failed*",
             "PASSED rehearsal::health",
@@ -159,6 +159,25 @@ def test_rollback_command_option_overrides_the_config(
     result = pytester.runpytest(f"--staging-url={url}", "--rollback-command=./other.sh --fast")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*rollback | other rollback ran*"])
+
+
+@pytest.mark.parametrize("skip", ["--no-rollback", "-k health"])
+def test_a_skipped_rollback_names_the_command_given_on_the_command_line(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str], skip: str
+) -> None:
+    _, url = tiny_staging
+    _project(pytester)
+    result = pytester.runpytest(
+        f"--staging-url={url}",
+        "--rollback-command=./other.sh --fast",
+        "--rehearsal-report=r.json",
+        *skip.split(),
+    )
+    assert result.ret == 0, result.stdout.str()
+    rollback = load_report(pytester.path / "r.json")["rollback"]
+    assert rollback["outcome"] == "skipped"
+    assert rollback["command"] == ["./other.sh", "--fast"]
+    assert rollback["expect"].startswith("`./other.sh --fast` exits 0")
 
 
 @pytest.mark.parametrize(

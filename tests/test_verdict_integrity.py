@@ -44,27 +44,129 @@ def _run(pytester: pytest.Pytester, url: str, *args: str) -> tuple[pytest.RunRes
 # -- 1. collection errors ---------------------------------------------------------------------
 
 
+def _deploying_project(pytester: pytest.Pytester) -> tuple[Path, Path]:
+    """``_project`` with a deploy that appends to ``deployed.log``: the rollback's log, its log."""
+    deployed = pytester.path / "deployed.log"
+    write_rollback_script(pytester.path, "deploy.sh", f"echo deployed >> {deployed}\n")
+    return _project(pytester, "deploy: {command: ./deploy.sh, within: 5s}\n"), deployed
+
+
 @pytest.mark.parametrize(
     ("args", "exit_status"),
-    [((), 2), (("--continue-on-collection-errors",), 1), (("-n", "2"), 1)],
-    ids=["plain", "continue-on-collection-errors", "xdist"],
+    [
+        ((), 2),
+        (("--continue-on-collection-errors",), 1),
+        (("-n", "2"), 1),
+        (("-n", "2", "--continue-on-collection-errors"), 1),
+    ],
+    ids=["plain", "continue-on-collection-errors", "xdist", "xdist-continue"],
 )
-def test_a_collection_error_blocks_and_the_rollback_never_starts(
+def test_a_collection_error_blocks_and_neither_the_deploy_nor_the_rollback_runs(
     pytester: pytest.Pytester,
     tiny_staging: tuple[TinyStaging, str],
     args: tuple[str, ...],
     exit_status: int,
 ) -> None:
+    # Under xdist the deploy once ran while the workers were still collecting; and a deploy
+    # that the rollback will not follow (a collection error) would leave staging on the
+    # new release with its rollback never rehearsed.
     _, url = tiny_staging
-    log = _project(pytester)
-    pytester.makepyfile(test_broken="import a_module_that_does_not_exist\n")
+    rolled_back, deployed = _deploying_project(pytester)
+    pytester.makepyfile(test_broken="def test_broken(:\n    pass\n")
     result, report = _run(pytester, url, *args)
     assert result.ret == exit_status, result.stdout.str()
+    assert not deployed.exists(), "the deploy ran despite a collection error"
+    assert not rolled_back.exists(), "the rollback ran despite a collection error"
     assert report["verdict"] == "blocked"
     assert report["collection_errors"] == ["test_broken.py"]
+    assert report["deploy"] is None
+    assert report["not_rehearsed"][:1] == ["deploy"]
     assert report["rollback"]["outcome"] == "skipped"
-    assert not log.exists(), "the rollback ran despite a collection error"
-    assert "collection error" in result.stdout.str()
+    assert report["rollback"]["message"] == "not started: 1 collection error (test_broken.py)"
+    result.stdout.fnmatch_lines(
+        ["rehearsal: deploy not run: the rollback will not start (1 collection error*"]
+    )
+
+
+def test_workers_that_crash_while_collecting_leave_staging_untouched(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    # The deploy waits for the workers' collection; when none completes, neither the deploy
+    # nor a rollback (from the release staging was found on) may run.
+    _, url = tiny_staging
+    rolled_back, deployed = _deploying_project(pytester)
+    pytester.makeconftest(
+        """
+        import os
+
+        def pytest_collection_modifyitems(config):
+            if hasattr(config, "workerinput"):
+                os._exit(3)
+        """
+    )
+    pytester.makepyfile(test_team="def test_team():\n    pass\n")
+    result, report = _run(pytester, url, "-n", "2", "--max-worker-restart=0")
+    assert not deployed.exists(), "the deploy ran before any worker had collected"
+    assert not rolled_back.exists(), "the rollback ran though nothing was deployed"
+    assert report["verdict"] != "ready", result.stdout.str()
+    assert report["not_rehearsed"][:1] == ["deploy"]
+    assert report["rollback"]["message"] == (
+        "not started: the run stopped before the deploy; nothing was deployed"
+    )
+
+
+def test_workers_that_collect_different_tests_hold_the_deploy_back(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    # xdist reports differing collections as a collection error only after the last worker
+    # has collected, and then runs no test: the deploy must not have run before.
+    _, url = tiny_staging
+    rolled_back, deployed = _deploying_project(pytester)
+    pytester.makepyfile(
+        test_random="""
+        import random
+        import pytest
+
+        @pytest.mark.parametrize("n", [random.random()])
+        def test_random(n):
+            pass
+        """
+    )
+    result, report = _run(pytester, url, "-n", "2")
+    assert result.ret == 1, result.stdout.str()
+    assert "Different tests were collected" in result.stdout.str()
+    assert not deployed.exists(), "the deploy ran though the workers' collections differ"
+    assert not rolled_back.exists()
+    assert report["verdict"] == "blocked"
+    assert report["not_rehearsed"][:1] == ["deploy"]
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["plain", "xdist"])
+def test_a_deploy_runs_once_before_the_team_s_tests_and_the_rollback_once_after(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str], xdist: tuple[str, ...]
+) -> None:
+    _, url = tiny_staging
+    log = pytester.path / "events.log"
+    write_rollback_script(pytester.path, "deploy.sh", f"echo deploy >> {log}\n")
+    write_rollback_script(pytester.path, "rollback.sh", f"echo rollback >> {log}\n")
+    write_config(
+        pytester,
+        CHECKS + "deploy: {command: ./deploy.sh, within: 5s}\nrollback: {command: ./rollback.sh}\n",
+    )
+    pytester.makepyfile(
+        test_team=f"""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_team(n):
+            with open({str(log)!r}, "a") as log:
+                log.write("test\\n")
+        """
+    )
+    result, report = _run(pytester, url, *xdist)
+    assert result.ret == 0, result.stdout.str()
+    assert report["verdict"] == "ready"
+    assert log.read_text().splitlines() == ["deploy", *["test"] * 4, "rollback"]
 
 
 # -- 2. deselection ---------------------------------------------------------------------------

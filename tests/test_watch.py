@@ -118,25 +118,71 @@ def test_an_exception_from_the_poll_is_a_failed_poll() -> None:
     assert watch.summary().failed == watch.summary().polls >= 2
 
 
-def test_a_hanging_poll_does_not_hold_up_the_stop_and_is_not_counted() -> None:
+def test_a_poll_that_hangs_until_the_stop_does_not_hold_it_up_and_is_an_outage() -> None:
+    # A staging that stops answering during the rollback is down from the poll it left
+    # unanswered, however short the rollback.
     release = threading.Event()
-    started = threading.Event()
+    hanging = threading.Event()
+    calls = 0
 
     def poll() -> bool:
-        started.set()
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            return True
+        hanging.set()
         release.wait(10)
         return True
 
     watch = Watch(poll, interval=0.01, limit=30.0, join_timeout=0.2)
     watch.start()
-    assert started.wait(5)
+    assert hanging.wait(5)
+    time.sleep(0.3)  # thirty intervals without an answer
     before = time.monotonic()
     summary = watch.stop()
     assert time.monotonic() - before < 1.0
     release.set()
-    assert summary == WatchSummary(polls=0, failed=0, longest_outage_s=0.0, slowest_s=0.0)
+    assert (summary.polls, summary.failed) == (3, 1)
+    assert summary.longest_outage_s >= 0.3
+    assert summary.slowest_s == summary.longest_outage_s  # the unanswered poll's wait
     time.sleep(0.05)
-    assert watch.summary().polls == 0  # the late answer is dropped
+    assert watch.summary() == summary  # the late answer is judged as it stood at the stop
+
+
+@pytest.mark.parametrize(
+    ("in_flight", "failed"),
+    [(0.15, 0), (0.25, 1)],
+    ids=["one-slow-round-trip-is-no-outage", "two-round-trips-unanswered-is-down"],
+)
+def test_a_poll_in_flight_at_the_stop_is_down_only_once_overdue(
+    in_flight: float, failed: int
+) -> None:
+    # Answers take 100 ms (one round trip at the bench's +100 ms), as long as the interval:
+    # a poll still on its way at the stop is no outage; one pending for more than twice
+    # the interval and the slowest answer is.
+    now = 0.0
+    held = threading.Event()
+    release = threading.Event()
+    calls = 0
+
+    def poll() -> bool:
+        nonlocal calls, now
+        calls += 1
+        if calls <= 2:
+            now += 0.1
+            return True
+        held.set()
+        release.wait(10)
+        return True
+
+    watch = Watch(poll, interval=0.1, limit=1000.0, clock=lambda: now, join_timeout=0.2)
+    watch.start()
+    assert held.wait(5)
+    now += in_flight
+    summary = watch.stop()
+    release.set()
+    assert (summary.polls, summary.failed) == (2 + failed, failed)
+    assert summary.longest_outage_s == pytest.approx(in_flight if failed else 0.0)
 
 
 def test_a_watch_starts_once_and_refuses_nonsense() -> None:

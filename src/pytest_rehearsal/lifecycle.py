@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 __all__ = [
     "NOT_ANSWERED_MESSAGE",
     "NO_COMMAND_MESSAGE",
+    "RETRY_SAFE",
+    "RETRY_UNSAFE",
     "Fetch",
     "FetchResult",
     "Say",
@@ -64,9 +66,14 @@ __all__ = [
     "rehearse_rollback",
 ]
 
+#: Whether running the rehearsal again is safe, on the first line of every failure message:
+#: safe while nothing has touched staging (or the restore put it back), not safe blindly
+#: once a command may have left it part way.
+RETRY_SAFE = "retrying is safe"
+RETRY_UNSAFE = "retrying is not safe until you have checked what staging serves"
 NO_COMMAND_MESSAGE = (
     "no rollback command is configured: a release without a rollback path is not ready "
-    "(set rollback.command in rehearsal.yaml or pass --rollback-command)"
+    f"(set rollback.command in rehearsal.yaml or pass --rollback-command; {RETRY_SAFE})"
 )
 NOT_ANSWERED_MESSAGE = "staging did not answer before the rollback; nothing was rolled back"
 
@@ -430,18 +437,19 @@ def _baseline_problem(target: _Target, result: FetchResult, snapshot: Snapshot) 
     if result.error is not None or result.status is None or result.status >= 500:
         return (
             f"{NOT_ANSWERED_MESSAGE}: GET {target.path} expected status {target.expect_status}, "
-            f"got {got} (retrying is safe)"
+            f"got {got} ({RETRY_SAFE})"
         )
     if result.status != target.expect_status:
         return (
             f"staging answered GET {target.path} with {got} before the rollback, expected "
-            f"status {target.expect_status} (is verify.path right?); nothing was rolled back"
+            f"status {target.expect_status} (is verify.path right?); nothing was rolled back "
+            f"({RETRY_SAFE})"
         )
     missing = [name for name in target.track if name not in snapshot.tracked]
     if missing:
         return (
             f"GET {target.path} has no {', '.join(missing)} to track (verify.track) before the "
-            f"rollback; it serves {got}; nothing was rolled back"
+            f"rollback; it serves {got}; nothing was rolled back ({RETRY_SAFE})"
         )
     if target.expect_json and judge_answer(
         result.status, result.body, target.expect_status, target.expect_json
@@ -449,7 +457,8 @@ def _baseline_problem(target: _Target, result: FetchResult, snapshot: Snapshot) 
         return (
             f"staging already answers GET {target.path} with {target.expected()} before the "
             "rollback: the verification cannot tell the releases apart (expect_json is what "
-            "the previous release serves; verify.track needs no version); nothing was rolled back"
+            "the previous release serves; verify.track needs no version); nothing was rolled "
+            f"back ({RETRY_SAFE})"
         )
     return None
 
@@ -463,7 +472,7 @@ def _preflight_step(run: _Run, commands: Sequence[tuple[Sequence[str], str]]) ->
     for argv, label in commands:
         problem = preflight(argv, rollback.cwd, env=rollback.env, label=label)
         if problem is not None:
-            return timer.record("preflight", False, f"{problem}; nothing was run")
+            return timer.record("preflight", False, f"{problem}; nothing was run ({RETRY_SAFE})")
     labels = " and the ".join(label for _, label in commands)
     return timer.record("preflight", True, f"the {labels} can be started")
 
@@ -482,7 +491,11 @@ def _command_step(
         if result.notes:
             message += f" ({'; '.join(result.notes)})"
     else:
-        message = f"{label} `{shlex.join(argv)}` {result.describe()}{_tail_block(result)}"
+        # It may have stopped part way (or, had it not started, preflight would have said).
+        message = (
+            f"{label} `{shlex.join(argv)}` {result.describe()} ({RETRY_UNSAFE})"
+            f"{_tail_block(result)}"
+        )
     return timer.record(step, result.ok, message, result.exit_code), result
 
 
@@ -507,7 +520,8 @@ def _verify_step(
     else:
         message = (
             f"verification not met within {format_duration(target.within)}: GET {target.path} "
-            f"expected {expected}; last seen {_describe_fetch(polled.last)} (after {polls})"
+            f"expected {expected}; last seen {_describe_fetch(polled.last)} (after {polls}); "
+            f"{RETRY_UNSAFE}"
         )
     return timer.record("verify", polled.met, message), polled
 
@@ -531,7 +545,7 @@ def _restore_verify_step(
         message = (
             f"restore not verified within {format_duration(target.within)}: after the restore, "
             f"GET {target.path} serves {now}; expected {before}, as before the rollback "
-            f"(last seen {_describe_fetch(polled.last)}, after {polls})"
+            f"(last seen {_describe_fetch(polled.last)}, after {polls}); {RETRY_UNSAFE}"
         )
     return timer.record("restore_verify", polled.met, message), polled
 
@@ -551,7 +565,7 @@ def _health_step(run: _Run, health: _Target) -> tuple[StepRecord, _Polled]:
         message = (
             f"staging did not pass its health check within {format_duration(health.within)} "
             f"after the deploy: GET {health.path} expected {health.expected()}; last seen "
-            f"{_describe_fetch(polled.last)} (after {polls})"
+            f"{_describe_fetch(polled.last)} (after {polls}); {RETRY_UNSAFE}"
         )
     return timer.record("deploy_health", polled.met, message), polled
 
@@ -613,7 +627,7 @@ def rehearse_deploy(
     if failed is not None:
         message = failed.message
     elif interrupted:
-        message = "the deploy was interrupted; check what staging serves"
+        message = f"the deploy was interrupted; {RETRY_UNSAFE}"
     else:
         message = "; ".join(step.message for step in steps if step.step != "preflight")
     tail_from = (
@@ -706,15 +720,13 @@ def rehearse_rollback(
     rollback = config.rollback
     started, wall = clock(), time.time()
     after_failed_deploy = deploy is not None and deploy.outcome == "failed"
+    argv = tuple(command_override or rollback.command or ())
     if after_failed_deploy and deploy is not None:
-        untouched = _untouched_by_the_deploy(run, _verify_target(config), deploy)
+        untouched = _untouched_by_the_deploy(run, _verify_target(config), deploy, argv)
         if untouched is not None:
             run.say(untouched.summary_line())
             return untouched
-    state = _Rollback(
-        argv=tuple(command_override or rollback.command or ()),
-        restore=None if after_failed_deploy else rollback.restore,
-    )
+    state = _Rollback(argv=argv, restore=None if after_failed_deploy else rollback.restore)
     summary: WatchSummary | None = None
     if not state.argv:
         state.extra_failures.append(("preflight", NO_COMMAND_MESSAGE))
@@ -737,7 +749,7 @@ def rehearse_rollback(
 
 
 def _untouched_by_the_deploy(
-    run: _Run, target: _Target, deploy: DeployRecord
+    run: _Run, target: _Target, deploy: DeployRecord, argv: tuple[str, ...]
 ) -> RollbackRecord | None:
     """After a failed deploy: a record saying there is nothing to roll back when staging
     still serves the release before the deploy (its tracked fields), else ``None``.
@@ -759,7 +771,8 @@ def _untouched_by_the_deploy(
         "there is nothing to roll back, and a rollback would go one release further back"
     )
     step = timer.record("baseline", True, f"GET {target.path} served {snapshot.describe()}")
-    skipped = RollbackRecord.skipped(message, run.config.rollback)
+    shown = tuple(run.redactor(arg) for arg in argv)
+    skipped = RollbackRecord.skipped(message, run.config.rollback, shown)
     return dataclasses.replace(
         skipped,
         phase="baseline",
@@ -851,7 +864,10 @@ def _after_interrupt(run: _Run, state: _Rollback) -> None:
     """Ctrl-C: the rollback has failed; restore once if the command started (module docs)."""
     state.interrupted = True
     if not any(step.step == state.current and step.outcome == "failed" for step in state.steps):
-        state.extra_failures.append((state.current, f"interrupted during the {state.current} step"))
+        advice = RETRY_SAFE if state.command_started is None else RETRY_UNSAFE
+        state.extra_failures.append(
+            (state.current, f"interrupted during the {state.current} step ({advice})")
+        )
     restore = state.restore
     allowed = run.config.rollback.restore_after == "always" or state.reached is not None
     if state.command_started is None or not restore or state.restore_result is not None:
@@ -898,13 +914,16 @@ def _note_what_verify_proves(
 def _judge_budgets(run: _Run, state: _Rollback, watch: WatchSummary | None) -> None:
     """``max_recovery`` and ``max_outage``: a rollback that took too long, or hurt too much."""
     rollback = run.config.rollback
+    # Every step may have passed: a retry is safe when the restore put staging back.
+    advice = f"{RETRY_SAFE}: staging was restored" if state.restored is not None else RETRY_UNSAFE
     limit = rollback.max_recovery
     if limit is not None and state.to_previous is not None and state.to_previous > limit:
         state.extra_failures.append(
             (
                 "done",
                 f"the rollback reached the previous release after "
-                f"{format_elapsed(state.to_previous)}, over max_recovery {format_duration(limit)}",
+                f"{format_elapsed(state.to_previous)}, over max_recovery "
+                f"{format_duration(limit)} ({advice})",
             )
         )
     limit = rollback.max_outage
@@ -914,7 +933,7 @@ def _judge_budgets(run: _Run, state: _Rollback, watch: WatchSummary | None) -> N
                 "done",
                 f"staging failed its health check for {format_elapsed(watch.longest_outage_s)} "
                 f"in a row during the rollback ({watch.describe()}), over max_outage "
-                f"{format_duration(limit)}",
+                f"{format_duration(limit)} ({advice})",
             )
         )
 

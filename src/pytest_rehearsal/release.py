@@ -279,19 +279,25 @@ class RollbackRecord:
     restore_result: CommandResult | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def skipped(cls, reason: str, config: RollbackConfig) -> RollbackRecord:
-        """The record of a rollback that was not rehearsed (``--no-rollback``, a veto, ...)."""
+    def skipped(
+        cls, reason: str, config: RollbackConfig, command: Sequence[str] | None
+    ) -> RollbackRecord:
+        """The record of a rollback that was not rehearsed (``--no-rollback``, a veto, ...).
+
+        *command* is the one that would have run: ``--rollback-command`` when given, else
+        ``rollback.command`` (``None``: neither).
+        """
         return cls(
             outcome="skipped",
             phase="preflight",
-            command=config.command or (),
+            command=tuple(command or ()),
             exit_code=None,
             duration_s=0.0,
             message=reason,
             output_tail="",
             owner=config.owner,
             note=config.note,
-            expect=config.expect or expected_result(config),
+            expect=config.expect or expected_result(config, command),
             restore=config.restore,
         )
 

@@ -13,7 +13,6 @@ records). One object per process, registered as a plugin by the engine:
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ import pytest
 from .items import ROLLBACK_NODEID, RehearsalItem, RollbackItem
 from .live import LiveLines
 from .redact import Redactor
-from .release import DeployRecord, RollbackRecord, StepRecord, expected_result
+from .release import DeployRecord, RollbackRecord, StepRecord
 from .settings import Settings
 from .text import plural
 
@@ -35,7 +34,7 @@ if TYPE_CHECKING:  # the lifecycle and the timeline are imported by a run that u
     from .lifecycle import FetchResult
     from .markdown import Phase
 
-__all__ = ["DEPLOY_FLAG_KEY", "ReleaseRun"]
+__all__ = ["DEPLOY_FLAG_KEY", "ReleaseRun", "describe_collection_errors"]
 
 #: In an xdist worker's ``workerinput``: the file whose existence says the deploy failed.
 DEPLOY_FLAG_KEY = "rehearsal_deploy_failed"
@@ -61,6 +60,7 @@ class ReleaseRun:
         self.deploy_record: DeployRecord | None = None
         self.rollback_record: RollbackRecord | None = None
         self.interrupted = False  # Ctrl-C or SIGTERM during the deploy or the rollback
+        self._deploy_reached = False  # deploy() was called: the run got as far as the deploy
         self._deploy_failure: str | None = None
         #: The team's rehearsal tests this process skipped because the deploy failed.
         self.skipped_after_deploy: set[str] = set()
@@ -79,19 +79,28 @@ class ReleaseRun:
 
     # -- the deploy ------------------------------------------------------------------------
 
-    def deploy(self, rollback_selected: bool) -> bool:
+    def deploy(self, rollback_selected: bool, collection_errors: Sequence[str] = ()) -> bool:
         """The real deploy, when configured and its rollback will run; whether the checks
-        may start. Raises :class:`KeyboardInterrupt` when it was interrupted."""
+        may start. Called once every test is collected (*collection_errors*: those found).
+        Raises :class:`KeyboardInterrupt` when it was interrupted."""
+        self._deploy_reached = True
         settings = self._settings
         if settings.config.deploy is None:
             return True
         # A deploy that nothing rolls back would leave staging on the new release: under
-        # --no-rollback, with rehearsal::rollback deselected (-k health), or with a rollback
-        # that cannot start, it is not run.
+        # --no-rollback, with rehearsal::rollback deselected (-k health), after a collection
+        # error (--continue-on-collection-errors runs the tests, never the rollback), or
+        # with a rollback that cannot start, it is not run.
         if settings.no_rollback:
             return True
         if not rollback_selected:
             self._live("rehearsal: deploy not run: rehearsal::rollback is not selected")
+            return True
+        if collection_errors:
+            self._live(
+                "rehearsal: deploy not run: the rollback will not start "
+                f"({describe_collection_errors(collection_errors)})"
+            )
             return True
         # Nor when the rollback is already known not to start (the header said why).
         cannot_roll_back = (
@@ -122,6 +131,11 @@ class ReleaseRun:
     def deploy_failure(self) -> str | None:
         """Why the rehearsal tests are skipped: the deploy failed (``None``: it did not)."""
         return self._deploy_failure
+
+    @property
+    def deploy_reached(self) -> bool:
+        """The run got as far as the deploy (whether it then ran or was held back)."""
+        return self._deploy_reached
 
     @property
     def deploy_not_rehearsed(self) -> bool:
@@ -155,15 +169,13 @@ class ReleaseRun:
 
     def item_metadata(self) -> RollbackRecord:
         """What the rollback item shows before it runs: owner, expected result, note."""
-        rollback = self._settings.config.rollback
-        expect = rollback.expect or expected_result(rollback, self._settings.rollback_command)
-        return dataclasses.replace(RollbackRecord.skipped("not run yet", rollback), expect=expect)
+        return self._skipped("not run yet")
 
     def decide(self, collection_errors: Sequence[str]) -> None:
         """Once every test has run: whether the rollback is to run at all."""
         self._skip_rollback = self._reason_not_to_roll_back(collection_errors)
         if self._skip_rollback is not None:
-            self._done(RollbackRecord.skipped(self._skip_rollback, self._settings.config.rollback))
+            self._done(self._skipped(self._skip_rollback))
 
     def preflight(self) -> str | None:
         """The rollback item's setup: skips it when it is not to run; why it cannot start."""
@@ -192,7 +204,7 @@ class ReleaseRun:
         """The rollback's record for the reports (*reason*: why, if it never ran)."""
         if self.rollback_record is not None:
             return self.rollback_record
-        return RollbackRecord.skipped(reason, self._settings.config.rollback)
+        return self._skipped(reason)
 
     def phases(self) -> tuple[list[Phase], list[Phase]]:
         """The timeline's bars of the deploy and of the rollback."""
@@ -224,6 +236,11 @@ class ReleaseRun:
                 rollback += f" (WILL FAIL: {self.rollback_problem})"
         return f"{deploy}rollback {rollback}"
 
+    def _skipped(self, reason: str) -> RollbackRecord:
+        """A rollback not rehearsed, naming the command that would have run."""
+        settings = self._settings
+        return RollbackRecord.skipped(reason, settings.config.rollback, settings.rollback_command)
+
     def _done(self, record: RollbackRecord) -> None:
         self.rollback_record = record
         if record.interrupted:
@@ -233,10 +250,14 @@ class ReleaseRun:
     def _reason_not_to_roll_back(self, collection_errors: Sequence[str]) -> str | None:
         settings = self._settings
         if collection_errors:
-            shown = ", ".join(collection_errors[:3])
-            return f"not started: {plural(len(collection_errors), 'collection error')} ({shown})"
+            return f"not started: {describe_collection_errors(collection_errors)}"
         if settings.no_rollback:
             return "--no-rollback was given"
+        if settings.config.deploy is not None and not self._deploy_reached:
+            # Under xdist the deploy waits for every worker's collection: workers that crashed
+            # or a run stopped before it leave staging on the release it was found on, and
+            # a rollback from there would take it one release further back.
+            return "not started: the run stopped before the deploy; nothing was deployed"
         command = settings.rollback_command
         if command:
             veto = self._config.hook.pytest_rehearsal_before_rollback(
@@ -291,6 +312,11 @@ class ReleaseRun:
 
         rollback = self._settings.config.rollback
         return preflight(deploy.command, rollback.cwd, env=rollback.env, label="deploy command")
+
+
+def describe_collection_errors(errors: Sequence[str]) -> str:
+    """``2 collection errors (test_a.py, test_b.py)``: the first three named."""
+    return f"{plural(len(errors), 'collection error')} ({', '.join(errors[:3])})"
 
 
 def _phase(section: str, step: StepRecord) -> Phase:

@@ -8,8 +8,10 @@ process does (the marker, masking, the fixtures). The rehearsal is one sequence:
 1. the built-in items (every configured check, then ``rehearsal::rollback``) are collected
    and selected like tests (under xdist the controller selects them itself: the workers
    never see them);
-2. ``--staging-wait``, then the checks start as one concurrent batch in the background (under
-   xdist at the very start of the session, while the workers boot);
+2. ``--staging-wait``, the deploy, then the checks start as one concurrent batch in the
+   background, once every test is collected (under xdist without a deploy, at the very start
+   of the session, while the workers boot; with one, once the last worker has collected and
+   before any worker gets a test);
 3. the team's tests run (under xdist, on the workers); each check item waits for its outcome;
 4. after every test: the rollback, exactly once, unless it was deselected, vetoed, or a
    collection error or an interrupt stopped the run;
@@ -47,6 +49,7 @@ from .masking import mask_items
 from .outputs import STARTED_AT_FORMAT, write_reports
 from .records import RecordBook
 from .redact import Redactor, mask_url
+from .release_run import describe_collection_errors
 from .report import RehearsalReport
 from .settings import Settings
 from .terminal import summary_lines, verdict_fits
@@ -91,6 +94,9 @@ class RehearsalSession(ProcessEngine):
         self._distributing = False  # under xdist, as its controller
         self._session: pytest.Session | None = None
         self._worker_items: int | None = None  # xdist: the items the workers collected
+        self._workers = 0  # xdist: how many workers collect before the tests are scheduled
+        self._collections: dict[object, tuple[str, ...]] = {}  # xdist: each worker's ids
+        self._waited = False  # --staging-wait is done (it is done once)
         self._workers_exiting: threading.Thread | None = None
         self._accept_used: set[int] = set()  # the accept entries that matched a finding
         self._previous_sigterm: Any = None
@@ -162,12 +168,17 @@ class RehearsalSession(ProcessEngine):
             # A cancelled CI job sends SIGTERM: treat it like Ctrl-C so the run ends cleanly.
             self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         if self._distributing and not self._checks_started:
-            # The deploy and --staging-wait come now, while the workers boot; the workers
-            # get no test before this hook returns.
-            self._start_checks()
+            if not self._deploy_waits_for_collection():
+                # --staging-wait comes now, while the workers boot; they get no test
+                # before this hook returns.
+                self._start_checks()
+            else:
+                # The deploy waits for the workers' collection (a collection error holds
+                # it back); waiting for staging meanwhile costs nothing.
+                self._wait_for_staging()
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_setupnodes(self, config: pytest.Config) -> None:
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: Sequence[Any]) -> None:
         """xdist, about to start its workers.
 
         The workers collect the team's tests; the rehearsal's own items are the controller's,
@@ -177,6 +188,7 @@ class RehearsalSession(ProcessEngine):
         """
         self._distributing = True
         self._worker_items = 0  # until a worker has collected
+        self._workers = len(specs)  # as many as xdist's scheduler waits for
         assert self._session is not None  # set by pytest_sessionstart, around this hook
         builtin = self._collect_builtin(self._session)
         mask_items(builtin, self.redact)
@@ -198,8 +210,7 @@ class RehearsalSession(ProcessEngine):
         rollback = next((i for i in self._selected if isinstance(i, RollbackItem)), None)
         if rollback is not None and rollback in session.items:
             session.items.remove(rollback)  # run once, after everything else
-        stops_at_errors = not session.config.option.continue_on_collection_errors
-        if not self._distributing and not (self.collection_errors and stops_at_errors):
+        if not self._distributing:
             self._start_checks()
         try:
             result = yield
@@ -213,17 +224,32 @@ class RehearsalSession(ProcessEngine):
         self._finish(session, rollback)
         return result
 
+    def _deploy_waits_for_collection(self) -> bool:
+        """A deploy is to run (configured, and its rollback selected): under xdist it comes
+        once the workers have collected, and the checks after it."""
+        return (
+            self.settings.config.deploy is not None
+            and not self.settings.no_rollback
+            and any(isinstance(item, RollbackItem) for item in self._selected)
+        )
+
     def _start_checks(self) -> None:
         """``--staging-wait``, the deploy, then every selected check as one concurrent batch.
 
-        After a failed deploy the checks are not started: their items are skipped.
+        After a failed deploy the checks are not started: their items are skipped. After a
+        collection error neither is the deploy (no rollback will follow it), nor the checks
+        unless ``--continue-on-collection-errors`` runs the tests anyway.
         """
         self._checks_started = True
-        self._wait_for_staging()
+        halted = (
+            bool(self.collection_errors) and not self.config.option.continue_on_collection_errors
+        )
+        if not halted:
+            self._wait_for_staging()
         try:
             rollback_selected = any(isinstance(item, RollbackItem) for item in self._selected)
-            if not self.release.deploy(rollback_selected):
-                return  # the deploy failed: the check items are skipped
+            if not self.release.deploy(rollback_selected, self.collection_errors) or halted:
+                return  # the deploy failed (the check items are skipped), or the run stops
         except KeyboardInterrupt:
             self.interrupted = True
             raise
@@ -252,9 +278,26 @@ class RehearsalSession(ProcessEngine):
             raise KeyboardInterrupt("interrupted during the rollback")
 
     @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, ids: Sequence[str]) -> None:
+    def pytest_xdist_node_collection_finished(self, node: object, ids: Sequence[str]) -> None:
+        """xdist: a worker has collected; after the last one, the deploy and the checks.
+
+        Called before xdist hands out any test: once as many workers as it waits for have
+        collected (a worker that crashed before collecting is replaced and counted once its
+        replacement has), their collection errors are all in. Workers that collected
+        different tests (outside ``--dist each``) are a collection error xdist reports right
+        after this hook, and it then runs no test: nothing starts.
+        """
         # Right after this hook xdist sets session.testscollected to the workers' items alone.
         self._worker_items = len(ids)
+        if self._checks_started:
+            return
+        self._collections[node] = tuple(ids)
+        if len(self._collections) < self._workers:
+            return
+        collections = set(self._collections.values())
+        if len(collections) > 1 and self.config.getoption("dist") != "each":
+            return
+        self._start_checks()
 
     def pytest_runtest_logstart(self) -> None:
         if self._distributing:
@@ -289,6 +332,9 @@ class RehearsalSession(ProcessEngine):
         if self.release.deploy_failure is not None:
             pytest.skip(self.release.deploy_failure)
         if self._checklist is None:
+            if self.collection_errors:
+                errors = describe_collection_errors(self.collection_errors)
+                pytest.skip(f"the checks were not started: {errors}")
             pytest.skip("the checks were not started (the run stopped before them)")
         outcome = self._checklist.outcome(check.id)
         if outcome.error is not None:
@@ -434,11 +480,12 @@ class RehearsalSession(ProcessEngine):
     # -- internals ---------------------------------------------------------------------
 
     def _wait_for_staging(self) -> None:
-        """``--staging-wait``: poll the health check until it passes or the time is up."""
+        """``--staging-wait``: poll the health check until it passes or the time is up (once)."""
         wait = self.settings.staging_wait
         health = self.settings.config.checks.health
-        if wait <= 0 or health is None:
+        if wait <= 0 or health is None or self._waited:
             return
+        self._waited = True
         deadline = time.monotonic() + wait
         pause = 0.25
         self.live(f"rehearsal: waiting up to {format_duration(wait)} for {health.path}")

@@ -6,9 +6,15 @@ and records each poll's outcome and duration. :meth:`Watch.summary` turns them i
 figures every report carries: polls, failed polls, the longest outage (the longest run of
 failed polls, from the first failure to the next success) and the slowest answer.
 
+A poll still unanswered is an outage from the moment it was sent once it is *overdue*:
+pending for longer than twice the interval and twice the slowest answer so far (a staging
+that stopped answering), not while it is merely on its way (one slow round trip at the
+stop). The poll's own timeout cannot be the bound: a staging that hangs through a short
+rollback would never be seen down.
+
 Bounded: it never makes more than ``limit / interval + 1`` polls nor polls past ``limit``
 seconds, and :meth:`Watch.stop` returns within ``join_timeout`` even if a request hangs
-(a poll still in flight then is not counted).
+(an answer that comes after the stop is not counted: the poll is judged as it stood then).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from .release import WatchSummary
 __all__ = ["Poll", "Watch"]
 
 _JOIN_TIMEOUT_S = 1.0
+#: An unanswered poll is overdue after this many intervals, or slowest answers if longer.
+_OVERDUE_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,7 @@ class Watch:
         self._thread: threading.Thread | None = None
         self._started_at = 0.0
         self._stopped_at: float | None = None
+        self._pending_since: float | None = None  # clock() when the poll in flight was sent
 
     def __enter__(self) -> Watch:
         self.start()
@@ -84,7 +93,8 @@ class Watch:
         self._thread.start()
 
     def stop(self) -> WatchSummary:
-        """Stop polling and return the summary; a poll still in flight is not counted."""
+        """Stop polling and return the summary; a poll still in flight counts as failed
+        if it is overdue then (module docstring)."""
         if self._thread is not None and self._stopped_at is None:
             with self._lock:
                 self._stopped_at = self._clock()
@@ -98,10 +108,19 @@ class Watch:
             return tuple(self._polls)
 
     def summary(self) -> WatchSummary:
-        """The figures so far: polls, failed polls, longest outage, slowest poll."""
+        """The figures so far: polls, failed polls, longest outage, slowest poll.
+
+        An overdue poll still in flight is counted as a failed one, sent when it was.
+        """
         with self._lock:
             polls = list(self._polls)
             end = self._stopped_at if self._stopped_at is not None else self._clock()
+            pending_since = self._pending_since
+        if pending_since is not None:
+            waited = end - pending_since
+            slowest = max((poll.elapsed for poll in polls), default=0.0)
+            if waited > _OVERDUE_FACTOR * max(self._interval, slowest):
+                polls.append(Poll(pending_since - self._started_at, False, waited))
         longest = 0.0
         outage_from: float | None = None
         for poll in polls:
@@ -123,8 +142,10 @@ class Watch:
         deadline = self._started_at + self._limit
         for _ in range(self._max_polls):
             began = self._clock()
-            if self._stopping.is_set() or began > deadline:
-                return
+            with self._lock:
+                if self._stopped_at is not None or began > deadline:
+                    return
+                self._pending_since = began
             try:
                 ok = bool(self._poll())
             except Exception:  # a failed poll, whatever the fetcher raised
@@ -132,7 +153,8 @@ class Watch:
             ended = self._clock()
             with self._lock:
                 if self._stopped_at is not None:
-                    return  # finished after stop(): not part of the summary
+                    return  # answered after stop(): judged as it stood then, pending
+                self._pending_since = None
                 self._polls.append(Poll(began - self._started_at, ok, ended - began))
             if self._stopping.wait(max(0.0, self._interval - (ended - began))):
                 return

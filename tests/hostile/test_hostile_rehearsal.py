@@ -308,3 +308,48 @@ def test_a_rollback_that_leaves_a_job_in_its_session_passes_with_a_note_and_no_o
     )
     assert note is not None, rollback["message"]
     assert note[0] in run.summary
+
+
+def _health_that_hangs_once(flag: Path, version: Path) -> raw_servers.Handler:
+    """``/health`` answers until *flag* exists, then hangs; ``/version`` serves *version*."""
+
+    def handle(conn: socket.socket) -> None:
+        head = raw_servers.read_request(conn)
+        if head.startswith(b"GET /health ") and flag.exists():
+            raw_servers.hang(conn)  # the request head is read; no answer ever comes
+            return
+        body = b'{"ok": true}' if head.startswith(b"GET /health ") else b""
+        if head.startswith(b"GET /version "):
+            body = b'{"version": "%s"}' % version.read_bytes().strip()
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+
+    return handle
+
+
+def test_a_staging_that_stops_answering_during_the_rollback_fails_max_outage(
+    pytester: pytest.Pytester, token_env: str
+) -> None:
+    """Its health hangs from the rollback on (the verify path still answers): the poll
+    left unanswered is an outage, though the rollback ends within one request timeout."""
+    flag, version = pytester.path / "hang", pytester.path / "version"
+    version.write_text("1.5.0")
+    flip = pytester.path / "flip.sh"
+    flip.write_text(f"#!/bin/sh\ntouch {flag}\necho 1.4.2 > {version}\nsleep 1\n")
+    flip.chmod(0o755)
+    rollback = (
+        "{command: ./flip.sh, verify: {path: /version, track: [version], within: 5s}, "
+        "watch: {interval: 100ms}, max_outage: 300ms}"
+    )
+    with raw_servers.serve_raw(_health_that_hangs_once(flag, version)) as url:
+        run = rehearse(pytester, url, "/health", rollback=rollback)
+    assert run.ret == 1, run.stdout
+    rollback_record = run.report["rollback"]
+    assert (rollback_record["outcome"], rollback_record["phase"]) == ("failed", "done")
+    watch = rollback_record["recovery"]["watch"]
+    assert watch["failed"] == 1
+    assert watch["longest_outage_s"] > 0.3
+    assert "over max_outage 300 ms" in rollback_record["message"]
+    run.assert_no_secret()
