@@ -111,8 +111,32 @@ def test_workers_that_crash_while_collecting_leave_staging_untouched(
     assert report["verdict"] != "ready", result.stdout.str()
     assert report["not_rehearsed"][:1] == ["deploy"]
     assert report["rollback"]["message"] == (
-        "not started: the run stopped before the deploy; nothing was deployed"
+        "not started: 1 collection error (2 of 2 xdist workers never finished collecting)"
     )
+
+
+def test_workers_that_crash_while_collecting_block_the_verdict_without_a_deploy_too(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    # The team's tests never ran: a gate that said "ready" would promote an untested release.
+    _, url = tiny_staging
+    rolled_back = _project(pytester)
+    pytester.makeconftest(
+        """
+        import os
+
+        def pytest_collection_modifyitems(config):
+            if hasattr(config, "workerinput"):
+                os._exit(3)
+        """
+    )
+    pytester.makepyfile(test_team="def test_team():\n    pass\n")
+    result, report = _run(pytester, url, "-n", "2", "--max-worker-restart=0")
+    assert result.ret == 1, result.stdout.str()
+    assert report["verdict"] == "blocked"
+    assert report["collection_errors"] == ["2 of 2 xdist workers never finished collecting"]
+    assert not rolled_back.exists()
+    result.stdout.fnmatch_lines(["*blocked*2 of 2 xdist workers never finished collecting*"])
 
 
 def test_workers_that_collect_different_tests_hold_the_deploy_back(

@@ -263,6 +263,14 @@ class RehearsalSession(ProcessEngine):
         """After the team's tests: the check items not run in this process, then the rollback."""
         if self._distributing:
             self._release_workers(session)
+            never_collected = self._workers - len(self._collections)
+            if never_collected > 0:
+                # Workers that crashed before collecting (and were not replaced): the team's
+                # tests never ran, which is no more a rehearsal than a collection error is.
+                self.collection_errors.append(
+                    f"{never_collected} of {plural(self._workers, 'xdist worker')} "
+                    "never finished collecting"
+                )
             # Under xdist the workers ran only the team's tests: report the checks here.
             checks = [item for item in self._selected if isinstance(item, RehearsalItem)]
             self._count_own_items()
@@ -289,10 +297,8 @@ class RehearsalSession(ProcessEngine):
         """
         # Right after this hook xdist sets session.testscollected to the workers' items alone.
         self._worker_items = len(ids)
-        if self._checks_started:
-            return
         self._collections[node] = tuple(ids)
-        if len(self._collections) < self._workers:
+        if self._checks_started or len(self._collections) < self._workers:
             return
         collections = set(self._collections.values())
         if len(collections) > 1 and self.config.getoption("dist") != "each":
