@@ -182,8 +182,8 @@ class RehearsalSession(ProcessEngine):
         """xdist, about to start its workers.
 
         The workers collect the team's tests; the rehearsal's own items are the controller's,
-        selected here. Unless the deploy or ``--staging-wait`` must come first, the checks
-        start now rather than after xdist has started every worker (a quarter of a second
+        selected here. Unless a deploy that will run or ``--staging-wait`` must come first,
+        the checks start now rather than after xdist has started every worker (a quarter of a second
         on 2 cores), so a rehearsal under ``-n`` is not slower than without.
         """
         self._distributing = True
@@ -195,7 +195,7 @@ class RehearsalSession(ProcessEngine):
         from .selection import select
 
         self._selected = select(builtin, config)
-        if self.settings.config.deploy is None and self.settings.staging_wait <= 0:
+        if not self._deploy_waits_for_collection() and self.settings.staging_wait <= 0:
             self._start_checks()
 
     @pytest.hookimpl(optionalhook=True)
