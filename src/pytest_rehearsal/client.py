@@ -178,7 +178,8 @@ class ProbeSender:
     def send(self, probe: Probe, *, not_after: float | None = None) -> Reply:
         """Send *probe*, retrying only when it is idempotent; record and return the reply.
 
-        *not_after* (``time.monotonic()``) ends it earlier, for a check's own deadline.
+        *not_after* (``time.monotonic()``) is the end of the probe's round, which started
+        before the probe did: it ends the probe earlier (see :meth:`Deadline.after`).
         """
         deadline = Deadline.after(
             self.timeout, f"{probe.method.upper()} {mask_url(probe.path)}", not_after
