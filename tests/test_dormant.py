@@ -95,7 +95,7 @@ def test_an_active_run_loads_only_what_it_uses(
     assert loaded in result.stdout.str()
 
 
-def test_an_xdist_worker_loads_neither_httpx_nor_yaml_nor_the_checks(
+def test_an_xdist_worker_loads_neither_httpx_nor_yaml_nor_the_checks_nor_the_records(
     pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:
     # A worker runs only the team's tests: the checks are the controller's, httpx waits
@@ -111,7 +111,8 @@ def test_an_xdist_worker_loads_neither_httpx_nor_yaml_nor_the_checks(
             if hasattr(session.config, "workerinput"):
                 loaded = sorted(m for m in sys.modules if m.startswith(
                     ("httpx", "httpcore", "yaml", "pytest_rehearsal.checks.",
-                     "pytest_rehearsal.client", "pytest_rehearsal.config_loader")))
+                     "pytest_rehearsal.client", "pytest_rehearsal.config_loader"))
+                    or m in ("pytest_rehearsal.release", "pytest_rehearsal.lifecycle"))
                 with open("worker-modules.txt", "w") as out:
                     out.write(repr(loaded))
         """

@@ -25,14 +25,16 @@ import pytest
 from .items import ROLLBACK_NODEID, RehearsalItem, RollbackItem
 from .live import LiveLines
 from .redact import Redactor
-from .release import DeployRecord, RollbackRecord, StepRecord
 from .settings import Settings
 from .text import plural
 
-if TYPE_CHECKING:  # the lifecycle and the timeline are imported by a run that uses them
+if TYPE_CHECKING:
+    # The records, the lifecycle and the timeline are imported by the controller, when it
+    # uses them: a worker needs none of them.
     from .checks._base import Probe, Reply
     from .lifecycle import FetchResult
     from .markdown import Phase
+    from .release import DeployRecord, RollbackRecord, StepRecord
 
 __all__ = ["DEPLOY_FLAG_KEY", "ReleaseRun", "describe_collection_errors"]
 
@@ -239,6 +241,8 @@ class ReleaseRun:
     def _skipped(self, reason: str) -> RollbackRecord:
         """A rollback not rehearsed, naming the command that would have run."""
         settings = self._settings
+        from .release import RollbackRecord
+
         return RollbackRecord.skipped(reason, settings.config.rollback, settings.rollback_command)
 
     def _done(self, record: RollbackRecord) -> None:
