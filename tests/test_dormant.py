@@ -131,6 +131,66 @@ def test_an_xdist_worker_loads_neither_httpx_nor_yaml_nor_the_checks_nor_the_rec
     assert (pytester.path / "worker-modules.txt").read_text() == "[]"
 
 
+def test_the_engine_is_built_with_the_collector_paused_and_it_is_on_again_for_the_tests(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    # A garbage collection while the engine builds frees nothing and costs 20-30 ms.
+    _, url = tiny_staging
+    write_config(pytester, QUIET_CHECKS + "  health: {path: /health}\n")
+    pytester.makeconftest(
+        """
+        import gc
+
+        from pytest_rehearsal.session import RehearsalSession
+
+        collector_on_while_building = []
+        build = RehearsalSession.__init__
+
+        def recording_build(self, *args):
+            collector_on_while_building.append(gc.isenabled())
+            build(self, *args)
+
+        RehearsalSession.__init__ = recording_build
+        """
+    )
+    pytester.makepyfile(
+        """
+        import gc
+
+        import conftest
+
+        def test_the_collector():
+            assert conftest.collector_on_while_building == [False]
+            assert gc.isenabled()
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--staging-url={url}", "--no-rollback")
+    result.assert_outcomes(passed=2, skipped=1)
+
+
+def test_a_collector_the_team_switched_off_stays_off() -> None:
+    import gc
+
+    from pytest_rehearsal.plugin import collector_paused
+
+    def build_that_fails() -> None:
+        with collector_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("the engine could not be built")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        build_that_fails()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_the_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain():\n    pass\n")
     result = pytester.runpytest("-p", "no:rehearsal", "--co", "-q")

@@ -10,6 +10,8 @@ registers it.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -161,16 +163,35 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if not rehearsal_requested(option.staging_url, os.environ, config_file):
         return
-    # Only now, with a rehearsal ahead, is yaml imported (httpx when staging is reached).
-    engine_class: type[ProcessEngine]
-    if hasattr(config, "workerinput"):  # an xdist worker runs the team's tests only
-        from .engine import ProcessEngine as engine_class
-    else:
-        from .session import RehearsalSession as engine_class
-    engine = engine_class.start(config, config_file)
+    with collector_paused():
+        # Only now, with a rehearsal ahead, is yaml imported (httpx when staging is reached).
+        engine_class: type[ProcessEngine]
+        if hasattr(config, "workerinput"):  # an xdist worker runs the team's tests only
+            from .engine import ProcessEngine as engine_class
+        else:
+            from .session import RehearsalSession as engine_class
+        engine = engine_class.start(config, config_file)
     if engine is not None:
         config.stash[ENGINE_KEY] = engine
         config.pluginmanager.register(engine, "rehearsal-session")
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the ``with`` block, as it was after.
+
+    Building the engine allocates some 20 000 objects (its modules, the schema, the checks)
+    that all live for the whole run: collecting meanwhile frees nothing, yet it cost a full
+    collection, 20-30 ms of a 0.4 s rehearsal. Only the engine's construction is paused,
+    before any test runs; a collector the team switched off stays off.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
