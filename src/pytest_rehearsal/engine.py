@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import pickle
 import sys
 from collections.abc import Generator
 from pathlib import Path
@@ -296,6 +295,8 @@ def settings_for_worker(settings: Settings) -> bytes:
 
     Pickled: the channel is the controller's own, which already runs code in the worker.
     """
+    import pickle  # only under xdist: a plain run need not import it
+
     return pickle.dumps(settings)
 
 
@@ -304,6 +305,8 @@ def _handed_settings(config: pytest.Config) -> Settings | None:
     handed = getattr(config, "workerinput", {}).get(WORKER_SETTINGS)
     if handed is None:
         return None
+    import pickle
+
     settings: Settings = pickle.loads(handed)
     return settings
 
