@@ -83,8 +83,13 @@ def describe_answer(status: int, expect_json: Mapping[str, Any] | None) -> str:
     """``status 200 with JSON containing {"ok": true}``: the expectation in words."""
     text = f"status {status}"
     if expect_json:
-        text += f" with JSON containing {json.dumps(expect_json, sort_keys=True)}"
+        text += f" with {describe_json(expect_json)}"
     return text
+
+
+def describe_json(expect_json: Mapping[str, Any]) -> str:
+    """``JSON containing {"ok": true}``: an expected JSON subset in words."""
+    return f"JSON containing {json.dumps(expect_json, sort_keys=True)}"
 
 
 def judge_answer(

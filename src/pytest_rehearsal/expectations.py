@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .answers import describe_answer, json_contains, parse_json
+from .answers import describe_answer, describe_json, json_contains, parse_json
 from .checks._base import Probe, Reply, finding
 from .findings import Finding, render
 from .redact import mask_url
@@ -125,7 +125,7 @@ def _expectation(
     if status is not None:
         parts.append(describe_answer(status, json))
     elif json is not None:
-        parts.append(f"JSON containing {_json_text(json)}")
+        parts.append(describe_json(json))
     if limit is not None:
         parts.append(f"within {format_duration(limit)}")
     parts += [f"{name}: {value}" for name, value in (headers or {}).items()]

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from .answers import describe_answer, judge_answer, parse_json
+from .answers import describe_answer, describe_json, judge_answer, parse_json
 from .checks._leaks import mask_secrets
 from .release import (
     DeployRecord,
@@ -360,7 +360,7 @@ def _went_back(target: _Target, baseline: Snapshot | None, goals: Mapping[str, A
         if target.expect_json and not judge_answer(
             result.status, result.body, target.expect_status, target.expect_json
         ):
-            return f"JSON containing {json.dumps(target.expect_json, sort_keys=True)}"
+            return describe_json(target.expect_json)
         for name in target.track:
             now = snapshot.tracked.get(name, _MISSING)
             if name in goals:
