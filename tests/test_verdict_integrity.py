@@ -88,13 +88,10 @@ def test_a_collection_error_blocks_and_neither_the_deploy_nor_the_rollback_runs(
     )
 
 
-def test_workers_that_crash_while_collecting_leave_staging_untouched(
-    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
-) -> None:
-    # The deploy waits for the workers' collection; when none completes, neither the deploy
-    # nor a rollback (from the release staging was found on) may run.
-    _, url = tiny_staging
-    rolled_back, deployed = _deploying_project(pytester)
+def _run_with_workers_crashing_while_collecting(
+    pytester: pytest.Pytester, url: str
+) -> tuple[pytest.RunResult, Any]:
+    """A run under ``-n 2`` whose workers die while collecting, and are not replaced."""
     pytester.makeconftest(
         """
         import os
@@ -105,7 +102,17 @@ def test_workers_that_crash_while_collecting_leave_staging_untouched(
         """
     )
     pytester.makepyfile(test_team="def test_team():\n    pass\n")
-    result, report = _run(pytester, url, "-n", "2", "--max-worker-restart=0")
+    return _run(pytester, url, "-n", "2", "--max-worker-restart=0")
+
+
+def test_workers_that_crash_while_collecting_leave_staging_untouched(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    # The deploy waits for the workers' collection; when none completes, neither the deploy
+    # nor a rollback (from the release staging was found on) may run.
+    _, url = tiny_staging
+    rolled_back, deployed = _deploying_project(pytester)
+    result, report = _run_with_workers_crashing_while_collecting(pytester, url)
     assert not deployed.exists(), "the deploy ran before any worker had collected"
     assert not rolled_back.exists(), "the rollback ran though nothing was deployed"
     assert report["verdict"] != "ready", result.stdout.str()
@@ -121,17 +128,7 @@ def test_workers_that_crash_while_collecting_block_the_verdict_without_a_deploy_
     # The team's tests never ran: a gate that said "ready" would promote an untested release.
     _, url = tiny_staging
     rolled_back = _project(pytester)
-    pytester.makeconftest(
-        """
-        import os
-
-        def pytest_collection_modifyitems(config):
-            if hasattr(config, "workerinput"):
-                os._exit(3)
-        """
-    )
-    pytester.makepyfile(test_team="def test_team():\n    pass\n")
-    result, report = _run(pytester, url, "-n", "2", "--max-worker-restart=0")
+    result, report = _run_with_workers_crashing_while_collecting(pytester, url)
     assert result.ret == 1, result.stdout.str()
     assert report["verdict"] == "blocked"
     assert report["collection_errors"] == ["2 of 2 xdist workers never finished collecting"]
