@@ -48,6 +48,16 @@ def _project(pytester: pytest.Pytester, release_root: Path, deploy: Path = DEPLO
     pytester.makepyfile(test_user=USER_CHECK)
 
 
+def _rehearse(
+    pytester: pytest.Pytester, url: str, *args: str
+) -> tuple[pytest.RunResult, dict[str, Any]]:
+    """A rehearsal of *url* in a subprocess, with its JSON report."""
+    result = pytester.runpytest_subprocess(
+        f"--staging-url={url}", "--rehearsal-report=r.json", "-p", "no:cacheprovider", *args
+    )
+    return result, load_report(pytester.path / "r.json")
+
+
 def _junit_properties(path: Path) -> dict[str, str]:
     import xml.etree.ElementTree as ElementTree
 
@@ -141,11 +151,8 @@ def test_a_failed_deploy_blocks_skips_the_checks_and_rehearses_the_rollback_as_i
         ),
     )
     pytester.makepyfile(test_user=USER_CHECK)
-    result = pytester.runpytest_subprocess(
-        f"--staging-url={url}", "--rehearsal-report=r.json", "-p", "no:cacheprovider", "-rs", *xdist
-    )
+    result, report = _rehearse(pytester, url, "-rs", *xdist)
     assert result.ret == 1, result.stdout.str()
-    report = load_report(pytester.path / "r.json")
     assert report["verdict"] == "blocked"
     assert report["deploy"]["outcome"] == "failed"
     assert "exited with status 7" in report["deploy"]["message"]
@@ -174,16 +181,9 @@ def test_a_deploy_nothing_would_roll_back_is_not_run(
 ) -> None:
     monkeypatch.setenv("RELEASE", "1.5.0")
     write_config(pytester, LIFECYCLE.format(deploy=DEPLOY_SCRIPT, root=release_root))
-    result = pytester.runpytest_subprocess(
-        f"--staging-url={staging_on_the_previous_release}",
-        "--rehearsal-report=r.json",
-        "-p",
-        "no:cacheprovider",
-        *selection,
-    )
+    result, report = _rehearse(pytester, staging_on_the_previous_release, *selection)
     assert result.ret == 0, result.stdout.str()
     assert (release_root / "current").readlink().name == "1.4.2"  # staging as it was found
-    report = load_report(pytester.path / "r.json")
     assert report["verdict"] == "incomplete"
     assert report["deploy"] is None
     assert report["not_rehearsed"][:1] == ["deploy"]
@@ -208,16 +208,9 @@ def test_a_failed_deploy_that_changed_nothing_shows_the_rollback_skipped(
         f"deploy: {{command: ['{failing}']",
     )
     write_config(pytester, config)
-    result = pytester.runpytest_subprocess(
-        f"--staging-url={staging_on_the_previous_release}",
-        "--rehearsal-report=r.json",
-        "-p",
-        "no:cacheprovider",
-        "-rs",
-    )
+    result, report = _rehearse(pytester, staging_on_the_previous_release, "-rs")
     assert result.ret == 1, result.stdout.str()
     assert (release_root / "current").readlink().name == "1.4.2"  # not one release further
-    report = load_report(pytester.path / "r.json")
     assert report["verdict"] == "blocked"
     assert report["rollback"]["outcome"] == "skipped"
     # Not "PASSED": no command ran.
@@ -237,15 +230,9 @@ def test_a_deploy_whose_rollback_cannot_start_is_not_run(
     missing = pytester.path / "no-such-rollback.sh"
     config = config.replace(f"command: ['{DEPLOY_SCRIPT}', 'rollback']", f"command: ['{missing}']")
     write_config(pytester, config)
-    result = pytester.runpytest_subprocess(
-        f"--staging-url={staging_on_the_previous_release}",
-        "--rehearsal-report=r.json",
-        "-p",
-        "no:cacheprovider",
-    )
+    result, report = _rehearse(pytester, staging_on_the_previous_release)
     assert result.ret == 1, result.stdout.str()
     assert (release_root / "current").readlink().name == "1.4.2"  # staging as it was found
-    report = load_report(pytester.path / "r.json")
     assert report["verdict"] == "blocked"
     assert report["deploy"] is None
     assert report["not_rehearsed"][:1] == ["deploy"]
