@@ -89,29 +89,10 @@ class ReleaseRun:
         settings = self._settings
         if settings.config.deploy is None:
             return True
-        # A deploy that nothing rolls back would leave staging on the new release: under
-        # --no-rollback, with rehearsal::rollback deselected (-k health), after a collection
-        # error (--continue-on-collection-errors runs the tests, never the rollback), or
-        # with a rollback that cannot start, it is not run.
-        if settings.no_rollback:
-            return True
-        if not rollback_selected:
-            self._live("rehearsal: deploy not run: rehearsal::rollback is not selected")
-            return True
-        if collection_errors:
-            self._live(
-                "rehearsal: deploy not run: the rollback will not start "
-                f"({describe_collection_errors(collection_errors)})"
-            )
-            return True
-        # Nor when the rollback is already known not to start (the header said why).
-        cannot_roll_back = (
-            "no rollback command is configured"
-            if not settings.rollback_command
-            else self.rollback_problem
-        )
-        if cannot_roll_back:
-            self._live(f"rehearsal: deploy not run: the rollback cannot start ({cannot_roll_back})")
+        held_back = self.deploy_held_back(rollback_selected, collection_errors)
+        if held_back is not None:
+            if not settings.no_rollback:  # the header already says --no-rollback
+                self._live(f"rehearsal: deploy not run: {held_back}")
             return True
         from .lifecycle import rehearse_deploy
 
@@ -128,6 +109,29 @@ class ReleaseRun:
                 self._deploy_flag.write_text(self._deploy_failure, encoding="utf-8")
             return False
         return True
+
+    def deploy_held_back(
+        self, rollback_selected: bool, collection_errors: Sequence[str] = ()
+    ) -> str | None:
+        """Why the configured deploy is not to run (``None``: it runs).
+
+        A deploy that nothing rolls back would leave staging on the new release: under
+        --no-rollback, with rehearsal::rollback deselected (-k health), after a collection
+        error (--continue-on-collection-errors runs the tests, never the rollback), or
+        with a rollback already known not to start (the header said why), it is not run.
+        """
+        settings = self._settings
+        if settings.no_rollback:
+            return "--no-rollback was given"
+        if not rollback_selected:
+            return "rehearsal::rollback is not selected"
+        if collection_errors:
+            return f"the rollback will not start ({describe_collection_errors(collection_errors)})"
+        if not settings.rollback_command:
+            return "the rollback cannot start (no rollback command is configured)"
+        if self.rollback_problem:
+            return f"the rollback cannot start ({self.rollback_problem})"
+        return None
 
     @property
     def deploy_failure(self) -> str | None:

@@ -225,13 +225,15 @@ class RehearsalSession(ProcessEngine):
         return result
 
     def _deploy_waits_for_collection(self) -> bool:
-        """A deploy is to run (configured, and its rollback selected): under xdist it comes
-        once the workers have collected, and the checks after it."""
+        """A deploy is to run: under xdist it comes once the workers have collected, and
+        the checks after it."""
         return (
             self.settings.config.deploy is not None
-            and not self.settings.no_rollback
-            and any(isinstance(item, RollbackItem) for item in self._selected)
+            and self.release.deploy_held_back(self._rollback_selected()) is None
         )
+
+    def _rollback_selected(self) -> bool:
+        return any(isinstance(item, RollbackItem) for item in self._selected)
 
     def _start_checks(self) -> None:
         """``--staging-wait``, the deploy, then every selected check as one concurrent batch.
@@ -247,8 +249,7 @@ class RehearsalSession(ProcessEngine):
         if not halted:
             self._wait_for_staging()
         try:
-            rollback_selected = any(isinstance(item, RollbackItem) for item in self._selected)
-            if not self.release.deploy(rollback_selected, self.collection_errors) or halted:
+            if not self.release.deploy(self._rollback_selected(), self.collection_errors) or halted:
                 return  # the deploy failed (the check items are skipped), or the run stops
         except KeyboardInterrupt:
             self.interrupted = True
