@@ -168,6 +168,56 @@ def test_the_engine_is_built_with_the_collector_paused_and_it_is_on_again_for_th
     result.assert_outcomes(passed=2, skipped=1)
 
 
+def test_the_engine_loads_as_python_loads_it_while_the_team_s_asserts_are_rewritten(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    # pytest's rewriting loader costs ~6 % of an active start-up, and a whole re-parse of the
+    # engine per run where it cannot write its cache (PYTHONDONTWRITEBYTECODE=1 here).
+    _, url = tiny_staging
+    write_config(pytester, QUIET_CHECKS + "  health: {path: /health}\n")
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_sessionfinish(session):
+            names = ("pytest_rehearsal.session", "pytest_rehearsal.config",
+                     "pytest_rehearsal.checks.health", "conftest")
+            loaders = [type(sys.modules[name].__loader__).__name__ for name in names]
+            print("LOADERS:", loaders)
+        """
+    )
+    pytester.makepyfile("def test_a_team_check():\n    assert [1, 2] == [1, 3]\n")
+    result = pytester.runpytest_subprocess(f"--staging-url={url}", "--no-rollback", "-s")
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*At index 1 diff: 2 != 3*"])
+    loaded = "LOADERS: ['SourceFileLoader', 'SourceFileLoader', 'SourceFileLoader', 'Assertion"
+    assert loaded + "RewritingHook']" in result.stdout.str()
+
+
+def test_the_standard_loading_is_put_first_once_and_taken_off_by_who_put_it() -> None:
+    from pytest_rehearsal._loading import StandardLoading, load_own_modules_plainly
+
+    assert StandardLoading not in sys.meta_path
+    remove = load_own_modules_plainly()
+    try:
+        assert sys.meta_path[0] is StandardLoading
+        load_own_modules_plainly()()  # a nested run's: it did not put it there
+        assert sys.meta_path[0] is StandardLoading
+        assert StandardLoading.find_spec("json") is None  # nobody else's modules
+        spec = StandardLoading.find_spec("pytest_rehearsal.units", pytest_rehearsal_path())
+        assert spec is not None and spec.origin is not None
+        assert spec.origin.endswith("units.py")
+    finally:
+        remove()
+    assert StandardLoading not in sys.meta_path
+
+
+def pytest_rehearsal_path() -> list[str]:
+    import pytest_rehearsal
+
+    return list(pytest_rehearsal.__path__)
+
+
 def test_a_collector_the_team_switched_off_stays_off() -> None:
     import gc
 

@@ -83,6 +83,8 @@ class Defaults:
 
 @dataclass(frozen=True)
 class HealthCheckConfig:
+    """``checks.health``: the path that says staging is up, and what it must answer."""
+
     path: str = "/health"
     expect_status: int = 200
     expect_json: Mapping[str, Any] | None = None
@@ -102,6 +104,8 @@ class HeadersPathConfig:
 
 @dataclass(frozen=True)
 class HeadersCheckConfig:
+    """``checks.headers``: the security headers every listed path must send (or not send)."""
+
     paths: tuple[HeadersPathConfig, ...] = (HeadersPathConfig("/"),)
     # Header names (or "Name: value" rules) required / forbidden on every path of the section.
     require: tuple[str, ...] = ()
@@ -140,6 +144,8 @@ DEFAULT_SECRET_PATHS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class SecretsCheckConfig:
+    """``checks.secrets``: files that must not be served, and the scan of every body read."""
+
     paths: tuple[str, ...] = DEFAULT_SECRET_PATHS
     scan_bodies: bool = True  # scan every response the rehearsal reads for leaked secrets
     meta: Meta = field(default_factory=Meta)
@@ -147,12 +153,16 @@ class SecretsCheckConfig:
 
 @dataclass(frozen=True)
 class RoleConfig:
+    """One ``permissions.roles`` entry: a role's token variable and the paths it must not reach."""
+
     token_env: str
     denied: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class PermissionsCheckConfig:
+    """``checks.permissions``: paths refused without credentials, and to each role."""
+
     protected: tuple[str, ...] = ()
     roles: Mapping[str, RoleConfig] = field(default_factory=dict)
     meta: Meta = field(default_factory=Meta)
@@ -160,6 +170,8 @@ class PermissionsCheckConfig:
 
 @dataclass(frozen=True)
 class UploadsCheckConfig:
+    """``checks.uploads``: a body just over ``max_bytes`` must be refused, early."""
+
     path: str
     max_bytes: int
     # Declared before `field`, whose name shadows dataclasses.field inside this class body.
@@ -170,6 +182,8 @@ class UploadsCheckConfig:
 
 @dataclass(frozen=True)
 class RetrySafeEntry:
+    """One ``checks.retry_safe`` entry: a write that must be safe to retry with its key."""
+
     method: str
     path: str
     json: Any = None
@@ -185,6 +199,8 @@ class RetrySafeEntry:
 
 @dataclass(frozen=True)
 class InputEntry:
+    """One ``checks.inputs`` entry: invalid input that must be refused at the boundary."""
+
     method: str
     path: str
     json: Any = None
@@ -266,6 +282,8 @@ class WatchConfig:
 
 @dataclass(frozen=True)
 class RollbackConfig:
+    """``rollback``: the command that takes staging back, how that is verified, and the restore."""
+
     command: tuple[str, ...] | None = None
     # cwd and env apply to every command of the lifecycle: deploy, rollback, restore.
     cwd: Path | None = None  # absolute once loaded: relative paths are resolved against the file

@@ -282,6 +282,8 @@ _Awaits = Callable[[FetchResult, Snapshot], "str | None"]
 
 @dataclass(frozen=True)
 class _Polled:
+    """The last poll of a wait: whether it met the expectation, and what it saw."""
+
     met: bool
     polls: int
     last: FetchResult

@@ -163,6 +163,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if not rehearsal_requested(option.staging_url, os.environ, config_file):
         return
+    from ._loading import load_own_modules_plainly
+
+    config.add_cleanup(load_own_modules_plainly())
     with collector_paused():
         # Only now, with a rehearsal ahead, is yaml imported (httpx when staging is reached).
         engine_class: type[ProcessEngine]
