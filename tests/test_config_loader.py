@@ -585,6 +585,12 @@ MISTAKES = [
         id="bad-regex",
     ),
     pytest.param(
+        "production:\n  - '^https://[[a-z]]+\\.prod'\n",
+        2,
+        ["production[0]", "an ambiguous regular expression", "Possible nested set", "escaped"],
+        id="ambiguous-regex",
+    ),
+    pytest.param(
         "auth:\n  token_env: STAGING_TOKEN\n  token: sk_live_abcdef123456\n",
         3,
         ["auth.token", "secrets only come from the environment: use token_env", "not shown"],
@@ -1154,6 +1160,9 @@ def test_check_production_masks_credentials_and_reports_bad_patterns() -> None:
     assert "secretpw" not in str(info.value)
     with pytest.raises(ConfigError, match=r"^r\.yaml: production: not a valid regular expression"):
         check_production("https://x", ("(",), "r.yaml")
+    for _ in range(2):  # the second time re.compile answers from its cache, without a warning
+        with pytest.raises(ConfigError, match="ambiguous regular expression"):
+            check_production("https://x", ("[[",), "r.yaml")
 
 
 def test_url_from_the_file_is_validated_like_the_option(tmp_path: Path) -> None:

@@ -351,6 +351,42 @@ def test_deselecting_checks_with_k_and_m(
     result.stdout.fnmatch_lines(["rehearsal::health", "*1/3 tests collected (2 deselected)*"])
 
 
+def test_the_checks_first_requests_share_one_connection_pool(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
+) -> None:
+    # The checks' first requests start on many threads at once; each used to find no client
+    # yet and build its own, leaving pools that were never closed.
+    _, url = tiny_staging
+    write_config(
+        pytester,
+        "checks:\n  headers: false\n  health: {path: /health}\n"
+        "  secrets: {paths: [/.env, /.git/config, /.git/HEAD, /backup.sql], scan_bodies: false}\n",
+    )
+    pytester.makeconftest(
+        """
+        import time
+
+        import pytest_rehearsal.client
+
+        built = []
+        make = pytest_rehearsal.client.make_probe_client
+
+        def slow_make(*args):
+            built.append(1)
+            time.sleep(0.2)  # every other first request arrives meanwhile
+            return make(*args)
+
+        pytest_rehearsal.client.make_probe_client = slow_make
+
+        def pytest_sessionfinish(session):
+            print(f"CLIENTS BUILT: {len(built)}")
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--staging-url={url}", "--no-rollback", "-s")
+    result.assert_outcomes(passed=5, skipped=1)
+    result.stdout.fnmatch_lines(["*CLIENTS BUILT: 1*"])
+
+
 def test_under_xdist_the_rollback_runs_once_after_every_check(
     pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str]
 ) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import urllib.parse
+import warnings
 from typing import TYPE_CHECKING
 
 from .config_nodes import STR, Context, Invalid, node_kind
@@ -102,12 +103,25 @@ def _compile_production_pattern(pattern: str, where: str) -> None:
 
 
 def _safe_regex(pattern: str) -> None:
-    """Refuse a pattern that does not compile, or could backtrack catastrophically."""
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise Invalid(f"not a valid regular expression ({exc})", _REGEX_EXPECTED) from None
-    problem = backtracking_problem(pattern)
+    """Refuse a pattern that does not compile, is ambiguous, or could backtrack catastrophically.
+
+    Ambiguous: Python's parser warns about it (``[[``, ``[a--b]``: a later Python reads such
+    sets otherwise). A production guard must mean one thing, and under ``-W error`` the warning
+    would escape from the load as a crash.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            re.compile(pattern)
+            # It parses afresh (re.compile may answer from its cache, warning once per process).
+            problem = backtracking_problem(pattern)
+        except re.error as exc:
+            raise Invalid(f"not a valid regular expression ({exc})", _REGEX_EXPECTED) from None
+        except Warning as warned:
+            raise Invalid(
+                f"an ambiguous regular expression: Python warns '{warned}'",
+                "the character escaped where it is meant literally (\\[, \\-, \\&, \\~, \\|)",
+            ) from None
     if problem is not None:
         # It will be searched in text a server chose (redirect targets): never let it hang.
         raise Invalid(f"pattern can backtrack catastrophically: {problem}", REWRITE_HINT)

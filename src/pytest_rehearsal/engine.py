@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import os
 import sys
+import threading
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -82,6 +83,9 @@ class ProcessEngine:
         self._sender: ProbeSender | None = None
         self._ssl: ssl.SSLContext | None = None
         self._reply_log: ReplyLog | None = None
+        # The first requests of the checks come from many threads at once: one builds the
+        # connection, the others wait for it (two builds would leave a pool never closed).
+        self._connecting = threading.RLock()
         self.live = LiveLines(config, self.redact)
         self.release = ReleaseRun(config, settings, self.redact, self.send, self.live)
         config.pluginmanager.register(self.release, _RELEASE_PLUGIN)
@@ -130,39 +134,42 @@ class ProcessEngine:
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
-        if self._ssl is None:
-            from .client import make_ssl_context
+        with self._connecting:
+            if self._ssl is None:
+                from .client import make_ssl_context
 
-            self._ssl = make_ssl_context(self.settings.staging_url, self.settings.ca_bundle)
-        return self._ssl
+                self._ssl = make_ssl_context(self.settings.staging_url, self.settings.ca_bundle)
+            return self._ssl
 
     @property
     def sender(self) -> ProbeSender:
-        if self._sender is None:
-            from .client import ProbeSender, make_probe_client
+        with self._connecting:
+            if self._sender is None:
+                from .client import ProbeSender, make_probe_client
 
-            settings = self.settings
-            client = make_probe_client(
-                settings.staging_url, settings.staging_timeout, self.ssl_context
-            )
-            self._sender = ProbeSender(
-                client,
-                self.credentials,
-                timeout=settings.staging_timeout,
-                retries=settings.retries,
-                log=self.reply_log,
-                ssl_context=self.ssl_context,
-            )
-        return self._sender
+                settings = self.settings
+                client = make_probe_client(
+                    settings.staging_url, settings.staging_timeout, self.ssl_context
+                )
+                self._sender = ProbeSender(
+                    client,
+                    self.credentials,
+                    timeout=settings.staging_timeout,
+                    retries=settings.retries,
+                    log=self.reply_log,
+                    ssl_context=self.ssl_context,
+                )
+            return self._sender
 
     @property
     def reply_log(self) -> ReplyLog:
         """Every reply from staging this process received (the response scan reads it)."""
-        if self._reply_log is None:
-            from .checks._base import ReplyLog
+        with self._connecting:
+            if self._reply_log is None:
+                from .checks._base import ReplyLog
 
-            self._reply_log = ReplyLog()
-        return self._reply_log
+                self._reply_log = ReplyLog()
+            return self._reply_log
 
     def send(self, probe: Probe, not_after: float | None = None) -> Reply:
         """Send *probe*; a redirect towards production comes back as a failure naming the hop."""
