@@ -75,24 +75,28 @@ def test_an_active_run_loads_only_what_it_uses(
 ) -> None:
     # Lazy by design: no retry happens (tenacity), nothing is rolled back (the command
     # runner), and only the configured checks' modules are needed.
-    _, url = tiny_staging
-    write_config(pytester, QUIET_CHECKS + "  health: {path: /health}\n")
-    pytester.makeconftest(
-        """
-        import sys
-
-        def pytest_sessionfinish(session):
-            print("LOADED:", sorted(m for m in sys.modules if m.startswith(
-                ("tenacity", "pytest_rehearsal.command", "pytest_rehearsal.checks."))))
-        """
+    result = _health_rehearsal_printing(
+        pytester,
+        tiny_staging,
+        'print("LOADED:", sorted(m for m in sys.modules if m.startswith('
+        '("tenacity", "pytest_rehearsal.command", "pytest_rehearsal.checks."))))',
     )
-    result = pytester.runpytest_subprocess(f"--staging-url={url}", "--no-rollback", "-s")
     result.assert_outcomes(passed=1, skipped=1)
     loaded = (
         "LOADED: ['pytest_rehearsal.checks._base', 'pytest_rehearsal.checks._leaks', "
         "'pytest_rehearsal.checks.health']"
     )
     assert loaded in result.stdout.str()
+
+
+def _health_rehearsal_printing(
+    pytester: pytest.Pytester, tiny_staging: tuple[TinyStaging, str], printed: str
+) -> pytest.RunResult:
+    """A health-only rehearsal (``--no-rollback``) whose conftest runs *printed* at its end."""
+    _, url = tiny_staging
+    write_config(pytester, QUIET_CHECKS + "  health: {path: /health}\n")
+    pytester.makeconftest(f"import sys\n\ndef pytest_sessionfinish(session):\n    {printed}\n")
+    return pytester.runpytest_subprocess(f"--staging-url={url}", "--no-rollback", "-s")
 
 
 def test_an_xdist_worker_loads_neither_httpx_nor_yaml_nor_the_checks_nor_the_records(
@@ -173,21 +177,14 @@ def test_the_engine_loads_as_python_loads_it_while_the_team_s_asserts_are_rewrit
 ) -> None:
     # pytest's rewriting loader costs ~6 % of an active start-up, and a whole re-parse of the
     # engine per run where it cannot write its cache (PYTHONDONTWRITEBYTECODE=1 here).
-    _, url = tiny_staging
-    write_config(pytester, QUIET_CHECKS + "  health: {path: /health}\n")
-    pytester.makeconftest(
-        """
-        import sys
-
-        def pytest_sessionfinish(session):
-            names = ("pytest_rehearsal.session", "pytest_rehearsal.config",
-                     "pytest_rehearsal.checks.health", "conftest")
-            loaders = [type(sys.modules[name].__loader__).__name__ for name in names]
-            print("LOADERS:", loaders)
-        """
-    )
     pytester.makepyfile("def test_a_team_check():\n    assert [1, 2] == [1, 3]\n")
-    result = pytester.runpytest_subprocess(f"--staging-url={url}", "--no-rollback", "-s")
+    names = ["pytest_rehearsal.session", "pytest_rehearsal.config"]
+    names += ["pytest_rehearsal.checks.health", "conftest"]
+    result = _health_rehearsal_printing(
+        pytester,
+        tiny_staging,
+        f"print('LOADERS:', [type(sys.modules[n].__loader__).__name__ for n in {names!r}])",
+    )
     result.assert_outcomes(passed=1, failed=1, skipped=1)
     result.stdout.fnmatch_lines(["*At index 1 diff: 2 != 3*"])
     loaded = "LOADERS: ['SourceFileLoader', 'SourceFileLoader', 'SourceFileLoader', 'Assertion"
