@@ -170,7 +170,7 @@ class PermissionsCheckConfig:
 
 @dataclass(frozen=True)
 class UploadsCheckConfig:
-    """``checks.uploads``: a body just over ``max_bytes`` must be refused, early."""
+    """``checks.uploads``: a small upload is accepted, one byte over ``max_bytes`` gets 413."""
 
     path: str
     max_bytes: int
