@@ -960,6 +960,24 @@ RETRY_CASES: dict[str, tuple[str, str, str | None, Callable[[], Fetch], str, boo
         False,
     ),
     "verify": (_ANY + "}", "exit 0", None, lambda: answers("1.5.0"), "verify", False),
+    # Staging never changed, or went back: once the restore verify sees it as it was found,
+    # a retry is safe whatever failed first.
+    "verify-restored": (
+        _ANY + ", restore: ./restore.sh}",
+        "exit 0",
+        "exit 0",
+        lambda: answers("1.5.0"),
+        "verify",
+        True,
+    ),
+    "command-exit-restored": (
+        _ANY + ", restore: ./restore.sh}",
+        "exit 3",
+        "exit 0",
+        lambda: answers("1.5.0"),
+        "command",
+        True,
+    ),
     "interrupted-verify": (
         _ANY + "}",
         "exit 0",

@@ -58,6 +58,7 @@ __all__ = [
     "NOT_ANSWERED_MESSAGE",
     "NO_COMMAND_MESSAGE",
     "RETRY_SAFE",
+    "RETRY_SAFE_RESTORED",
     "RETRY_UNSAFE",
     "Fetch",
     "FetchResult",
@@ -71,6 +72,9 @@ __all__ = [
 #: once a command may have left it part way.
 RETRY_SAFE = "retrying is safe"
 RETRY_UNSAFE = "retrying is not safe until you have checked what staging serves"
+#: Once the restore verify has seen staging answer as before the rollback, whatever failed
+#: on the way: staging is where the rehearsal found it.
+RETRY_SAFE_RESTORED = f"{RETRY_SAFE}: staging was restored"
 NO_COMMAND_MESSAGE = (
     "no rollback command is configured: a release without a rollback path is not ready "
     f"(set rollback.command in rehearsal.yaml or pass --rollback-command; {RETRY_SAFE})"
@@ -917,7 +921,7 @@ def _judge_budgets(run: _Run, state: _Rollback, watch: WatchSummary | None) -> N
     """``max_recovery`` and ``max_outage``: a rollback that took too long, or hurt too much."""
     rollback = run.config.rollback
     # Every step may have passed: a retry is safe when the restore put staging back.
-    advice = f"{RETRY_SAFE}: staging was restored" if state.restored is not None else RETRY_UNSAFE
+    advice = RETRY_SAFE_RESTORED if state.restored is not None else RETRY_UNSAFE
     limit = rollback.max_recovery
     if limit is not None and state.to_previous is not None and state.to_previous > limit:
         state.extra_failures.append(
@@ -978,6 +982,11 @@ def _rollback_record(
             and step.outcome == "passed"
         ]
         message = "\n".join([first, *later, *passed_after, *state.notes])
+        if state.restored is not None:
+            # A step said "not safe" when it failed; the verified restore has since put staging
+            # back, so the run as a whole is safe to retry (each step's own record keeps
+            # what was true when it failed).
+            message = message.replace(RETRY_UNSAFE, RETRY_SAFE_RESTORED)
     else:
         phase = "done"
         message = "; ".join(
