@@ -1074,6 +1074,8 @@ def test_validate_staging_url_normalises(url: str, normalised: str) -> None:
         ("https://[::1/", ["not a valid URL"]),
         ("https://-bad.example/", ["invalid host"]),
         ("https://u:p4ss@x.example", ["credentials in the URL", "'https://***@x.example'"]),
+        ("https://u:p4ss@w@x.example", ["credentials in the URL", "'https://***@x.example'"]),
+        ("https://u:p4ss@[::1/", ["not a valid URL", "'https://***@[::1/'"]),
         ("https://x.example/?token=t0k3n", ["'token'", "?token=***"]),
         ("https://x.example/#frag", ["fragment"]),
     ],

@@ -50,6 +50,24 @@ def test_mask_url_hides_userinfo_and_token_query_values() -> None:
     assert mask_url("https://h/p?page=2") == "https://h/p?page=2"
 
 
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        # httpx and urllib.parse take the userinfo up to the authority's last "@".
+        ("https://deploy:p@ss@staging.example/x", f"https://{MASK}@staging.example/x"),
+        ("https://u:a@b@c@h:8443", f"https://{MASK}@h:8443"),
+        # An "@" after the authority (a path, a query, a fragment) is no userinfo.
+        ("https://h/users/@me?x=1", "https://h/users/@me?x=1"),
+        ("https://h?email=a@b.example", "https://h?email=a@b.example"),
+        ("https://h#to@me", "https://h#to@me"),
+        # Not parseable as a URL: the userinfo is masked all the same.
+        ("http://user:pw@[::1", f"http://{MASK}@[::1"),
+    ],
+)
+def test_mask_url_takes_the_userinfo_as_http_clients_split_it(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
 def test_redactor_masks_the_escaped_spellings_of_a_secret() -> None:
     secret = 'tok"quote&amp<less>\\back/slash é'
     redact = Redactor([secret])

@@ -23,7 +23,7 @@ from .config_values import CREDENTIAL_WORD
 from .config_yaml import clip
 from .errors import ConfigError
 from .problems import format_problem
-from .redact import MASK
+from .redact import mask_url
 from .regex_safety import REWRITE_HINT, backtracking_problem
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def check_production(url: str, patterns: tuple[str, ...], where: str) -> None:
     match = production_match(url, patterns)
     if match is not None:
         raise ConfigError(
-            f"staging URL {clip(repr(_masked_url(url)))} matches production pattern "
+            f"staging URL {clip(repr(mask_url(url)))} matches production pattern "
             f"'{match}' from {where}; refusing to rehearse against production (no override)"
         )
 
@@ -145,27 +145,11 @@ def staging_url_value(context: Context, node: Node, keypath: str) -> str:
     return _normalised_url(string(node, _URL_EXPECTED))
 
 
-def _masked_url(url: str) -> str:
-    """*url* with userinfo and credential-like query values replaced by ``***``."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return MASK
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
-    query = "&".join(
-        f"{key}={MASK}" if CREDENTIAL_WORD.search(key) else f"{key}={value}" if sep else key
-        for key, sep, value in (item.partition("=") for item in parts.query.split("&"))
-    )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 def _normalised_url(url: str) -> str:
     text = url.strip()
 
     def invalid(problem: str) -> Invalid:
-        return Invalid(problem, _URL_EXPECTED, found=clip(repr(_masked_url(text))))
+        return Invalid(problem, _URL_EXPECTED, found=clip(repr(mask_url(text))))
 
     if not text:
         raise invalid("empty URL")

@@ -35,7 +35,9 @@ _MIN_SECRET_LENGTH = 4
 # A fragment of a secret cut by an excerpt is masked from this many characters on.
 _MIN_FRAGMENT = 6
 _ELLIPSES = ("…", "...")
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+# Up to the authority's last "@", as urllib.parse and httpx split it: a password holding an
+# unencoded "@" is masked whole, and an "@" in the path or query is no userinfo.
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#\s]+)@")
 _TOKEN_QUERY = re.compile(
     r"(?P<key>[?&](?:[\w.-]*(?:token|key|secret|password|passwd|auth|signature|sig)[\w.-]*)=)"
     r"(?P<value>[^&#\s]*)",
