@@ -144,9 +144,10 @@ def _served(reply: Reply) -> str | None:
 
 
 # ``url = https://user:password@host/path`` in a remote section; the user and the host are
-# shown, the password never.
+# shown, the password never. The password runs to the authority's last "@", as git splits
+# it: one holding an unencoded "@" is not shown in part as the host.
 _GIT_REMOTE_PASSWORD = re.compile(
-    r"^[ \t]*url[ \t]*=[ \t]*([a-z][a-z0-9+.-]{0,20}://)([^\s:/@]{1,200}):[^\s/@]{1,500}@"
+    r"^[ \t]*url[ \t]*=[ \t]*([a-z][a-z0-9+.-]{0,20}://)([^\s:/@]{1,200}):[^\s/]{1,500}@"
     r"([^\s/]{1,255})(\S{0,200})",
     re.MULTILINE | re.IGNORECASE,
 )
