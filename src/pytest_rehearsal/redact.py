@@ -35,9 +35,11 @@ _MIN_SECRET_LENGTH = 4
 # A fragment of a secret cut by an excerpt is masked from this many characters on.
 _MIN_FRAGMENT = 6
 _ELLIPSES = ("…", "...")
-# Up to the authority's last "@", as urllib.parse and httpx split it: a password holding an
-# unencoded "@" is masked whole, and an "@" in the path or query is no userinfo.
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#\s]+)@")
+# After "://", up to the authority's last "@", as urllib.parse and httpx split it: a
+# password holding an unencoded "@" is masked whole, and an "@" in the path or query is no
+# userinfo. The scheme is left out of the pattern: matched, it made every letter of a long
+# run (a hostile redirect's Location) a start rescanning the run, in quadratic time.
+_USERINFO = re.compile(r"://[^/?#\s]+@")
 _TOKEN_QUERY = re.compile(
     r"(?P<key>[?&](?:[\w.-]*(?:token|key|secret|password|passwd|auth|signature|sig)[\w.-]*)=)"
     r"(?P<value>[^&#\s]*)",
@@ -86,7 +88,7 @@ class Secret:
 
 def mask_url(url: str) -> str:
     """*url* with its userinfo and token-like query values replaced by ``***``."""
-    url = _USERINFO.sub(lambda m: f"{m['scheme']}{MASK}@", url)
+    url = _USERINFO.sub(f"://{MASK}@", url)
     return _TOKEN_QUERY.sub(lambda m: f"{m['key']}{MASK}", url)
 
 
