@@ -1077,6 +1077,7 @@ def test_validate_staging_url_normalises(url: str, normalised: str) -> None:
         ("https://u:p4ss@w@x.example", ["credentials in the URL", "'https://***@x.example'"]),
         ("https://u:p4ss@[::1/", ["not a valid URL", "'https://***@[::1/'"]),
         ("https://x.example/?token=t0k3n", ["'token'", "?token=***"]),
+        ("https://x.example/?passwort=p4ss", ["'passwort'", "?passwort=***"]),
         ("https://x.example/#frag", ["fragment"]),
     ],
 )

@@ -61,6 +61,11 @@ def test_mask_url_hides_userinfo_and_token_query_values() -> None:
         ("https://h/users/@me?x=1", "https://h/users/@me?x=1"),
         ("https://h?email=a@b.example", "https://h?email=a@b.example"),
         ("https://h#to@me", "https://h#to@me"),
+        # The credential words of a query, as the config loader refuses them.
+        (
+            "https://h/?passwort=geheim&X-Amz-Signature=ab",
+            f"https://h/?passwort={MASK}&X-Amz-Signature={MASK}",
+        ),
         # Not parseable as a URL: the userinfo is masked all the same.
         ("http://user:pw@[::1", f"http://{MASK}@[::1"),
     ],

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .config_nodes import HIDDEN, Context, Invalid
 from .config_types import integer_in, list_of, non_empty_text, string
+from .redact import CREDENTIAL_WORDS
 
 if TYPE_CHECKING:
     from yaml.nodes import Node
@@ -37,8 +38,8 @@ __all__ = [
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
-# Query parameters and options that carry credentials; the same words redact.mask_url masks.
-CREDENTIAL_WORD = re.compile(r"token|key|secret|passw|auth|sig", re.IGNORECASE)
+# Query parameters and options that carry credentials: the words redact.mask_url masks.
+CREDENTIAL_WORD = re.compile(CREDENTIAL_WORDS, re.IGNORECASE)
 _BAD_PATH_CHARS = re.compile(r"[\s\\\x00-\x1f\x7f]")
 
 #: What a check (and the deploy) may say about itself: who owns it, what it expects, what to

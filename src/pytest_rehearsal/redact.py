@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = [
+    "CREDENTIAL_WORDS",
     "MASK",
     "LogRedaction",
     "Redactor",
@@ -40,8 +41,11 @@ _ELLIPSES = ("…", "...")
 # userinfo. The scheme is left out of the pattern: matched, it made every letter of a long
 # run (a hostile redirect's Location) a start rescanning the run, in quadratic time.
 _USERINFO = re.compile(r"://[^/?#\s]+@")
+#: The words that make a query parameter (or an option) a credential: ``passw`` for
+#: password, passwd, passwort; ``sig`` for signature.
+CREDENTIAL_WORDS = "token|key|secret|passw|auth|sig"
 _TOKEN_QUERY = re.compile(
-    r"(?P<key>[?&](?:[\w.-]*(?:token|key|secret|password|passwd|auth|signature|sig)[\w.-]*)=)"
+    rf"(?P<key>[?&](?:[\w.-]*(?:{CREDENTIAL_WORDS})[\w.-]*)=)"
     r"(?P<value>[^&#\s]*)",
     re.IGNORECASE,
 )
