@@ -184,13 +184,13 @@ _ROLLBACK_EXPLAINERS = {
     "_emit_line",
     "_describe_fetch",
     "_tail_block",
-    "_previous_step",
+    "previous_step",
     "_baseline_problem",
-    "_preflight_step",
-    "_command_step",
-    "_verify_step",
-    "_restore_verify_step",
-    "_health_step",
+    "preflight_step",
+    "command_step",
+    "verify_step",
+    "restore_verify_step",
+    "health_step",
     "_after_interrupt",
     "_note_what_verify_proves",
     "_judge_budgets",
@@ -247,7 +247,7 @@ def _raised_messages() -> set[str]:
 def _rollback_explanations() -> set[str]:
     functions = {
         node.name: node
-        for module in ("lifecycle.py", "command.py")
+        for module in ("lifecycle.py", "lifecycle_steps.py", "command.py")
         for node in ast.walk(ast.parse((SRC / module).read_text(encoding="utf-8")))
         if isinstance(node, ast.FunctionDef)
     }

@@ -116,7 +116,8 @@ def test_an_xdist_worker_loads_neither_httpx_nor_yaml_nor_the_checks_nor_the_rec
                 loaded = sorted(m for m in sys.modules if m.startswith(
                     ("httpx", "httpcore", "yaml", "pytest_rehearsal.checks.",
                      "pytest_rehearsal.client", "pytest_rehearsal.config_loader"))
-                    or m in ("pytest_rehearsal.release", "pytest_rehearsal.lifecycle"))
+                    or m in ("pytest_rehearsal.release", "pytest_rehearsal.lifecycle",
+                            "pytest_rehearsal.lifecycle_steps"))
                 with open("worker-modules.txt", "w") as out:
                     out.write(repr(loaded))
         """

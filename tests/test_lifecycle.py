@@ -23,15 +23,14 @@ import pytest
 from plugin_helpers import write_rollback_script
 from pytest_rehearsal.config import RehearsalConfig, RollbackConfig, VerifyConfig
 from pytest_rehearsal.config_loader import parse_config
-from pytest_rehearsal.lifecycle import (
+from pytest_rehearsal.lifecycle import rehearse_deploy, rehearse_rollback
+from pytest_rehearsal.lifecycle_steps import (
     NO_COMMAND_MESSAGE,
     NOT_ANSWERED_MESSAGE,
     RETRY_SAFE,
     RETRY_UNSAFE,
     Fetch,
     FetchResult,
-    rehearse_deploy,
-    rehearse_rollback,
 )
 from pytest_rehearsal.redact import Redactor
 from pytest_rehearsal.release import DeployRecord, RollbackRecord, expected_result

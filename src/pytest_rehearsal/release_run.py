@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     # The records, the lifecycle and the timeline are imported by the controller, when it
     # uses them: a worker needs none of them.
     from .checks._base import Probe, Reply
-    from .lifecycle import FetchResult
+    from .lifecycle_steps import FetchResult
     from .markdown import Phase
     from .release import DeployRecord, RollbackRecord, StepRecord
 
@@ -291,7 +291,7 @@ class ReleaseRun:
     def _fetch(self, path: str) -> FetchResult:
         """One GET for the lifecycle (thread-safe: the watch polls beside the verify)."""
         from .checks._base import Probe
-        from .lifecycle import FetchResult
+        from .lifecycle_steps import FetchResult
 
         reply = self._send(Probe("GET", path))
         return FetchResult(reply.status, reply.body, reply.error, reply.elapsed)
