@@ -448,6 +448,79 @@ def test_a_restore_that_cannot_start_stops_everything_before_the_rollback(
     assert current(release_root) == "1.5.0"
 
 
+def deleted_when_said(script: Path, said: str, lines: list[str]) -> Callable[[str], None]:
+    """A *say* that deletes *script* on the line starting with *said*: after its preflight
+    passed, right before it is started (a real race, made certain)."""
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if line.startswith(said):
+            script.unlink()
+
+    return say
+
+
+def test_a_rollback_command_gone_after_preflight_did_not_run_and_is_safe_to_retry(
+    tmp_path: Path, release_root: Path, fetch: Fetch
+) -> None:
+    script = write_rollback_script(tmp_path, "rollback.sh", "echo rolled back\n")
+    lines: list[str] = []
+    record, _ = rollback(
+        config_for(tmp_path, release_root),
+        fetch,
+        command_override=(str(script),),
+        say=deleted_when_said(script, "rehearsal: rolling back:", lines),
+    )
+    assert (record.outcome, record.phase) == ("failed", "command")
+    # It never started: no verify, no restore, nothing measured, and staging untouched.
+    assert steps(record) == [("baseline", "passed"), ("preflight", "passed"), ("command", "failed")]
+    assert record.message.startswith(f"rollback command '{script}' not found (looked in ")
+    assert record.message.splitlines()[0].endswith(f"; it did not run ({RETRY_SAFE})")
+    assert RETRY_UNSAFE not in record.message
+    assert record.recovery is None
+    assert current(release_root) == "1.5.0"
+    assert not any(line.startswith("rehearsal: verifying") for line in lines)
+
+
+def test_a_deploy_gone_after_preflight_did_not_run_and_is_safe_to_retry(
+    tmp_path: Path, release_root: Path, fetch: Fetch
+) -> None:
+    script = write_rollback_script(tmp_path, "deploy.sh", "echo deployed\n")
+    config = deploy_config(tmp_path, release_root, [str(script)])
+    lines: list[str] = []
+    record = rehearse_deploy(
+        config,
+        fetch=fetch,
+        redactor=NO_SECRETS,
+        say=deleted_when_said(script, "rehearsal: deploying:", lines),
+    )
+    assert record.outcome == "failed"
+    assert steps(record)[-1] == ("deploy", "failed")
+    assert record.message.startswith(f"deploy command '{script}' not found (looked in ")
+    assert record.message.endswith(f"; it did not run ({RETRY_SAFE})")
+
+
+def test_a_restore_gone_after_preflight_leaves_staging_rolled_back_and_says_so(
+    tmp_path: Path, release_root: Path, fetch: Fetch
+) -> None:
+    restore = write_rollback_script(tmp_path, "restore.sh", "echo restored\n")
+    config = config_for(tmp_path, release_root, restore=f"['{restore}']")
+    lines: list[str] = []
+    record, _ = rollback(
+        config, fetch, say=deleted_when_said(restore, "rehearsal: restoring:", lines)
+    )
+    assert (record.outcome, record.phase) == ("failed", "restore")
+    assert steps(record)[-1] == ("restore", "failed")
+    first, *notes = record.message.splitlines()
+    assert first.startswith(f"restore command '{restore}' not found (looked in ")
+    assert first.endswith(f"; it did not run ({RETRY_UNSAFE})")
+    assert notes[-1] == (
+        "the restore could not be started: staging was left on the previous release; "
+        "check what it serves"
+    )
+    assert current(release_root) == "1.4.2"  # the rollback command did run
+
+
 # ------------------------------------------------------------------------------------------
 # watch and budgets
 

@@ -201,6 +201,7 @@ class CommandResult:
     tail: str = ""
     error: str | None = None  # the command could not be started (or reaped)
     timeout_s: float | None = None
+    started: bool = True  # False: it could not be started, so nothing of it ran
 
     @property
     def ok(self) -> bool:
@@ -317,7 +318,8 @@ def run_command(
     pipe still open after that belongs to a process that left the group: it is abandoned and
     ``escaped`` is set. A KeyboardInterrupt during the run kills the group (SIGTERM, a short
     grace, SIGKILL) and returns with ``interrupted=True`` instead of propagating. Failing to
-    start (missing, not executable, bad interpreter, missing cwd) sets ``error``.
+    start (missing, not executable, bad interpreter, missing cwd) sets ``error`` and clears
+    ``started``.
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -350,6 +352,7 @@ def run_command(
             duration_s=time.monotonic() - started,
             error=redactor(problem),
             timeout_s=timeout,
+            started=False,
         )
     assert proc.stdout is not None  # stdout=PIPE
     group = _Group(proc)

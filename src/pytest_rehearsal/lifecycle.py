@@ -325,6 +325,12 @@ def _rollback_steps(
     )
     if not state.add(step) and state.command_result.interrupted:
         raise KeyboardInterrupt
+    if not state.command_result.started:
+        # Nothing was rolled back: no verify, no restore, no recovery to measure.
+        state.command_started = None
+        if watch is not None:
+            watch.stop()
+        return
     if step.outcome == "passed":
         goals = rollback_goals(target, state.baseline, previous)
         _note_what_verify_proves(state, target, previous, goals)
@@ -461,6 +467,11 @@ def _note_staging_left(state: _Rollback, restore_after: str) -> None:
         why = " (restore_after: verified)" if restore_after == "verified" else ""
         state.notes.append(
             f"the restore was not run{why}: staging may be left on the previous release; "
+            "check what it serves"
+        )
+    elif not state.restore_result.started:
+        state.notes.append(
+            "the restore could not be started: staging was left on the previous release; "
             "check what it serves"
         )
     elif not state.interrupted:  # after an interrupt, its own note says the restore ran

@@ -486,8 +486,13 @@ def command_step(
         message = f"{label} exited 0 in {format_elapsed(result.duration_s)}"
         if result.notes:
             message += f" ({'; '.join(result.notes)})"
+    elif not result.started:
+        # Preflight passed, then the executable changed: this command did nothing. Only a
+        # restore leaves staging where the rollback command took it.
+        advice = RETRY_UNSAFE if step == "restore" else RETRY_SAFE
+        message = f"{result.describe()}; it did not run ({advice})"
     else:
-        # It may have stopped part way (or, had it not started, preflight would have said).
+        # It may have stopped part way.
         message = (
             f"{label} `{shlex.join(argv)}` {result.describe()} ({RETRY_UNSAFE})"
             f"{_tail_block(result)}"
