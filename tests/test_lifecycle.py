@@ -725,6 +725,34 @@ def test_a_failed_deploy_that_changed_nothing_is_not_rolled_back_further(
     assert lines == [back.summary_line()]
 
 
+@pytest.mark.parametrize("how", ["missing at preflight", "gone after preflight"])
+def test_a_deploy_whose_command_never_started_is_not_rolled_back(
+    tmp_path: Path, release_root: Path, fetch: Fetch, how: str
+) -> None:
+    # Staging serves 1.5.0 with 1.4.2 before it: rolling back after a deploy that changed
+    # nothing would leave it on 1.4.2, with no restore after a failed deploy.
+    script = tmp_path / "deploy.sh"
+    lines: list[str] = []
+    say = lines.append
+    if how == "gone after preflight":
+        write_rollback_script(tmp_path, "deploy.sh", "echo deployed\n")
+        say = deleted_when_said(script, "rehearsal: deploying:", lines)
+    config = deploy_config(tmp_path, release_root, [str(script)])
+    record = rehearse_deploy(config, fetch=fetch, redactor=NO_SECRETS, say=say)
+    assert record.outcome == "failed"
+    assert not record.command_started
+
+    back, _ = rollback(config, fetch, deploy=record)
+    assert back.outcome == "skipped"
+    failed_at = "preflight" if how == "missing at preflight" else "deploy"
+    assert back.message == (
+        f"the deploy failed at {failed_at} before its command ran: staging was not changed, "
+        "there is nothing to roll back, and a rollback would go one release further back"
+    )
+    assert back.steps == ()
+    assert current(release_root) == "1.5.0"  # the rollback command never ran
+
+
 def test_a_deploy_that_never_gets_healthy_fails_at_deploy_health(
     tmp_path: Path,
     old_release: Path,

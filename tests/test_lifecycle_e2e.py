@@ -219,6 +219,36 @@ def test_a_failed_deploy_that_changed_nothing_shows_the_rollback_skipped(
     )
 
 
+def test_a_deploy_that_cannot_start_leaves_staging_untouched_and_rolls_nothing_back(
+    pytester: pytest.Pytester,
+    release_root: Path,
+    staging_on_the_previous_release: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RELEASE", "1.5.0")
+    missing = pytester.path / "no-such-deploy.sh"
+    config = LIFECYCLE.format(deploy=DEPLOY_SCRIPT, root=release_root)
+    config = config.replace(
+        f"deploy: {{command: ['{DEPLOY_SCRIPT}', 'deploy', '${{RELEASE}}']",
+        f"deploy: {{command: ['{missing}']",
+    )
+    write_config(pytester, config)
+    result, report = _rehearse(pytester, staging_on_the_previous_release, "-rs")
+    assert result.ret == 1, result.stdout.str()
+    assert (release_root / "current").readlink().name == "1.4.2"  # as it was found
+    assert report["verdict"] == "blocked"
+    assert report["deploy"]["outcome"] == "failed"
+    assert [step["step"] for step in report["deploy"]["steps"]] == ["preflight"]
+    assert report["rollback"]["outcome"] == "skipped"
+    result.stdout.fnmatch_lines(
+        [
+            "*deploy */no-such-deploy.sh (WILL FAIL: *not found*",
+            "SKIPPED [[]1[]] rehearsal::rollback: the deploy failed at preflight before its "
+            "command ran: staging was not changed*",
+        ]
+    )
+
+
 def test_a_deploy_whose_rollback_cannot_start_is_not_run(
     pytester: pytest.Pytester,
     release_root: Path,

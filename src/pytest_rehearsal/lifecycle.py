@@ -158,6 +158,7 @@ def rehearse_deploy(
         started_at=wall,
         deployed=deployed,
         interrupted=interrupted,
+        command_started=result is not None and result.started,
     )
     run.say(record.summary_line())
     return record
@@ -258,11 +259,20 @@ def rehearse_rollback(
 def _untouched_by_the_deploy(
     run: StepContext, target: Target, deploy: DeployRecord, argv: tuple[str, ...]
 ) -> RollbackRecord | None:
-    """After a failed deploy: a record saying there is nothing to roll back when staging
-    still serves the release before the deploy (its tracked fields), else ``None``.
+    """After a failed deploy: a record saying there is nothing to roll back when the deploy
+    command never started, or staging still serves the release before the deploy (its
+    tracked fields); else ``None``.
 
     Rolling back then would take staging one release further back than it was found.
     """
+    shown = tuple(run.redactor(arg) for arg in argv)
+    if not deploy.command_started:
+        message = (
+            f"the deploy failed at {deploy.failed_step or 'deploy'} before its command ran: "
+            "staging was not changed, there is nothing to roll back, and a rollback would go "
+            "one release further back"
+        )
+        return RollbackRecord.skipped(message, run.config.rollback, shown)
     previous = deploy.previous
     if previous is None or not previous.tracked:
         return None  # nothing tells the releases apart: the rollback is rehearsed
@@ -278,7 +288,6 @@ def _untouched_by_the_deploy(
         "there is nothing to roll back, and a rollback would go one release further back"
     )
     step = timer.record("baseline", True, f"GET {target.path} served {snapshot.describe()}")
-    shown = tuple(run.redactor(arg) for arg in argv)
     skipped = RollbackRecord.skipped(message, run.config.rollback, shown)
     return dataclasses.replace(
         skipped,

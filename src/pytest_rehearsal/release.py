@@ -179,6 +179,9 @@ class DeployRecord:
     started_at: float
     deployed: Snapshot | None = None
     interrupted: bool = False
+    #: The deploy command was started, so it may have changed staging (preflight passed,
+    #: and it could be started). Not in the JSON: its ``steps`` say as much.
+    command_started: bool = True
 
     @property
     def failed_step(self) -> StepName | None:
