@@ -194,6 +194,19 @@ def test_a_deploy_nothing_would_roll_back_is_not_run(
         )
 
 
+def _rehearse_deploying(
+    pytester: pytest.Pytester, release_root: Path, url: str, deploy: Path
+) -> tuple[pytest.RunResult, dict[str, Any]]:
+    """A rehearsal (``-rs``) whose deploy command is *deploy*, run with no arguments."""
+    config = LIFECYCLE.format(deploy=DEPLOY_SCRIPT, root=release_root)
+    config = config.replace(
+        f"deploy: {{command: ['{DEPLOY_SCRIPT}', 'deploy', '${{RELEASE}}']",
+        f"deploy: {{command: ['{deploy}']",
+    )
+    write_config(pytester, config)
+    return _rehearse(pytester, url, "-rs")
+
+
 def test_a_failed_deploy_that_changed_nothing_shows_the_rollback_skipped(
     pytester: pytest.Pytester,
     release_root: Path,
@@ -202,13 +215,9 @@ def test_a_failed_deploy_that_changed_nothing_shows_the_rollback_skipped(
 ) -> None:
     monkeypatch.setenv("RELEASE", "1.5.0")
     failing = write_rollback_script(pytester.path, "deploy-fails.sh", "echo unreachable\nexit 1\n")
-    config = LIFECYCLE.format(deploy=DEPLOY_SCRIPT, root=release_root)
-    config = config.replace(
-        f"deploy: {{command: ['{DEPLOY_SCRIPT}', 'deploy', '${{RELEASE}}']",
-        f"deploy: {{command: ['{failing}']",
+    result, report = _rehearse_deploying(
+        pytester, release_root, staging_on_the_previous_release, failing
     )
-    write_config(pytester, config)
-    result, report = _rehearse(pytester, staging_on_the_previous_release, "-rs")
     assert result.ret == 1, result.stdout.str()
     assert (release_root / "current").readlink().name == "1.4.2"  # not one release further
     assert report["verdict"] == "blocked"
@@ -227,13 +236,9 @@ def test_a_deploy_that_cannot_start_leaves_staging_untouched_and_rolls_nothing_b
 ) -> None:
     monkeypatch.setenv("RELEASE", "1.5.0")
     missing = pytester.path / "no-such-deploy.sh"
-    config = LIFECYCLE.format(deploy=DEPLOY_SCRIPT, root=release_root)
-    config = config.replace(
-        f"deploy: {{command: ['{DEPLOY_SCRIPT}', 'deploy', '${{RELEASE}}']",
-        f"deploy: {{command: ['{missing}']",
+    result, report = _rehearse_deploying(
+        pytester, release_root, staging_on_the_previous_release, missing
     )
-    write_config(pytester, config)
-    result, report = _rehearse(pytester, staging_on_the_previous_release, "-rs")
     assert result.ret == 1, result.stdout.str()
     assert (release_root / "current").readlink().name == "1.4.2"  # as it was found
     assert report["verdict"] == "blocked"
