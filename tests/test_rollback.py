@@ -151,9 +151,9 @@ def test_broken_commands_get_distinct_messages_before_anything_runs(
     # The same from run_command, for a file that broke after preflight: Popen's error is mapped.
     result = run(["./deploy.sh"], cwd=tmp_path)
     if "via /usr/bin/env" in message:
-        assert (result.error, result.exit_code) == (None, 127)  # env itself started, then failed
-    else:
-        assert (result.error, result.exit_code) == (message, None)
+        assert (result.error, result.exit_code, result.started) == (None, 127, True)
+    else:  # above: env itself started, then failed; here nothing started
+        assert (result.error, result.exit_code, result.started) == (message, None, False)
 
 
 def test_preflight_names_a_missing_working_directory(tmp_path: Path) -> None:
@@ -224,6 +224,7 @@ def test_argv_is_never_run_by_a_shell(tmp_path: Path) -> None:
     )
     result = run(["./rollback.sh", ";", "rm", "-rf", "x", "&&", "$(id)"], cwd=tmp_path)
     assert result.ok
+    assert result.started
     assert victim.is_dir()
     assert (tmp_path / "ran.txt").read_text() == "ran with: ; rm -rf x && $(id)\n"
 
@@ -235,6 +236,7 @@ def test_vanished_executable_is_an_error_result(tmp_path: Path) -> None:
         == "rollback command '/nonexistent/dir/deploy.sh' not found (looked in /nonexistent/dir)"
     )
     assert not result.ok
+    assert not result.started
     assert result.describe() == result.error
 
 
