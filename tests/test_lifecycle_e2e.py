@@ -194,17 +194,24 @@ def test_a_deploy_nothing_would_roll_back_is_not_run(
         )
 
 
-def _rehearse_deploying(
+def _rollback_skipped_after_a_failed_deploy(
     pytester: pytest.Pytester, release_root: Path, url: str, deploy: Path
 ) -> tuple[pytest.RunResult, dict[str, Any]]:
-    """A rehearsal (``-rs``) whose deploy command is *deploy*, run with no arguments."""
+    """A rehearsal (``-rs``) whose deploy command is *deploy*, run with no arguments, which
+    must fail the deploy, skip the rollback, and leave staging on 1.4.2 as it was found."""
     config = LIFECYCLE.format(deploy=DEPLOY_SCRIPT, root=release_root)
     config = config.replace(
         f"deploy: {{command: ['{DEPLOY_SCRIPT}', 'deploy', '${{RELEASE}}']",
         f"deploy: {{command: ['{deploy}']",
     )
     write_config(pytester, config)
-    return _rehearse(pytester, url, "-rs")
+    result, report = _rehearse(pytester, url, "-rs")
+    assert result.ret == 1, result.stdout.str()
+    assert (release_root / "current").readlink().name == "1.4.2"  # not one release further
+    assert report["verdict"] == "blocked"
+    assert report["deploy"]["outcome"] == "failed"
+    assert report["rollback"]["outcome"] == "skipped"
+    return result, report
 
 
 def test_a_failed_deploy_that_changed_nothing_shows_the_rollback_skipped(
@@ -215,13 +222,9 @@ def test_a_failed_deploy_that_changed_nothing_shows_the_rollback_skipped(
 ) -> None:
     monkeypatch.setenv("RELEASE", "1.5.0")
     failing = write_rollback_script(pytester.path, "deploy-fails.sh", "echo unreachable\nexit 1\n")
-    result, report = _rehearse_deploying(
+    result, _ = _rollback_skipped_after_a_failed_deploy(
         pytester, release_root, staging_on_the_previous_release, failing
     )
-    assert result.ret == 1, result.stdout.str()
-    assert (release_root / "current").readlink().name == "1.4.2"  # not one release further
-    assert report["verdict"] == "blocked"
-    assert report["rollback"]["outcome"] == "skipped"
     # Not "PASSED": no command ran.
     result.stdout.fnmatch_lines(
         ["SKIPPED [[]1[]] rehearsal::rollback: the failed deploy left staging on the release*"]
@@ -236,15 +239,10 @@ def test_a_deploy_that_cannot_start_leaves_staging_untouched_and_rolls_nothing_b
 ) -> None:
     monkeypatch.setenv("RELEASE", "1.5.0")
     missing = pytester.path / "no-such-deploy.sh"
-    result, report = _rehearse_deploying(
+    result, report = _rollback_skipped_after_a_failed_deploy(
         pytester, release_root, staging_on_the_previous_release, missing
     )
-    assert result.ret == 1, result.stdout.str()
-    assert (release_root / "current").readlink().name == "1.4.2"  # as it was found
-    assert report["verdict"] == "blocked"
-    assert report["deploy"]["outcome"] == "failed"
     assert [step["step"] for step in report["deploy"]["steps"]] == ["preflight"]
-    assert report["rollback"]["outcome"] == "skipped"
     result.stdout.fnmatch_lines(
         [
             "*deploy */no-such-deploy.sh (WILL FAIL: *not found*",

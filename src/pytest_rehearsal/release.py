@@ -180,7 +180,8 @@ class DeployRecord:
     deployed: Snapshot | None = None
     interrupted: bool = False
     #: The deploy command was started, so it may have changed staging (preflight passed,
-    #: and it could be started). Not in the JSON: its ``steps`` say as much.
+    #: and it could be started). Not in the JSON report: there the failed step's message
+    #: says "nothing was run" or "it did not run".
     command_started: bool = True
 
     @property
