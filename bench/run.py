@@ -83,6 +83,8 @@ _DROPPED_ENV = frozenset(
 _PYTEST = ("-m", "pytest", "-q", "-p", "no:cacheprovider")
 # One line of ``python -X importtime``: self microseconds, cumulative, the module's name.
 _IMPORT_TIME = re.compile(r"^import time:\s+(\d+) \|\s+\d+ \|\s*(\S+)$", re.MULTILINE)
+# callgrind's closing line on stderr: "==1234== I   refs:      1,824,105,974".
+_INSTRUCTIONS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
 # -- rows of the table -------------------------------------------------------------------------
@@ -519,6 +521,19 @@ class Counted:
         result = run([python, "-X", "importtime", *rest, "-s"], cwd=self.cwd, env=self.env)
         return {m[2]: int(m[1]) / 1e6 for m in _IMPORT_TIME.finditer(result.stderr)}
 
+    def instructions(self, valgrind: str) -> int:
+        """The CPU instructions of one more run, counted by valgrind's callgrind.
+
+        A count, not a time: the same from run to run (to 0.1 %) whatever else the machine
+        does, so it shows a change of the code when the wall clock is too noisy to.
+        """
+        argv = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *self.argv]
+        result = run(argv, cwd=self.cwd, env=self.env)
+        found = _INSTRUCTIONS.search(result.stderr)
+        if found is None:
+            raise RunFailed(f"no instruction count in callgrind's output:\n{result.stderr[-500:]}")
+        return int(found[1].replace(",", ""))
+
 
 def _checklist_suites(bench: Bench, service: Service) -> dict[str, Counted]:
     """The four suites, in the order they run in a round: the rehearsal next to its peer."""
@@ -595,6 +610,7 @@ def target_checklist(bench: Bench) -> list[Row]:
             Row("2 active", "  ÷ Tavern", value="not measured: " + bench.tavern_problem[:60])
         )
     rows.append(_extra_imports(suites["pytest-rehearsal"], suites["pytest + httpx"]))
+    rows.append(_instructions(suites["pytest-rehearsal"], suites["pytest + httpx"]))
     counts = {name: sorted(set(suite.requests)) for name, suite in suites.items()}
     same = all(values == [CHECKLIST_REQUESTS] for values in counts.values())
     shown = "; ".join(f"{name} {'/'.join(map(str, v))}" for name, v in counts.items())
@@ -631,6 +647,17 @@ def _extra_imports(plugin: Counted, peer: Counted) -> Row:
         "  imports the hand-written suite lacks (one run, ms (modules))",
         value=f"{total * 1000:.0f}: {', '.join(shown)}",
     )
+
+
+def _instructions(plugin: Counted, peer: Counted) -> Row:
+    """The rehearsal's CPU instructions against the hand-written suite's: one run of each."""
+    what = "  CPU instructions, one run each under callgrind"
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return Row("2 active", what, value="not measured: valgrind not found")
+    ours, theirs = plugin.instructions(valgrind), peer.instructions(valgrind)
+    shown = f"{ours / theirs:.3f}x: {ours / 1e6:,.0f} M ÷ {theirs / 1e6:,.0f} M"
+    return Row("2 active", what, value=shown)
 
 
 # -- target 3: latency-bound -------------------------------------------------------------------
