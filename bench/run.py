@@ -1046,10 +1046,11 @@ def _decide(rows: list[Row], load: Load) -> list[Row]:
     """A target missed while others kept the machine busy, or by a median its pairs cannot
     place on either side of the limit, is undecided, not failed.
 
-    A comparison is judged by the load while its pairs ran, any other row by its target's.
+    A comparison is judged by the load while its pairs ran, any other row by its target's
+    (which its verdict then shows).
     """
     return [
-        dataclasses.replace(r, undecided=True)
+        dataclasses.replace(r, undecided=True, load=r.load or load)
         if r.holds is False and (r.noisy or (r.load or load).busy)
         else r
         for r in rows
