@@ -25,22 +25,28 @@ from hypothesis import strategies as st
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-def _bench_module(name: str) -> ModuleType:
-    """A module of bench/, loaded as the driver loads it: its siblings by their bare names."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+def _bench_module(name: str, module_name: str | None = None) -> ModuleType:
+    """bench/<name>.py as a module. The driver imports its siblings by their bare names
+    (``from measure import ...``), so they are registered under those; the driver itself
+    under *module_name*, which no other module could be taking."""
+    module_name = module_name or name
+    path = BENCH / f"{name}.py"
+    loaded = sys.modules.get(module_name)
+    if loaded is not None:
+        assert Path(loaded.__file__ or "") == path, f"{module_name} is not bench's: {loaded}"
+        return loaded
+    spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    sys.modules[module_name] = module
     spec.loader.exec_module(module)
     return module
 
 
 measure = _bench_module("measure")
 _bench_module("venvs")
-bench_run = _bench_module("run")
+bench_run = _bench_module("run", "bench_run")
 
 BURN = "import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n"
 
